@@ -1,0 +1,41 @@
+# genspot: the two commands of the quick start are `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUNDLE ?= bundles/default
+CHECKPOINT ?= training/weights/default.pt
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install serve test bundle bench loadtest clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The default bundle is built from the committed default checkpoint the first time.
+bundle: $(BUNDLE)/manifest.json
+
+$(BUNDLE)/manifest.json: | $(STAMP)
+	$(BIN)/genspot export torchscript --checkpoint $(CHECKPOINT) --out $(BUNDLE) --dtype auto
+
+serve: $(STAMP) bundle
+	$(BIN)/genspot serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) bundle
+	$(BIN)/genspot bench --bundle $(BUNDLE)
+
+loadtest: $(STAMP) bundle
+	$(BIN)/genspot loadtest --bundle $(BUNDLE)
+
+clean:
+	rm -rf $(VENV) bundles build *.egg-info .pytest_cache

@@ -1,0 +1,8 @@
+"""Root pytest configuration: shared fixtures live in tests/fixtures/, one module per concern."""
+
+pytest_plugins = [
+    "tests.fixtures.data",
+    "tests.fixtures.models",
+    "tests.fixtures.bundles",
+    "tests.fixtures.services",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from genspot.cli import main
+
+sys.exit(main())
