@@ -1,0 +1,1 @@
+"""Backend: the Litestar detection service. Depends on the bundle format only, never on training code."""

@@ -1,0 +1,84 @@
+"""One error base for the backend, mapped to HTTP responses at the edge.
+
+Per-item errors (a URL that cannot be fetched, bytes that are not an image) never fail a
+request: they become ``{"status": "error", "error": {"code", "message"}}`` in that item's
+result. Request-level errors become RFC 7807 problem details.
+"""
+
+from __future__ import annotations
+
+
+class GenspotError(Exception):
+    """Base of every error the backend raises on purpose."""
+
+    code: str = "internal_error"
+    http_status: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ItemError(GenspotError):
+    """A problem with one item of a request; reported in that item's result."""
+
+    http_status = 422
+
+
+class FetchError(ItemError):
+    """The image at a URL could not be obtained."""
+
+    code = "fetch_failed"
+
+
+class FetchTimeout(FetchError):
+    code = "timeout"
+
+
+class TooLarge(FetchError):
+    code = "too_large"
+
+
+class BlockedAddress(FetchError):
+    code = "blocked_address"
+
+
+class UnsupportedUrl(FetchError):
+    code = "unsupported_url"
+
+
+class ImageDecodeError(ItemError):
+    """Bytes were obtained but are not a usable image."""
+
+    code = "decode_failed"
+
+
+class NotAnImage(ImageDecodeError):
+    code = "not_an_image"
+
+
+class ImageTooLarge(ImageDecodeError):
+    """Too many pixels (decompression bomb guard)."""
+
+    code = "too_large"
+
+
+class ModelError(ItemError):
+    """Inference failed for the batch this item was in."""
+
+    code = "model_failed"
+    http_status = 500
+
+
+ITEM_ERROR_CODES = (
+    "fetch_failed",
+    "timeout",
+    "too_large",
+    "not_an_image",
+    "decode_failed",
+    "blocked_address",
+    "unsupported_url",
+    "model_failed",
+)

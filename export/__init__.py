@@ -1,0 +1,1 @@
+"""Export: checkpoint -> self-contained bundle (TorchScript, Torch-TensorRT), parity checks, benchmarks."""

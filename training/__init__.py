@@ -1,0 +1,1 @@
+"""Training: the detector model, its data pipeline, training loop, evaluation and pseudo-labelling."""
