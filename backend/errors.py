@@ -82,3 +82,14 @@ ITEM_ERROR_CODES = (
     "unsupported_url",
     "model_failed",
 )
+
+
+class RequestError(GenspotError):
+    """A malformed request as a whole: answered with RFC 7807 problem details naming ``field``."""
+
+    code = "invalid_request"
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field

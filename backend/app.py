@@ -1,0 +1,94 @@
+"""``create_app(settings)``: the Litestar application of the detection service.
+
+Settings are passed in, never read at import time. The lifespan opens the runtime (bundle,
+cache, fetcher, batcher, metrics) onto ``app.state.runtime`` and closes it on shutdown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+import genspot
+from genspot.backend.access import API_KEY_HEADER
+from genspot.backend.controllers import DetectController, HealthController
+from genspot.backend.problems import EXCEPTION_HANDLERS
+from genspot.backend.runtime import open_runtime
+from genspot.backend.settings import Settings
+from genspot.bundle import Bundle
+
+
+def _request_metrics(app: ASGIApp) -> ASGIApp:
+    """Count requests and time them by route template (bounded label values)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, record_status)
+        finally:
+            runtime = getattr(scope["app"].state, "runtime", None)
+            if runtime is not None:
+                route = scope.get("path_template", "unmatched")
+                runtime.metrics.requests.labels(route, str(status)).inc()
+                runtime.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
+    """The service for ``settings``; pass an already loaded ``bundle`` to skip loading it (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_runtime(settings, bundle) as runtime:
+            app.state.runtime = runtime
+            try:
+                yield
+            finally:
+                del app.state.runtime
+
+    cors = CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_origin_regex=settings.cors_origin_regex,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["content-type", API_KEY_HEADER.lower()],
+        max_age=3600,
+    )
+    return Litestar(
+        route_handlers=[DetectController, HealthController],
+        lifespan=[lifespan],
+        middleware=[_request_metrics],
+        exception_handlers=EXCEPTION_HANDLERS,
+        cors_config=cors,
+        request_max_body_size=settings.max_request_bytes,
+        openapi_config=OpenAPIConfig(
+            title="genspot",
+            version=genspot.__version__,
+            description="Tell which images are AI-generated and which generator most likely made them.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for uvicorn worker processes: settings from ``GENSPOT_*`` (set by ``genspot serve``)."""
+    return create_app(Settings.from_env())

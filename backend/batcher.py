@@ -1,0 +1,115 @@
+"""Micro-batching: items from concurrent requests share one model call.
+
+One batcher per worker process. Items wait at most ``max_wait_s`` for company (or until
+``max_size`` are waiting); the model runs in a dedicated thread so the event loop keeps
+serving while it computes, and items that arrive meanwhile form the next batch. A failing
+model call fails the items of that batch only, with :class:`ModelError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genspot.backend.errors import ModelError
+from genspot.backend.metrics import Metrics
+
+log = logging.getLogger(__name__)
+Predict = Callable[[torch.Tensor, list[str | None]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _Pending:
+    image: torch.Tensor
+    caption: str | None
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    """``await batcher.submit(image, caption) -> (p_ai, p_source_row)``; start with ``async with``."""
+
+    def __init__(self, predict: Predict, max_size: int = 32, max_wait_s: float = 0.005, metrics: Metrics | None = None):
+        self.max_size = max_size
+        self.max_wait_s = max_wait_s
+        self._predict = predict
+        self._metrics = metrics
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genspot-model")
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "MicroBatcher":
+        self._task = asyncio.create_task(self._run(), name="genspot-batcher")
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(ModelError("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, image: torch.Tensor, caption: str | None) -> tuple[float, np.ndarray]:
+        if self._task is None or self._task.done():
+            raise ModelError("the model batcher is not running")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(image, caption, future))
+        return await future
+
+    async def _collect(self) -> list[_Pending]:
+        """Block for a first item, then gather more until the batch is full or the wait is over."""
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return [pending for pending in batch if not pending.future.cancelled()]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                p_ai, p_source = await loop.run_in_executor(self._executor, self._predict_batch, batch)
+            except Exception as exc:  # the model failed on this batch: its items fail, the service lives on
+                log.exception("model call failed for a batch of %d", len(batch))
+                if self._metrics:
+                    self._metrics.model_errors.inc()
+                error = ModelError(f"model inference failed: {type(exc).__name__}: {exc}")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+                continue
+            if self._metrics:
+                self._metrics.batch_size.observe(len(batch))
+                self._metrics.model_latency.observe(time.perf_counter() - started)
+            for index, pending in enumerate(batch):
+                if not pending.future.done():
+                    pending.future.set_result((float(p_ai[index]), p_source[index]))
+
+    def _predict_batch(self, batch: list[_Pending]) -> tuple[np.ndarray, np.ndarray]:
+        images = torch.stack([pending.image for pending in batch])
+        p_ai, p_source = self._predict(images, [pending.caption for pending in batch])
+        if len(p_ai) != len(batch) or len(p_source) != len(batch):
+            raise ValueError(f"model returned {len(p_ai)} results for {len(batch)} inputs")
+        return np.asarray(p_ai), np.asarray(p_source)

@@ -1,0 +1,92 @@
+"""HTTP routes: thin translations between requests and :class:`DetectionService` calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from genspot.backend.access import access_guard
+from genspot.backend.errors import RequestError
+from genspot.backend.schemas import (
+    MAX_ITEMS,
+    DetectRequest,
+    DetectResponse,
+    Health,
+    ModelInfo,
+    Readiness,
+)
+from genspot.backend.service import ItemInput
+
+
+@dataclass
+class UploadForm:
+    """``files``: one or more images; ``alt_text``: optional captions, in the same order as the files."""
+
+    files: list[UploadFile]
+    alt_text: list[str] = field(default_factory=list)
+
+
+def _item_inputs(request: DetectRequest) -> list[ItemInput]:
+    inputs = []
+    for index, item in enumerate(request.items):
+        if (item.url is None) == (item.image_b64 is None):
+            raise RequestError("give exactly one of url or image_b64", field=f"items[{index}]")
+        kind = "url" if item.url is not None else "base64"
+        inputs.append(ItemInput(id=item.id, kind=kind, url=item.url, data=item.image_b64, caption=item.alt_text))
+    return inputs
+
+
+class DetectController(Controller):
+    path = "/v1"
+    guards = [access_guard]
+    tags = ["detection"]
+
+    @post("/detect", status_code=200, summary="Judge images given as URLs or base64")
+    async def detect(self, data: DetectRequest, state: State) -> DetectResponse:
+        return DetectResponse(await state.runtime.service.detect(_item_inputs(data)))
+
+    @post("/detect/upload", status_code=200, summary="Judge uploaded image files (multipart)")
+    async def detect_upload(
+        self, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)], state: State
+    ) -> DetectResponse:
+        files = data.files if isinstance(data.files, list) else [data.files]
+        captions = [data.alt_text] if isinstance(data.alt_text, str) else list(data.alt_text)
+        if not 1 <= len(files) <= MAX_ITEMS:
+            raise RequestError(f"send between 1 and {MAX_ITEMS} files", field="files")
+        if len(captions) > len(files):
+            raise RequestError("more alt_text fields than files", field="alt_text")
+        captions += [None] * (len(files) - len(captions))
+        inputs = [
+            ItemInput(id=upload.filename or None, kind="upload", data=await upload.read(), caption=caption)
+            for upload, caption in zip(files, captions, strict=True)
+        ]
+        return DetectResponse(await state.runtime.service.detect(inputs))
+
+    @get("/model", summary="The served model: version, generator labels, verdict thresholds")
+    async def model(self, state: State) -> ModelInfo:
+        return state.runtime.service.model_info()
+
+
+class HealthController(Controller):
+    tags = ["operations"]
+
+    @get("/healthz", summary="Liveness: the process answers")
+    async def healthz(self) -> Health:
+        return Health("ok")
+
+    @get("/readyz", summary="Readiness: model loaded; the cache reachable, or skipped (fail-open)")
+    async def readyz(self, state: State) -> Response[Readiness]:
+        runtime = getattr(state, "runtime", None)
+        if runtime is None:
+            return Response(Readiness(status="not ready", model=False, cache="not started", cache_kind="none"), status_code=503)
+        cache_status = await runtime.cache.status()
+        return Response(Readiness(status="ready", model=True, cache=cache_status, cache_kind=runtime.cache.kind))
+
+    @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
+    async def metrics(self, request: Request) -> bytes:
+        return request.app.state.runtime.metrics.exposition()

@@ -1,0 +1,97 @@
+"""Bytes -> one RGB picture, refusing what is not an image or would be too big to decode.
+
+The pixel limit is checked from the header, before any pixel data is decoded, so a small
+file that declares a huge canvas (a decompression bomb) costs nothing. Pillow's own bomb
+guard (a warning, then an error, at a global threshold) is turned into our typed error so
+it never escapes as an untyped exception or a stray warning. (``warnings.catch_warnings`` is
+process-global; when decode threads race on it the worst case is one logged warning for an
+image that our own, lower, pixel limit rejects anyway.)
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from genspot.backend.errors import GenspotError, ImageDecodeError, ImageTooLarge, NotAnImage
+from genspot.imaging import to_rgb
+
+DEFAULT_MAX_PIXELS = 40_000_000
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
+"""Web image formats only: no EPS (Ghostscript), TIFF codecs, or other exotic plugins.
+MPO (phone photos with a gain map or depth image) opens through the JPEG plugin."""
+
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+}
+
+
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Parse the header only (lazy Pillow image), enforcing the format list and pixel limit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=_available_formats())
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"image is too large to decode: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        if kind := _image_signature(data):
+            raise ImageDecodeError(f"corrupt or truncated {kind} header") from exc
+        raise NotAnImage(f"not a supported image ({', '.join(_available_formats())}): {_sniff(data)}") from exc
+    except Exception as exc:  # a corrupt header can raise nearly anything inside a plugin
+        raise ImageDecodeError(f"cannot read image header: {exc}") from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    return image
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decoded RGB picture: first frame, EXIF orientation applied, alpha flattened on white.
+
+    Raises NotAnImage (``not_an_image``), ImageTooLarge (``too_large``) or
+    ImageDecodeError (``decode_failed``, e.g. truncated or corrupt data).
+    """
+    image = open_image(data, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return to_rgb(image)
+    except GenspotError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"image is too large to decode: {exc}") from exc
+    except Exception as exc:  # truncated/corrupt streams raise OSError, SyntaxError, ValueError...
+        raise ImageDecodeError(f"cannot decode {image.format} image: {exc}") from exc
+    finally:
+        image.close()
+
+
+def _available_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(name for name in FORMATS if name in Image.OPEN)
+
+
+def _image_signature(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), None)
+
+
+def _sniff(data: bytes) -> str:
+    """A short description of what the bytes look like instead, for the error message."""
+    head = data[:512].lstrip().lower()
+    if not data:
+        return "empty body"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "looks like HTML"
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "looks like SVG (vector images are not supported)"
+    return f"starts with {data[:8]!r}"

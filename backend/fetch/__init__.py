@@ -1,0 +1,18 @@
+"""Safe image fetching for URLs chosen by arbitrary web pages.
+
+Public surface::
+
+    async with SafeFetcher(FetchSettings(...)) as fetcher:
+        image = await fetcher.fetch(url)   # FetchedImage(data, content_type, final_url)
+
+Errors are the FetchError family of ``genspot.backend.errors`` (codes ``unsupported_url``,
+``blocked_address``, ``timeout``, ``too_large``, ``fetch_failed``). ``is_blocked(ip)`` is the
+address policy on its own, for checks outside a fetch.
+"""
+
+from ._addresses import is_blocked
+from ._fetcher import SafeFetcher
+from ._resolve import Resolver, system_resolver
+from ._settings import FetchedImage, FetchSettings
+
+__all__ = ["FetchSettings", "FetchedImage", "Resolver", "SafeFetcher", "is_blocked", "system_resolver"]

@@ -1,0 +1,83 @@
+"""Request-level errors as RFC 7807 problem details (``application/problem+json``).
+
+Validation failures name the offending field in ``invalid_params`` (e.g. ``items[2].url``),
+so a client developer sees at once what to fix. Item-level errors never come here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from genspot.backend.errors import GenspotError, RequestError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+_JSON_PATH = re.compile(r"`\$\.?(?P<path>[^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+def problem(request: Request, status: int, detail: str, invalid_params: list[dict[str, str]] | None = None, headers=None) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if invalid_params:
+        body["invalid_params"] = invalid_params
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_of(error: dict[str, Any]) -> str:
+    """``items[0].url`` from Litestar's error record (msgspec puts the JSON path in the message)."""
+    message = str(error.get("message", ""))
+    match = _JSON_PATH.search(message)
+    path = match.group("path") if match else ""
+    missing = _MISSING_FIELD.search(message)
+    if missing:  # the path names the object; the missing field is the one to name
+        return f"{path}.{missing.group(1)}" if path else missing.group(1)
+    if path:
+        return path
+    key = str(error.get("key") or "")
+    return "body" if key in {"", "data"} else key
+
+
+def _validation_problem(request: Request, exc: ValidationException) -> Response:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    params = [{"name": _field_of(error), "reason": str(error.get("message", "invalid value")).split(" - at ")[0]} for error in errors]
+    detail = "; ".join(f"{p['name']}: {p['reason']}" for p in params) or str(exc.detail)
+    return problem(request, 400, detail, params)
+
+
+def _http_problem(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, ValidationException):
+        return _validation_problem(request, exc)
+    if isinstance(exc.__cause__, SerializationException):  # the body did not parse at all
+        reason = f"not valid JSON ({exc.detail})"
+        return problem(request, 400, f"body: {reason}", [{"name": "body", "reason": reason}])
+    return problem(request, exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+def _genspot_problem(request: Request, exc: GenspotError) -> Response:
+    params = [{"name": exc.field, "reason": exc.message}] if isinstance(exc, RequestError) else None
+    return problem(request, exc.http_status, f"{exc.field}: {exc.message}" if params else exc.message, params)
+
+
+def _unexpected_problem(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(request, 500, "internal error; the server log has the details")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    HTTPException: _http_problem,
+    GenspotError: _genspot_problem,
+    Exception: _unexpected_problem,
+}

@@ -1,0 +1,211 @@
+"""C2PA manifests (c2pa-python), read offline: no remote manifests, no OCSP, no trust list.
+
+The whole manifest chain is read, active manifest and ingredients alike: an AI origin is
+often declared only in an ingredient (e.g. ChatGPT wrapping a DALL-E manifest), or only as
+a vendor parameter (Adobe's ``com.adobe.digitalSourceType`` for third-party models).
+Validation problems are reported as signals but do not stop the reading.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import c2pa
+
+from ._model import Signal
+from ._terms import classify_source_type, generator_named_in, source_type_term
+
+_OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+_MAX_MANIFESTS = 64
+_MIME_BY_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF8", "image/gif"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+_VALID_STATES = ("Valid", "Trusted")
+_EXPECTED_OFFLINE = ("signingCredential.untrusted", "cawg.x509.credential.untrusted")
+
+
+@dataclass(frozen=True)
+class _Action:
+    manifest_label: str
+    manifest: dict
+    depth: int
+    action: dict
+
+    @property
+    def source_type(self) -> str | None:
+        parameters = self.action.get("parameters") or {}
+        value = self.action.get("digitalSourceType") or parameters.get("com.adobe.digitalSourceType")
+        return value if isinstance(value, str) else None
+
+
+def read_c2pa(data: bytes) -> list[Signal]:
+    mime = _sniff_mime(data)
+    if mime is None:
+        return []
+    try:
+        with c2pa.Context(c2pa.Settings.from_dict(_OFFLINE)) as context:
+            with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
+                store = json.loads(reader.json())
+    except c2pa.C2paError as exc:
+        return _reader_error(str(exc))
+    return signals_from_store(store)
+
+
+def signals_from_store(store: dict) -> list[Signal]:
+    """Signals from a manifest store as ``c2pa.Reader.json()`` returns it."""
+    manifests = store.get("manifests") or {}
+    active_label = store.get("active_manifest")
+    actions = list(_actions(manifests, active_label))
+    active_tool = _tool(manifests.get(active_label) or {})
+    signals = [_validation_signal(store)]
+
+    with_type = [action for action in actions if action.source_type]
+    ai = [action for action in with_type if classify_source_type(action.source_type) == "ai"]
+    named_ai = None if ai else _named_ai_creation(actions)
+    if ai:
+        signals.append(_ai_signal(ai, active_label, active_tool))
+    if named_ai:
+        signals.append(named_ai)
+    for action in with_type:
+        verdict = classify_source_type(action.source_type)
+        if verdict != "ai":
+            signals.append(_source_type_signal(action, verdict))
+    if actions and not with_type and not named_ai and store.get("validation_state") in _VALID_STATES:
+        # An intact history that never declares an AI source (e.g. Photoshop opened/resized).
+        # Weaker than a capture declaration, but it is what the signed record says.
+        names = ", ".join(dict.fromkeys(str(action.action.get("action")) for action in actions))
+        signals.append(
+            Signal("c2pa", f"valid C2PA history ({names}) declares no AI source", verdict="not-ai", generator=active_tool)
+        )
+    return signals
+
+
+def _actions(manifests: dict, active_label: str | None) -> Iterator[_Action]:
+    """Actions of the active manifest, then of its ingredients, depth first (cycle-safe)."""
+    seen: set[str] = set()
+    stack = [(active_label, 0)]
+    while stack and len(seen) < _MAX_MANIFESTS:
+        label, depth = stack.pop()
+        if label in seen or label not in manifests:
+            continue
+        seen.add(label)
+        manifest = manifests[label]
+        for assertion in manifest.get("assertions") or []:
+            if str(assertion.get("label", "")).startswith("c2pa.actions"):
+                for action in (assertion.get("data") or {}).get("actions") or []:
+                    if isinstance(action, dict):
+                        yield _Action(label, manifest, depth, action)
+        for ingredient in manifest.get("ingredients") or []:
+            stack.append((ingredient.get("active_manifest"), depth + 1))
+
+
+def _ai_signal(ai: list[_Action], active_label: str | None, active_tool: str | None) -> Signal:
+    """The origin is the deepest AI declaration, preferring fully generated over composite."""
+    origin = max(ai, key=lambda a: (source_type_term(a.source_type) == "trainedAlgorithmicMedia", a.depth))
+    generator = _agent(origin)
+    origin_tool = _tool(origin.manifest)
+    if origin.manifest_label != active_label and active_tool and active_tool != origin_tool:
+        generator = f"{generator} -> {active_tool}" if generator else active_tool
+    terms = ", ".join(sorted({source_type_term(a.source_type) for a in ai}))
+    where = "active manifest" if origin.manifest_label == active_label else "ingredient manifest"
+    return Signal(
+        "c2pa",
+        f"{origin.action.get('action')} with digitalSourceType {terms} ({where}, claim generator {origin_tool})",
+        verdict="ai",
+        generator=generator,
+    )
+
+
+def _named_ai_creation(actions: list[_Action]) -> Signal | None:
+    """A creation without a digital source type, by a tool whose names say AI (Bing Image Creator)."""
+    for action in actions:
+        if action.action.get("action") != "c2pa.created":
+            continue
+        agent = _agent(action) or ""
+        texts = (agent, str(action.action.get("description") or ""), str(action.manifest.get("claim_generator") or ""))
+        for text in texts:
+            named, name = generator_named_in(text)
+            if named:
+                return Signal(
+                    "c2pa",
+                    f"c2pa.created without digitalSourceType by an AI tool: {' / '.join(t for t in texts if t)}",
+                    verdict="ai",
+                    generator=agent or name,
+                )
+    return None
+
+
+def _source_type_signal(action: _Action, verdict: str | None) -> Signal:
+    term = source_type_term(action.source_type)
+    if verdict == "not-ai":
+        signer = (action.manifest.get("signature_info") or {}).get("common_name")
+        tool = _tool(action.manifest)
+        generator = f"{signer} ({tool})" if signer and tool else signer or tool
+        return Signal("c2pa", f"{action.action.get('action')} with digitalSourceType {term}", "not-ai", generator)
+    return Signal(
+        "c2pa", f"digitalSourceType {term} is neither AI nor a capture", generator=_agent(action) or _tool(action.manifest)
+    )
+
+
+def _validation_signal(store: dict) -> Signal:
+    codes = [str(status.get("code")) for status in store.get("validation_status") or []]
+    unexpected = [code for code in dict.fromkeys(codes) if code not in _EXPECTED_OFFLINE]
+    detail = f"manifest store {store.get('validation_state', 'unvalidated')}"
+    if unexpected:
+        detail += f" ({', '.join(unexpected)})"
+    return Signal("c2pa", detail + "; signer not checked against a trust list")
+
+
+def _agent(action: _Action) -> str | None:
+    """Who performed the action: softwareAgent, else a vendor's model parameters."""
+    agent = action.action.get("softwareAgent")
+    if isinstance(agent, dict):
+        agent = " ".join(str(agent[key]) for key in ("name", "version") if agent.get(key))
+    if isinstance(agent, str) and agent.strip():
+        return agent.strip()
+    parameters = action.action.get("parameters") or {}
+    model = parameters.get("com.adobe.details") or parameters.get("com.adobe.modelId")
+    if model:
+        version = parameters.get("com.adobe.modelVersion")
+        model = f"{model} ({version})" if version else str(model)
+        tool = _tool(action.manifest)
+        return f"{model} via {tool}" if tool else model
+    return None
+
+
+def _tool(manifest: dict) -> str | None:
+    """The claim generator as a readable name: "Adobe_Photoshop/26.9.0 ..." -> "Adobe Photoshop 26.9.0"."""
+    for info in manifest.get("claim_generator_info") or []:
+        if isinstance(info, dict) and info.get("name"):
+            name = str(info["name"]).replace("_", " ")
+            return f"{name} {info['version']}" if info.get("version") else name
+    claim_generator = str(manifest.get("claim_generator") or "").split(" ")[0]
+    return claim_generator.replace("_", " ").replace("/", " ") or None
+
+
+def _reader_error(message: str) -> list[Signal]:
+    if "ManifestNotFound" in message or "JumbfNotFound" in message:
+        return []
+    if message.startswith("Remote"):
+        url = re.search(r"https?://\S+", message)
+        where = url.group(0) if url else "a remote URL"
+        return [Signal("c2pa", f"manifest is stored remotely at {where}; not fetched (offline reader)")]
+    return [Signal("c2pa", f"unreadable C2PA data: {message[:200]}")]
+
+
+def _sniff_mime(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "image/avif"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1"):
+        return "image/heic"
+    return next((mime for magic, mime in _MIME_BY_MAGIC if data.startswith(magic)), None)

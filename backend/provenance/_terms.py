@@ -1,0 +1,75 @@
+"""Vocabulary shared by the readers: IPTC digital source types and generator names."""
+
+from __future__ import annotations
+
+import re
+
+IPTC_SOURCE_TYPE_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+AI_SOURCE_TYPES = frozenset({"trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"})
+"""Exact IPTC terms for generative AI. ``algorithmicMedia`` (a non-trained algorithm, e.g.
+procedural graphics) is deliberately absent: matching by substring would be wrong."""
+
+NOT_AI_SOURCE_TYPES = frozenset(
+    {
+        "digitalCapture",
+        "computationalCapture",
+        "negativeFilm",
+        "positiveFilm",
+        "print",
+        "minorHumanEdits",
+        "digitalArt",
+        "digitalCreation",
+    }
+)
+"""Captures (camera, film, scan) and human-made digital art."""
+
+
+def source_type_term(value: str) -> str:
+    """The term of an IPTC digital source type, from its URI or bare (whitespace tolerated)."""
+    return value.strip().rstrip("/").rsplit("/", 1)[-1]
+
+
+def classify_source_type(value: str) -> str | None:
+    """"ai", "not-ai", or None for other terms (composite, algorithmicMedia, screenCapture...)."""
+    term = source_type_term(value)
+    if term in AI_SOURCE_TYPES:
+        return "ai"
+    if term in NOT_AI_SOURCE_TYPES:
+        return "not-ai"
+    return None
+
+
+_GENERATOR_NAMES = [
+    (r"\bmidjourney\b", "Midjourney"),
+    (r"\bdall[\s\-\u00b7.]?e\b", "OpenAI DALL-E"),
+    (r"\bgpt-image\b|\bchatgpt\b", "OpenAI ChatGPT"),
+    (r"\bstable[\s\-]?diffusion\b", "Stable Diffusion"),
+    (r"\bnovelai\b", "NovelAI"),
+    (r"\bfirefly\b", "Adobe Firefly"),
+    (r"\bimagen\b", "Google Imagen"),
+    (r"\bgemini\b", "Google Gemini"),
+    (r"\bmade with google ai\b", "Google AI"),
+    (r"\bimage creator\b", "Microsoft Image Creator"),
+    (r"\bmicrosoft[_\s]responsible[_\s]ai\b", "Microsoft (Responsible AI)"),
+    (r"\bleonardo\.?ai\b", "Leonardo.Ai"),
+    (r"\bideogram\b", "Ideogram"),
+    (r"\bflux\.1\b|\bblack forest labs\b", "FLUX"),
+    (r"\bcomfyui\b", "ComfyUI"),
+    (r"\bautomatic1111\b|\bstable-diffusion-webui\b", "AUTOMATIC1111"),
+    (r"\binvokeai\b", "InvokeAI"),
+    (r"\bfooocus\b", "Fooocus"),
+    (r"\bdreamstudio\b", "DreamStudio"),
+    (r"\bcraiyon\b", "Craiyon"),
+    (r"\bai[\s\-]generated\b", None),
+]
+_GENERATOR_PATTERNS = [(re.compile(pattern, re.IGNORECASE), name) for pattern, name in _GENERATOR_NAMES]
+
+
+def generator_named_in(text: str) -> tuple[bool, str | None]:
+    """Whether free text (a Software tag, a C2PA softwareAgent...) names an AI generator,
+    and which one (None for generic phrases like "AI generated image")."""
+    for pattern, name in _GENERATOR_PATTERNS:
+        if pattern.search(text):
+            return True, name
+    return False, None

@@ -1,0 +1,219 @@
+"""The detection pipeline, shared by the HTTP API and ``genspot scan``.
+
+For each item: bytes (from the cache's URL entry, a download, a data URL or the request) ->
+SHA-256 -> cached result, or provenance + decode + preprocess (worker threads) -> the
+micro-batcher -> cache. Items of one request run concurrently; an item's failure becomes
+that item's error result and never touches the others. Identical work in flight at the same
+time (the same URL, the same image and caption) is done once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import msgspec
+
+from genspot.backend import cache as cache_keys
+from genspot.backend.batcher import MicroBatcher
+from genspot.backend.cache import Cache
+from genspot.backend.decode import decode_image
+from genspot.backend.errors import ImageDecodeError, ItemError, UnsupportedUrl
+from genspot.backend.metrics import Metrics
+from genspot.backend.provenance import Provenance, read_provenance
+from genspot.backend.schemas import (
+    Detection,
+    ErrorInfo,
+    ItemResult,
+    ModelInfo,
+    Thresholds,
+)
+from genspot.backend.settings import Settings
+from genspot.backend.verdict import decide, top_sources
+from genspot.bundle import Bundle
+from genspot.text import caption_hash
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Detection).decode
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    """One image to judge, however it arrived: ``url`` to download, or ``data`` already in hand."""
+
+    id: str | None
+    kind: str  # "url", "base64", "upload", "file": a metrics label
+    url: str | None = None
+    data: bytes | None = None
+    caption: str | None = None
+
+
+class DetectionService:
+    """Judges items; holds no HTTP knowledge. Built by :func:`genspot.backend.runtime.open_runtime`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bundle: Bundle,
+        cache: Cache,
+        fetcher,
+        batcher: MicroBatcher,
+        metrics: Metrics,
+        decode_pool: Executor,
+    ):
+        self.settings = settings
+        self.bundle = bundle
+        self.cache = cache
+        self.fetcher = fetcher
+        self.batcher = batcher
+        self.metrics = metrics
+        self.thresholds = Thresholds(settings.threshold, settings.uncertain_band)
+        self._decode_pool = decode_pool
+        self._inflight: dict[str, asyncio.Future] = {}
+
+    def model_info(self) -> ModelInfo:
+        manifest = self.bundle.manifest
+        return ModelInfo(
+            version=self.bundle.version,
+            labels=self.bundle.labels,
+            thresholds=self.thresholds,
+            image_size=self.bundle.image_size,
+            kind=str(manifest["kind"]),
+            dtype=str(manifest["dtype"]),
+            device=str(self.bundle.device),
+        )
+
+    async def detect(self, items: list[ItemInput]) -> list[ItemResult]:
+        """One result per item, in order; never raises for a bad item."""
+        return list(await asyncio.gather(*(self._detect_one(item) for item in items)))
+
+    async def _detect_one(self, item: ItemInput) -> ItemResult:
+        try:
+            detection, cached = await self._detection(item)
+        except ItemError as exc:
+            self.metrics.items.labels(item.kind, "error").inc()
+            self.metrics.item_errors.labels(exc.code).inc()
+            return ItemResult(
+                id=item.id, status="error", model_version=self.bundle.version, error=ErrorInfo(exc.code, exc.message)
+            )
+        self.metrics.items.labels(item.kind, "ok").inc()
+        verdict, source = decide(detection, self.thresholds, self.bundle.labels)
+        return ItemResult(
+            id=item.id,
+            status="ok",
+            verdict=verdict,
+            ai_probability=round(detection.ai_probability, 6),
+            source=source,
+            sources=detection.sources,
+            provenance=detection.provenance,
+            cached=cached,
+            model_version=self.bundle.version,
+        )
+
+    async def _detection(self, item: ItemInput) -> tuple[Detection, bool]:
+        caption_digest = caption_hash(item.caption)
+        remote = item.url is not None and not item.url.startswith("data:")
+        if remote:
+            found = await self._cached_for_url(item.url, caption_digest)
+            if found is not None:
+                return found, True
+            data = await self._single_flight(f"fetch:{item.url}", lambda: self._download(item.url))
+        else:
+            data = item.data if item.url is None else _data_url_bytes(item.url)
+        digest = hashlib.sha256(data).hexdigest()
+        if remote:
+            await self.cache.set(cache_keys.url_key(item.url), digest.encode(), self.settings.url_ttl_s)
+        found = await self._cached(digest, caption_digest)
+        if found is not None:
+            return found, True
+        key = cache_keys.result_key(digest, self.bundle.version, caption_digest)
+        detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, item.caption))
+        return detection, False
+
+    async def _cached_for_url(self, url: str, caption_digest: str) -> Detection | None:
+        """The cached result for the bytes this URL served recently, if both entries are still there."""
+        known_digest = await self.cache.get(cache_keys.url_key(url))
+        self.metrics.cache.labels("url", "hit" if known_digest else "miss").inc()
+        return await self._cached(known_digest.decode(), caption_digest) if known_digest else None
+
+    async def _cached(self, digest: str, caption_digest: str) -> Detection | None:
+        raw = await self.cache.get(cache_keys.result_key(digest, self.bundle.version, caption_digest))
+        self.metrics.cache.labels("result", "hit" if raw else "miss").inc()
+        if not raw:
+            return None
+        try:
+            return _decode(raw)
+        except msgspec.DecodeError:
+            log.warning("ignoring an undecodable cache entry for %s", digest)
+            return None
+
+    async def _download(self, url: str) -> bytes:
+        try:
+            fetched = await self.fetcher.fetch(url)
+        except ItemError as exc:
+            self.metrics.fetch_errors.labels(exc.code).inc()
+            raise
+        return fetched.data
+
+    async def _compute(self, key: str, data: bytes, caption: str | None) -> Detection:
+        loop = asyncio.get_running_loop()
+        provenance, image = await loop.run_in_executor(self._decode_pool, self._prepare, data)
+        p_ai, p_source = await self.batcher.submit(image, caption)
+        detection = Detection(
+            ai_probability=p_ai, sources=top_sources(p_source, self.bundle.labels), provenance=provenance
+        )
+        await self.cache.set(key, _encode(detection), self.settings.cache_ttl_s)
+        return detection
+
+    def _prepare(self, data: bytes):
+        """Worker thread: metadata first (it needs no pixels), then the model's input tensor."""
+        provenance = _read_provenance(data)
+        if provenance is not None:
+            self.metrics.provenance.labels(provenance.verdict).inc()
+        picture = decode_image(data, self.settings.max_pixels)
+        try:
+            return provenance, self.bundle.preprocess(picture)
+        except (OSError, ValueError) as exc:  # Pillow fails lazily on some truncated files
+            raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+
+    async def _single_flight(self, key: str, start: Callable[[], Awaitable[T]]) -> T:
+        """Run ``start()`` once for every caller asking for ``key`` while it runs."""
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(start())
+        self._inflight[key] = task
+        task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+
+def _read_provenance(data: bytes) -> Provenance | None:
+    """What the metadata says, ``None`` when it says nothing; it never fails an item."""
+    try:
+        provenance = read_provenance(data)
+    except Exception:  # third-party metadata parsers raise anything on hostile files
+        log.warning("provenance reading failed", exc_info=True)
+        return None
+    return None if provenance.verdict == "unknown" and not provenance.signals else provenance
+
+
+def _data_url_bytes(url: str) -> bytes:
+    """The payload of a ``data:[<type>][;base64],<data>`` URL (pages inline small images)."""
+    header, sep, payload = url.partition(",")
+    if not sep:
+        raise UnsupportedUrl("malformed data URL (no comma)")
+    if not header.endswith(";base64"):
+        raise UnsupportedUrl("only base64 data URLs are supported")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageDecodeError("data URL payload is not valid base64") from exc

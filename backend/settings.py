@@ -1,0 +1,143 @@
+"""All service settings in one object, read from ``GENSPOT_*`` environment variables.
+
+Nothing here runs at import time: ``Settings.from_env()`` is called by ``create_app`` callers
+(``genspot serve``, ``genspot scan``, tests), and command-line options are applied on top with
+``settings.replace(...)``. Every field is documented in docs/backend.md; the environment
+variable of field ``foo_bar`` is ``GENSPOT_FOO_BAR``. Lists are comma-separated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "GENSPOT_"
+MB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything the service can be configured with (defaults are the embedded, single-box setup)."""
+
+    # model
+    bundle: str = "bundles/default"
+    device: str = "cpu"
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    graceful_shutdown_s: float = 10.0
+    worker_start_timeout_s: int = 180
+    # cache
+    redis_url: str | None = None
+    cache_ttl_s: int = 7 * 24 * 3600
+    url_ttl_s: int = 3600
+    memory_cache_items: int = 10_000
+    redis_timeout_ms: int = 200
+    redis_retries: int = 1
+    breaker_failures: int = 3
+    breaker_reset_s: float = 5.0
+    # verdicts: "uncertain" when |p_ai - threshold| < uncertain_band
+    threshold: float = 0.5
+    uncertain_band: float = 0.15
+    # inference
+    batch_max_size: int = 32
+    batch_max_wait_ms: float = 5.0
+    decode_threads: int = 4
+    # fetching
+    fetch_connect_timeout_s: float = 3.0
+    fetch_read_timeout_s: float = 5.0
+    fetch_total_timeout_s: float = 10.0
+    fetch_max_bytes: int = 10 * MB
+    fetch_max_redirects: int = 3
+    fetch_max_connections: int = 100
+    max_pixels: int = 40_000_000
+    allowed_ports: tuple[int, ...] = (80, 443)
+    allow_loopback: bool = False
+    user_agent: str = "genspot-fetch/0.1 (AI-image detector; fetches one image per request)"
+    # access
+    api_keys: tuple[str, ...] = ()
+    rate_limit_per_key: int = 600
+    rate_limit_per_client: int = 120
+    rate_limit_window_s: int = 60
+    trust_forwarded_for: bool = False
+    max_request_bytes: int = 32 * MB
+    cors_origins: tuple[str, ...] = ()
+    cors_origin_regex: str | None = r"^(chrome|moz)-extension://[a-z0-9-]+$"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 < self.threshold < 1.0:
+            problems.append(f"threshold must be in (0, 1), got {self.threshold}")
+        if not 0.0 <= self.uncertain_band < 0.5:
+            problems.append(f"uncertain_band must be in [0, 0.5), got {self.uncertain_band}")
+        for name in ("workers", "batch_max_size", "decode_threads", "fetch_max_connections", "memory_cache_items"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Settings from ``GENSPOT_*`` variables (default ``os.environ``), then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.__struct_fields__:
+            raw = environ.get(env_name(name))
+            if raw is not None:
+                values[name] = _parse(name, raw)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return _build(values)
+
+    def replace(self, **overrides: Any) -> "Settings":
+        """A copy with ``overrides`` applied (``None`` values are ignored: "not given")."""
+        values = msgspec.structs.asdict(self)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return _build(values)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``GENSPOT_*`` variables that reproduce these settings (for worker processes)."""
+        env = {}
+        for name, value in msgspec.structs.asdict(self).items():
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(map(str, value))
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[env_name(name)] = str(value)
+        return env
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _parse(name: str, raw: str) -> Any:
+    """Environment strings -> field values; tuples are comma-separated, empty means none."""
+    default = Settings.__struct_defaults__[Settings.__struct_fields__.index(name)]
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if raw == "" and name in _OPTIONAL_FIELDS:
+        return None
+    return raw
+
+
+_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex"}
+
+
+def _build(values: dict[str, Any]) -> Settings:
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = message.rsplit("$.", 1)[-1].strip("`") if "$." in message else ""
+        where = f" ({env_name(field.split('[')[0])})" if field else ""
+        raise SettingsError(f"invalid setting{where}: {message}") from exc

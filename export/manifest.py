@@ -1,0 +1,117 @@
+"""``manifest.json``: everything a server needs to use ``model.ts`` (see docs/bundle.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genspot import __version__, imaging
+from genspot.bundle import FORMAT, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
+
+DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """SHA-256 over every parameter and buffer (names, dtypes, shapes, bytes), in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        tensor = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def model_version(weights_sha256: str, dtype: torch.dtype, quantization: str | None) -> str:
+    """Short weight hash plus precision: two bundles of one checkpoint in bf16 and fp32 differ."""
+    precision = DTYPE_NAMES[dtype] + (f"+{quantization}" if quantization else "")
+    return f"{weights_sha256[:12]}-{precision}"
+
+
+def branch_normalization(detector: torch.nn.Module) -> dict[str, Any]:
+    """What each branch does to the [0, 1] input inside the model (recorded, never re-applied)."""
+    record: dict[str, Any] = {}
+    for name in detector.branch_names:
+        branch = detector.branches[name]
+        if hasattr(branch, "mean") and hasattr(branch, "std"):
+            record[name] = {
+                "mean": [round(float(v), 8) for v in branch.mean.flatten()],
+                "std": [round(float(v), 8) for v in branch.std.flatten()],
+                "input_size": int(getattr(branch, "input_size", 0)) or None,
+            }
+        elif name != "text":
+            record[name] = {"mean": None, "std": None, "note": "reads high-frequency residuals of the [0, 1] image"}
+    return record
+
+
+def backbones(config: dict[str, Any]) -> dict[str, Any]:
+    """The enabled branches and where their weights came from, from the model config."""
+    used: dict[str, Any] = {}
+    image, text, forensic = config.get("image", {}), config.get("text", {}), config.get("forensic", {})
+    if image.get("enabled"):
+        used["image"] = {"open_clip_model": image.get("model_name"), "pretrained": image.get("pretrained")}
+    if text.get("enabled"):
+        used["text"] = {"source": text.get("source"), "pooling": text.get("pooling"), "random_init": text.get("random_init", False)}
+    if forensic.get("enabled"):
+        used["forensic"] = {"params": forensic.get("params", {})}
+    used["fusion"] = config.get("fusion", {}).get("kind")
+    return used
+
+
+def build_manifest(
+    *,
+    kind: str,
+    detector: torch.nn.Module,
+    meta: dict[str, Any],
+    image_size: int,
+    dtype: torch.dtype,
+    device: str,
+    weights_sha256: str,
+    quantization: str | None,
+    text_cache: bool,
+    parity: dict[str, Any],
+    source_checkpoint: Path | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    config = meta["config"]
+    manifest = {
+        "format": FORMAT,
+        "kind": kind,
+        "files": {"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
+        "model_version": model_version(weights_sha256, dtype, quantization),
+        "weights_sha256": weights_sha256,
+        "labels": list(meta["labels_b"]),
+        "image_size": int(image_size),
+        "resize_policy": imaging.RESIZE_POLICY,
+        "input_range": [0.0, 1.0],
+        "normalization": branch_normalization(detector),
+        "max_text_tokens": int(config.get("text", {}).get("max_tokens", 128)),
+        "dtype": DTYPE_NAMES[dtype],
+        "quantization": quantization,
+        "device": device,
+        "text_cache": text_cache,
+        "temperature": float(meta.get("temperature", 1.0)),
+        "backbones": backbones(config),
+        "model_config": config,
+        "metrics": meta.get("metrics", {}),
+        "parity": parity,
+        "source": {
+            "checkpoint": str(source_checkpoint.resolve()) if source_checkpoint else None,
+            "checkpoint_created": meta.get("created"),
+        },
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_with": {"genspot": __version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
+    manifest.update(extra or {})
+    return manifest
+
+
+def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:
+    (bundle_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")

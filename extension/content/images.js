@@ -1,0 +1,135 @@
+// Finding the images worth checking on a page: which <img> elements, in what order, with
+// which caption, and how to send each one (by URL, or as bytes for data:/blob: images).
+globalThis.genspot = globalThis.genspot || {};
+
+(() => {
+  const MIN_SIZE = 64; // px, natural and rendered: smaller images are icons, avatars, spacers
+  const SENDABLE_DATA_URL = /^data:image\/(png|jpe?g|webp|gif);base64,/i;
+  const MAX_BASE64_CHARS = 14_000_000; // about the backend's 10 MB cap
+  const LOOKAHEAD = "50% 0px"; // also check images half a screen above and below the viewport
+
+  /** Alt text, else title / aria-label / the enclosing figure's caption; whitespace collapsed. */
+  function captionOf(img) {
+    const text =
+      img.getAttribute("alt") ||
+      img.getAttribute("title") ||
+      img.getAttribute("aria-label") ||
+      img.closest("figure")?.querySelector("figcaption")?.textContent ||
+      "";
+    return text.replace(/\s+/g, " ").trim();
+  }
+
+  /** The URL the browser actually shows (srcset and <picture> resolved). */
+  function imageUrl(img) {
+    return img.currentSrc || img.src || "";
+  }
+
+  function isBigEnough(img) {
+    const box = img.getBoundingClientRect();
+    return img.naturalWidth >= MIN_SIZE && img.naturalHeight >= MIN_SIZE && box.width >= MIN_SIZE && box.height >= MIN_SIZE;
+  }
+
+  function blobToBase64(blob) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(blob);
+    });
+  }
+
+  /** The request item for an image, or null when it cannot be sent (SVG, other data: URIs). */
+  async function itemFor(url, altText) {
+    if (/^https?:/i.test(url)) {
+      return new URL(url).pathname.toLowerCase().endsWith(".svg") ? null : { url, alt_text: altText };
+    }
+    if (SENDABLE_DATA_URL.test(url)) {
+      const imageB64 = url.slice(url.indexOf(",") + 1);
+      return imageB64.length <= MAX_BASE64_CHARS ? { image_b64: imageB64, alt_text: altText } : null;
+    }
+    if (url.startsWith("blob:")) {
+      const blob = await (await fetch(url)).blob(); // same document, so the page's blob is readable
+      return blob.type.startsWith("image/svg") ? null : { image_b64: await blobToBase64(blob), alt_text: altText };
+    }
+    return null;
+  }
+
+  /**
+   * Calls `onImage(img, url)` once per image and URL, when the image is near the viewport,
+   * loaded and at least 64x64: visible images first, lazy and script-added images as they
+   * appear, and again if an image switches source (srcset, <picture>, a new src).
+   */
+  class ImageWatcher {
+    constructor({ onImage, onChange }) {
+      this.onImage = onImage;
+      this.onChange = onChange;
+      this.dispatched = new WeakMap(); // img -> the URL already handed to onImage
+      this.nearViewport = new WeakSet();
+      this.intersections = new IntersectionObserver((entries) => this.onIntersections(entries), { rootMargin: LOOKAHEAD });
+      this.mutations = new MutationObserver((records) => this.onMutations(records));
+      this.onLoad = (event) => {
+        if (event.target instanceof HTMLImageElement) this.consider(event.target);
+        this.onChange();
+      };
+    }
+
+    start() {
+      document.querySelectorAll("img").forEach((img) => this.intersections.observe(img));
+      this.mutations.observe(document.documentElement, { childList: true, subtree: true });
+      document.addEventListener("load", this.onLoad, true); // image loads do not bubble; capture sees them
+    }
+
+    stop() {
+      this.intersections.disconnect();
+      this.mutations.disconnect();
+      document.removeEventListener("load", this.onLoad, true);
+      this.dispatched = new WeakMap();
+      this.nearViewport = new WeakSet();
+    }
+
+    /** Forget what was handed out and offer every image near the viewport again. */
+    rescan() {
+      this.dispatched = new WeakMap();
+      document.querySelectorAll("img").forEach((img) => this.consider(img));
+    }
+
+    forget(img) {
+      this.dispatched.delete(img);
+    }
+
+    currentUrl(img) {
+      return this.dispatched.get(img);
+    }
+
+    onIntersections(entries) {
+      for (const entry of entries) {
+        if (entry.isIntersecting) {
+          this.nearViewport.add(entry.target);
+          this.consider(entry.target);
+        } else {
+          this.nearViewport.delete(entry.target);
+        }
+      }
+    }
+
+    onMutations(records) {
+      for (const record of records) {
+        for (const node of record.addedNodes) {
+          if (node instanceof HTMLImageElement) this.intersections.observe(node);
+          else if (node instanceof Element) node.querySelectorAll("img").forEach((img) => this.intersections.observe(img));
+        }
+      }
+      this.onChange();
+    }
+
+    consider(img) {
+      if (!this.nearViewport.has(img) || !img.complete || img.naturalWidth === 0) return;
+      const url = imageUrl(img);
+      if (!url || this.dispatched.get(img) === url || !isBigEnough(img)) return;
+      this.dispatched.set(img, url);
+      this.onImage(img, url);
+    }
+  }
+
+  globalThis.genspot.images = Object.freeze({ captionOf, itemFor, ImageWatcher });
+})();

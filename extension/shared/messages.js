@@ -1,0 +1,15 @@
+// Message names shared by the service worker, content scripts, popup and options page.
+//
+// Content scripts cannot `import`, so this file is written to run both as a classic script
+// (listed before the content scripts in manifest.json) and as a side-effect ES module import
+// (`import "../shared/messages.js"`); either way it fills the `genspot` namespace.
+globalThis.genspot = globalThis.genspot || {};
+
+globalThis.genspot.MSG = Object.freeze({
+  // content script -> service worker
+  DETECT: "genspot/detect", // {item: {url | image_b64, alt_text}, fresh} -> result
+  PAGE_STATS: "genspot/page-stats", // {stats} -> sets the toolbar badge for the sender's tab
+  // popup -> content script
+  GET_PAGE_STATE: "genspot/get-page-state", // -> {host, enabled, stats, lastError}
+  RESCAN: "genspot/rescan", // forget this page's results and check every image again
+});

@@ -1,0 +1,241 @@
+"""The HTTP API in-process (Litestar test client) with the tiny bundle and the local image server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from litestar.testing import TestClient
+
+from genspot.backend.app import create_app
+from genspot.backend.schemas import MAX_ITEMS
+
+from backend_helpers import asgi_client, b64, metric_value
+
+OK_FILES = ["photo.jpg", "plain.png", "photo.webp", "animated.gif", "sd.png"]
+
+
+@pytest.fixture
+def client(service_settings):
+    with TestClient(create_app(service_settings)) as test_client:
+        yield test_client
+
+
+def _detect(client, *items, **headers):
+    response = client.post("/v1/detect", json={"items": list(items)}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def _assert_ok(result, model_version):
+    assert result["status"] == "ok", result
+    assert result["verdict"] in {"ai", "real", "uncertain"}
+    assert 0.0 <= result["ai_probability"] <= 1.0
+    assert result["model_version"] == model_version
+    assert 1 <= len(result["sources"]) <= 3
+    assert result["source"]["label"]
+    assert result["error"] is None
+
+
+def test_url_items_get_verdicts_in_order(client, image_server):
+    version = client.get("/v1/model").json()["version"]
+    items = [{"id": name, "url": image_server.url(name, "t=order"), "alt_text": "a picture"} for name in OK_FILES]
+    results = _detect(client, *items)
+    assert [result["id"] for result in results] == OK_FILES
+    for result in results:
+        _assert_ok(result, version)
+        assert result["cached"] is False
+
+
+def test_base64_and_data_url_items_match_the_url_answer(client, image_server):
+    data, _ = image_server.files["photo.jpg"]
+    by_url, by_b64, by_data_url = _detect(
+        client,
+        {"url": image_server.url("photo.jpg", "t=b64")},
+        {"image_b64": b64(data)},
+        {"url": "data:image/jpeg;base64," + b64(data)},
+    )
+    assert by_url["ai_probability"] == by_b64["ai_probability"] == by_data_url["ai_probability"]
+    # same bytes and (empty) caption arriving together: the model ran once for all three
+    assert metric_value(client.get("/metrics").text, "genspot_batch_size_sum") == 1
+
+
+def test_upload_with_alt_texts(client, image_server):
+    files = [("files", (name, image_server.files[name][0], image_server.files[name][1])) for name in ("photo.jpg", "plain.png")]
+    response = client.post("/v1/detect/upload", files=files, data={"alt_text": ["a cat", "a dog"]})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [result["id"] for result in results] == ["photo.jpg", "plain.png"]
+    assert all(result["status"] == "ok" for result in results)
+    single = client.post("/v1/detect/upload", files=[files[0]])
+    assert single.status_code == 200 and len(single.json()["results"]) == 1
+
+
+def test_second_request_is_cached_and_not_refetched(client, image_server):
+    item = {"url": image_server.url("photo.jpg", "t=cache"), "alt_text": "  a   lighthouse "}
+    first = _detect(client, item)[0]
+    assert first["cached"] is False and image_server.hits("photo.jpg?t=cache") == 1
+    second = _detect(client, {**item, "alt_text": "a lighthouse"})[0]  # same caption once normalised
+    assert second["cached"] is True
+    assert second["ai_probability"] == first["ai_probability"]
+    assert image_server.hits("photo.jpg?t=cache") == 1
+    metrics = client.get("/metrics").text
+    assert metric_value(metrics, "genspot_cache_total", entry="result", outcome="hit") >= 1
+    assert metric_value(metrics, "genspot_cache_total", entry="url", outcome="hit") >= 1
+
+
+def test_bad_items_fail_alone_with_their_codes(service_settings, image_server):
+    items = [
+        {"id": "good", "url": image_server.url("photo.jpg", "t=bad")},
+        {"id": "truncated", "url": image_server.url("truncated.jpg")},
+        {"id": "bomb", "url": image_server.url("bomb.png")},
+        {"id": "html", "url": image_server.url("page.png")},
+        {"id": "missing", "url": image_server.url("nothing-here.jpg")},
+        {"id": "ftp", "url": "ftp://example.com/a.jpg"},
+        {"id": "metadata", "url": "http://169.254.169.254/latest/meta-data/"},
+        {"id": "private", "url": "http://10.0.0.1/a.jpg"},
+        {"id": "redirected", "url": image_server.url("redirect", "to=http://192.168.1.1/a.jpg")},
+        {"id": "junk", "image_b64": b64(b"\x00" * 100)},
+        {"id": "trickle", "url": image_server.url("slow/photo.jpg", "delay=0.2")},
+        {"id": "endless", "url": image_server.url("endless")},
+    ]
+    settings = service_settings.replace(allowed_ports=(80, 443, image_server.port), fetch_total_timeout_s=1.5)
+    with TestClient(create_app(settings)) as client:
+        results = {result["id"]: result for result in _detect(client, *items)}
+        metrics = client.get("/metrics").text
+    assert results["good"]["status"] == "ok"
+    codes = {key: result["error"]["code"] for key, result in results.items() if key != "good"}
+    assert codes == {
+        "truncated": "decode_failed",
+        "bomb": "too_large",
+        "html": "not_an_image",
+        "missing": "fetch_failed",
+        "ftp": "unsupported_url",
+        "metadata": "blocked_address",
+        "private": "blocked_address",
+        "redirected": "blocked_address",
+        "junk": "not_an_image",
+        "trickle": "timeout",
+        "endless": "too_large",
+    }
+    for key in codes:
+        assert results[key]["status"] == "error" and results[key]["error"]["message"]
+    assert metric_value(metrics, "genspot_fetch_errors_total", code="blocked_address") == 3
+    assert metric_value(metrics, "genspot_item_errors_total", code="too_large") == 2  # bomb and endless
+
+
+def test_provenance_overrides_the_model_for_stable_diffusion_png(tiny_bundle, service_settings, image_server):
+    # A threshold no tiny-model output reaches: the model alone says "real" for everything.
+    settings = service_settings.replace(threshold=0.999, uncertain_band=0.0)
+    with TestClient(create_app(settings)) as client:
+        plain, sd = _detect(client, {"url": image_server.url("plain.png")}, {"url": image_server.url("sd.png")})
+    assert plain["verdict"] == "real" and plain["ai_probability"] < 0.999
+    assert sd["ai_probability"] < 0.999
+    assert sd["verdict"] == "ai"
+    assert sd["provenance"]["verdict"] == "ai"
+    assert sd["source"]["probability"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "items"),
+        ({"items": []}, "items"),
+        ({"items": [{"url": 3}]}, "items[0].url"),
+        ({"items": [{"id": "x", "alt_text": "no image"}]}, "items[0]"),
+        ({"items": [{"url": "http://a.example/x.jpg"}, {"url": "http://a.example/y.jpg", "image_b64": "AAAA"}]}, "items[1]"),
+        ({"items": [{"image_b64": "not base64!"}]}, "items[0].image_b64"),
+        ({"items": [{"url": "http://a.example/x.jpg"}] * (MAX_ITEMS + 1)}, "items"),
+    ],
+)
+def test_malformed_requests_get_problem_details_naming_the_field(client, body, field):
+    response = client.post("/v1/detect", json=body)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 400 and problem["title"] == "Bad Request"
+    assert field in [param["name"] for param in problem["invalid_params"]], problem
+    assert field in problem["detail"]
+
+
+def test_invalid_json_and_wrong_method_are_problems(client):
+    response = client.post("/v1/detect", content=b'{"items": [', headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["invalid_params"][0]["name"] == "body" and "JSON" in response.json()["detail"]
+    assert client.get("/v1/detect").status_code == 405
+
+
+def test_model_health_ready_and_schema(client, tiny_bundle):
+    model = client.get("/v1/model").json()
+    assert model["labels"] and model["version"]
+    assert model["thresholds"] == {"threshold": 0.5, "uncertain_band": 0.15}
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["cache_kind"] == "memory"
+    schema = client.get("/schema/openapi.json").json()
+    assert {"/v1/detect", "/v1/detect/upload", "/v1/model", "/readyz", "/metrics"} <= set(schema["paths"])
+
+
+def test_concurrent_requests_share_model_batches(service_settings, image_server):
+    """Eight one-item requests at once, with a 200 ms batching window, take fewer than eight model calls."""
+    settings = service_settings.replace(batch_max_wait_ms=200.0)
+    picture, _ = image_server.files["photo.jpg"]
+
+    async def run() -> str:
+        async with asgi_client(create_app(settings)) as client:
+            bodies = [{"items": [{"image_b64": b64(picture), "alt_text": f"caption {i}"}]} for i in range(8)]
+            responses = await asyncio.gather(*(client.post("/v1/detect", json=body) for body in bodies))
+            assert all(r.status_code == 200 and r.json()["results"][0]["status"] == "ok" for r in responses)
+            return (await client.get("/metrics")).text
+
+    metrics = asyncio.run(run())
+    assert metric_value(metrics, "genspot_batch_size_sum") == 8
+    assert metric_value(metrics, "genspot_batch_size_count") < 8
+    assert metric_value(metrics, "genspot_batch_size_bucket", le="1.0") < 8
+
+
+def test_api_keys_are_required_when_configured(service_settings, image_server):
+    settings = service_settings.replace(api_keys=("k1", "k2"))
+    item = {"items": [{"url": image_server.url("photo.jpg", "t=keys")}]}
+    with TestClient(create_app(settings)) as client:
+        missing = client.post("/v1/detect", json=item)
+        wrong = client.post("/v1/detect", json=item, headers={"X-API-Key": "nope"})
+        right = client.post("/v1/detect", json=item, headers={"X-API-Key": "k2"})
+        health = client.get("/healthz")
+    assert missing.status_code == wrong.status_code == 401
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    assert "X-API-Key" in missing.json()["detail"]
+    assert right.status_code == 200 and health.status_code == 200
+
+
+def test_rate_limits_per_client_and_per_key(service_settings):
+    settings = service_settings.replace(rate_limit_per_client=3, rate_limit_per_key=2, api_keys=("k1",))
+    with TestClient(create_app(settings)) as client:
+        by_key = [client.get("/v1/model", headers={"X-API-Key": "k1"}).status_code for _ in range(3)]
+        limited = client.get("/v1/model", headers={"X-API-Key": "k1"})
+    assert by_key == [200, 200, 429]  # the key's limit (2) bites first
+    assert limited.status_code == 429  # then the address's limit (3)
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["content-type"].startswith("application/problem+json")
+
+
+def test_request_size_limit(service_settings):
+    settings = service_settings.replace(max_request_bytes=1000)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/detect", json={"items": [{"image_b64": b64(b"x" * 2000)}]})
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_cors_allows_configured_and_extension_origins_only(client):
+    def preflight(origin):
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-api-key"}
+        return client.options("/v1/detect", headers=headers)
+
+    allowed = preflight("chrome-extension://abcdefghijklmnopabcdefghijklmnop")
+    assert allowed.status_code in (200, 204)
+    assert allowed.headers["access-control-allow-origin"] == "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
+    firefox = "moz-extension://0b2d1c3e-5f6a-4b7c-8d9e-0f1a2b3c4d5e"  # any extension, by the default pattern
+    assert preflight(firefox).headers["access-control-allow-origin"] == firefox
+    assert "access-control-allow-origin" not in preflight("https://evil.example").headers

@@ -1,0 +1,101 @@
+"""The micro-batcher with the real tiny bundle: batching, isolation of failures, a free event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import torch
+
+from genspot.backend.batcher import MicroBatcher
+from genspot.backend.errors import ModelError
+from genspot.backend.metrics import Metrics
+from genspot.bundle import load_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle):
+    return load_bundle(tiny_bundle)
+
+
+def _images(bundle, count):
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(count, 3, bundle.image_size, bundle.image_size, generator=generator)
+
+
+def test_concurrent_submissions_form_batches_with_the_same_answers(bundle):
+    images = _images(bundle, 10)
+    expected_ai, expected_source = bundle.predict(images, [f"c{i}" for i in range(10)])
+    sizes = []
+
+    def predict(batch, captions):
+        sizes.append(len(captions))
+        return bundle.predict(batch, captions)
+
+    async def run():
+        async with MicroBatcher(predict, max_size=4, max_wait_s=0.1) as batcher:
+            return await asyncio.gather(*(batcher.submit(images[i], f"c{i}") for i in range(10)))
+
+    results = asyncio.run(run())
+    assert sizes == [4, 4, 2]
+    for index, (p_ai, p_source) in enumerate(results):
+        assert p_ai == pytest.approx(float(expected_ai[index]), abs=1e-5)
+        assert p_source == pytest.approx(expected_source[index], abs=1e-5)
+
+
+def test_a_failing_batch_fails_only_its_own_items(bundle):
+    """A corrupted input (wrong shape) breaks the batch it lands in; the batches after it are served."""
+    images = _images(bundle, 3)
+    corrupted = torch.rand(3, bundle.image_size // 2, bundle.image_size // 2)
+    metrics = Metrics()
+
+    async def run():
+        async with MicroBatcher(bundle.predict, max_size=8, max_wait_s=0.05, metrics=metrics) as batcher:
+            first = await asyncio.gather(
+                batcher.submit(images[0], "a"), batcher.submit(corrupted, "b"), return_exceptions=True
+            )
+            second = await asyncio.gather(batcher.submit(images[1], "c"), batcher.submit(images[2], "d"))
+            return first, second
+
+    first, second = asyncio.run(run())
+    assert all(isinstance(result, ModelError) for result in first)
+    assert first[0].code == "model_failed"
+    assert [isinstance(p_ai, float) for p_ai, _ in second] == [True, True]
+    assert metrics.model_errors._value.get() == 1
+
+
+def test_inference_never_blocks_the_event_loop(bundle):
+    """While a slow model call runs in its thread, the loop keeps ticking."""
+
+    def slow_predict(batch, captions):
+        time.sleep(0.5)
+        return bundle.predict(batch, captions)
+
+    async def run():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async with MicroBatcher(slow_predict, max_size=2, max_wait_s=0.0) as batcher:
+            task = asyncio.create_task(ticker())
+            await batcher.submit(_images(bundle, 1)[0], None)
+            task.cancel()
+        return ticks
+
+    assert asyncio.run(run()) >= 20
+
+
+def test_submitting_after_close_is_a_model_error(bundle):
+    async def run():
+        batcher = MicroBatcher(bundle.predict)
+        async with batcher:
+            pass
+        with pytest.raises(ModelError):
+            await batcher.submit(_images(bundle, 1)[0], None)
+
+    asyncio.run(run())

@@ -1,0 +1,266 @@
+"""read_provenance on the 27 real files in shared/data/provenance and on files made here."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, PngImagePlugin
+
+from genspot.backend.provenance import Provenance, read_provenance
+from genspot.backend.provenance._c2pa import signals_from_store
+from genspot.backend.provenance._limits import MAX_INPUT_BYTES
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance"
+LABELS = DATA / "labels.csv"
+
+GENERATOR_TOKENS = {
+    "Adobe Firefly": "Firefly",
+    "Adobe Firefly -> Adobe Photoshop 26.9.0": "Firefly -> Adobe Photoshop",
+    "OpenAI DALL-E (via ChatGPT)": "DALL",
+    "Microsoft Bing Image Creator (Designer)": "Image Creator",
+    "Google Pixel Camera (Pixel 10 Pro)": "Pixel",
+    "Adobe Photoshop 26.8.1": "Photoshop 26.8.1",
+    "c2pa cawg test 0.58.0": "cawg test",
+    "Google Gemini Flash ('nano-banana') via Adobe Firefly": "Gemini",
+    "AUTOMATIC1111 stable-diffusion-webui": "AUTOMATIC1111",
+    "AUTOMATIC1111 (stealth pnginfo)": "AUTOMATIC1111",
+    "ComfyUI": "ComfyUI",
+    "Fooocus": "Fooocus",
+    "InvokeAI": "InvokeAI",
+    "InvokeAI (legacy)": "InvokeAI",
+    "NovelAI": "NovelAI",
+}
+"""The part of each labelled generator that the metadata itself names."""
+
+
+def _label_rows() -> list:
+    if not LABELS.exists():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"provenance test data not found at {LABELS}"))]
+    with LABELS.open(newline="") as handle:
+        return [pytest.param(row, id=row["file"]) for row in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("row", _label_rows())
+def test_real_files_get_their_expected_verdict(row):
+    data = (DATA / row["file"]).read_bytes()
+    started = time.perf_counter()
+    provenance = read_provenance(data)
+    assert time.perf_counter() - started < 1.0
+    assert provenance.verdict == row["expected"], provenance.signals
+    if row["expected"] != "unknown" and row["generator"]:
+        assert GENERATOR_TOKENS[row["generator"]] in (provenance.generator or "")
+    if row["expected"] == "unknown":
+        assert provenance.generator is None
+
+
+def test_validation_failures_are_reported():
+    path = DATA / "c2pa" / "edge_tampered_datahash_XCA.jpg"
+    if not path.exists():
+        pytest.skip(f"provenance test data not found at {path}")
+    details = " ".join(signal.detail for signal in read_provenance(path.read_bytes()).signals)
+    assert "Invalid" in details and "assertion.dataHash.mismatch" in details
+
+
+def test_remote_manifest_is_reported_but_not_fetched():
+    path = DATA / "c2pa" / "edge_remote_manifest_firefly.jpg"
+    if not path.exists():
+        pytest.skip(f"provenance test data not found at {path}")
+    provenance = read_provenance(path.read_bytes())
+    assert provenance.verdict == "unknown"
+    assert any("not fetched" in signal.detail for signal in provenance.signals)
+
+
+# --- files made here ------------------------------------------------------------------
+
+
+def png(image: Image.Image | None = None, xmp: str | None = None, **texts: str) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
+    if xmp is not None:
+        info.add_itxt("XML:com.adobe.xmp", xmp)
+    buffer = io.BytesIO()
+    (image or Image.new("RGB", (16, 16), "gray")).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def jpeg_with_exif(**tags: str) -> bytes:
+    names = {"Make": 0x010F, "Model": 0x0110, "Software": 0x0131, "ImageDescription": 0x010E}
+    exif = Image.Exif()
+    for name, value in tags.items():
+        exif[names[name]] = value
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "gray").save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+A1111 = "a photo of a duck\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: abc, Model: sd15"
+
+
+def test_a1111_parameters_chunk_is_ai():
+    provenance = read_provenance(png(parameters=A1111))
+    assert provenance.verdict == "ai"
+    assert "AUTOMATIC1111" in provenance.generator
+    assert provenance.signals[0].kind == "png_text"
+
+
+def test_camera_exif_is_not_ai():
+    provenance = read_provenance(jpeg_with_exif(Make="NIKON CORPORATION", Model="NIKON D850"))
+    assert provenance == Provenance("not-ai", "NIKON CORPORATION NIKON D850", provenance.signals)
+
+
+def test_generator_named_in_exif_software_is_ai_even_with_a_camera_make():
+    provenance = read_provenance(jpeg_with_exif(Make="Canon", Model="Canon EOS R5", Software="Midjourney v6"))
+    assert provenance.verdict == "ai" and provenance.generator == "Midjourney"
+
+
+@pytest.mark.parametrize("software", ["GIMP 2.10", "Adobe Lightroom 5.3 (Macintosh)", "HDR+ 1.0"])
+def test_editors_are_not_generators(software):
+    assert read_provenance(jpeg_with_exif(Software=software)).verdict == "unknown"
+
+
+def test_plain_image_is_unknown_with_no_signals():
+    provenance = read_provenance(png())
+    assert provenance == Provenance("unknown", None, [])
+
+
+def _xmp(body: str) -> str:
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"'
+        ' xmlns:stEvt="http://ns.adobe.com/xap/1.0/sType/ResourceEvent#" xmlns:xmp="http://ns.adobe.com/xap/1.0/">'
+        f"{body}</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end=\"w\"?>"
+    )
+
+
+DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+
+@pytest.mark.parametrize(
+    ("body", "verdict"),
+    [
+        (f"<Iptc4xmpExt:DigitalSourceType>{DST}trainedAlgorithmicMedia</Iptc4xmpExt:DigitalSourceType>", "ai"),
+        (f'<Iptc4xmpExt:DigitalSourceType rdf:resource="{DST}compositeWithTrainedAlgorithmicMedia"/>', "ai"),
+        (f"<Iptc4xmpExt:DigitalSourceType>{DST}digitalCapture</Iptc4xmpExt:DigitalSourceType>", "not-ai"),
+        (f"<Iptc4xmpExt:DigitalSourceType>{DST}algorithmicMedia</Iptc4xmpExt:DigitalSourceType>", "unknown"),
+        (f"<Iptc4xmpExt:DigitalSourceType>{DST}notTrainedAlgorithmicMediaX</Iptc4xmpExt:DigitalSourceType>", "unknown"),
+        ('<stEvt:parameters>converted from image/x-panasonic-raw to image/jpeg</stEvt:parameters>', "unknown"),
+        ("<xmp:CreatorTool>Adobe Lightroom 5.3 (Macintosh)</xmp:CreatorTool>", "unknown"),
+        ("<xmp:CreatorTool>Midjourney</xmp:CreatorTool>", "ai"),
+    ],
+)
+def test_xmp_is_parsed_not_grepped(body, verdict):
+    assert read_provenance(png(xmp=_xmp(body))).verdict == verdict
+
+
+def test_xmp_attribute_form_is_read():
+    packet = _xmp("").replace('rdf:about=""', f'rdf:about="" Iptc4xmpExt:DigitalSourceType="{DST}trainedAlgorithmicMedia"')
+    provenance = read_provenance(png(xmp=packet))
+    assert provenance.verdict == "ai" and provenance.signals[0].kind == "iptc_xmp"
+
+
+def test_xmp_with_entities_is_ignored_without_expanding_them():
+    bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><x>&b;</x>'
+    assert read_provenance(png(xmp=bomb)).verdict == "unknown"
+
+
+def _stealth_png(payload: bytes, size=(64, 64), declared_bits: int | None = None, mode: str = "RGBA") -> bytes:
+    """An image with ``payload`` hidden the stealth-pnginfo way: alpha LSBs (RGBA) or
+    R, G, B LSBs (RGB), column by column."""
+    length = 8 * len(payload) if declared_bits is None else declared_bits
+    signature = b"stealth_pnginfo" if mode == "RGBA" else b"stealth_rgbinfo"
+    bits = np.unpackbits(np.frombuffer(signature + length.to_bytes(4, "big") + payload, np.uint8))
+    width, height = size
+    channels = 1 if mode == "RGBA" else 3
+    column_major = np.full(width * height * channels, 255, np.uint8)
+    column_major[: bits.size] = 254 | bits
+    hidden = column_major.reshape(width, height, channels).transpose(1, 0, 2)
+    if mode == "RGB":
+        return png(Image.fromarray(np.ascontiguousarray(hidden), "RGB"))
+    return png(Image.fromarray(np.dstack([np.full((height, width, 3), 128, np.uint8), hidden]), "RGBA"))
+
+
+def test_stealth_pnginfo_in_alpha_is_ai():
+    provenance = read_provenance(_stealth_png(A1111.encode()))
+    assert provenance.verdict == "ai"
+    assert provenance.signals[0].kind == "stealth_png" and "duck" in provenance.signals[0].detail
+
+
+def test_stealth_rgbinfo_in_colour_lsbs_is_ai():
+    provenance = read_provenance(_stealth_png(A1111.encode(), mode="RGB"))
+    assert provenance.verdict == "ai" and "stealth_rgbinfo" in provenance.signals[0].detail
+
+
+def test_stealth_json_names_its_software():
+    payload = json.dumps({"Software": "NovelAI", "Comment": "{}"}).encode()
+    assert read_provenance(_stealth_png(payload)).generator == "NovelAI"
+
+
+def test_stealth_with_an_impossible_length_is_reported_not_trusted():
+    data = _stealth_png(b"", size=(16, 16), declared_bits=10_000)
+    provenance = read_provenance(data)
+    assert provenance.verdict == "unknown"
+    assert "impossible length" in provenance.signals[0].detail
+
+
+def test_manifest_chains_with_cycles_terminate():
+    created = {"action": "c2pa.created", "digitalSourceType": DST + "trainedAlgorithmicMedia", "softwareAgent": "Gen"}
+    store = {
+        "active_manifest": "a",
+        "validation_state": "Valid",
+        "manifests": {
+            "a": {"claim_generator": "Editor/1", "ingredients": [{"active_manifest": "b"}], "assertions": []},
+            "b": {
+                "claim_generator": "Gen_Service/2",
+                "ingredients": [{"active_manifest": "a"}],
+                "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [created]}}],
+            },
+        },
+    }
+    ai = [signal for signal in signals_from_store(store) if signal.verdict == "ai"]
+    assert [signal.generator for signal in ai] == ["Gen -> Editor 1"]
+
+
+def test_oversized_input_is_skipped():
+    provenance = read_provenance(b"\0" * (MAX_INPUT_BYTES + 1))
+    assert provenance.verdict == "unknown" and provenance.signals[0].kind == "skipped"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2048), st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe1", b"RIFF\0\0\0\0WEBP"]))
+def test_never_raises_on_arbitrary_bytes(tail, head):
+    provenance = read_provenance(head + tail)
+    assert provenance.verdict in ("ai", "not-ai", "unknown")
+
+
+@pytest.mark.parametrize(
+    ("texts", "verdict"),
+    [
+        ({"Software": "NovelAI"}, "ai"),
+        ({"Title": "AI generated image"}, "ai"),
+        ({"Software": "Adobe ImageReady"}, "unknown"),
+        ({"Description": "a painting in the style of stable diffusion"}, "unknown"),
+    ],
+)
+def test_png_text_tags_naming_a_generator(texts, verdict):
+    assert read_provenance(png(**texts)).verdict == verdict
+
+
+def test_large_images_are_read_without_decoding_their_pixels():
+    """A 3000x3000 PNG cut off inside its image data: decoding would fail, so the verdict
+    can only come from metadata read before the pixels (and nothing tried to decode them)."""
+    data = png(Image.new("RGB", (3000, 3000), "gray"), parameters=A1111)
+    truncated = data[: data.index(b"IDAT") + 64]
+    started = time.perf_counter()
+    provenance = read_provenance(truncated)
+    assert provenance.verdict == "ai" and "AUTOMATIC1111" in provenance.generator
+    assert time.perf_counter() - started < 0.5

@@ -1,0 +1,74 @@
+"""The parity check must fail when the exported model drifts, and say by how much."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import genspot.export.torchscript as torchscript
+from genspot.export.cli import main as export_main
+from genspot.export.parity import ParityError, check_parity, eager_probabilities
+
+
+@pytest.fixture(scope="module")
+def eager(tiny_checkpoint):
+    from genspot.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(tiny_checkpoint)
+
+
+def _shifted(model, temperature, shift: float):
+    def predict(images, captions):
+        p_ai, p_source = eager_probabilities(model, temperature, model.tokenizer, images, captions)
+        return np.clip(p_ai + shift, 0, 1), p_source
+
+    return predict
+
+
+def test_check_parity_measures_the_largest_difference(eager):
+    model, meta = eager
+    size = meta["train_args"]["image_size"]
+    exact = check_parity(model, meta["temperature"], model.tokenizer, [_shifted(model, meta["temperature"], 0.0)], size, 1e-4)
+    assert exact.ok and exact.max_delta_p_ai == 0.0 and exact.samples == 10
+    off = check_parity(model, meta["temperature"], model.tokenizer, [_shifted(model, meta["temperature"], 0.001)], size, 1e-4)
+    assert not off.ok and off.max_delta_p_ai == pytest.approx(0.001, rel=0.05)
+    assert "FAILED" in off.describe() and "1.00e-03" in off.describe()
+
+
+def _corrupting_trace(monkeypatch):
+    """Make the exporter trace a wrapper whose head-A bias is off by 0.5 (a broken export)."""
+    original = torchscript.trace_model
+
+    def corrupt_then_trace(wrapper, example):
+        with torch.no_grad():
+            wrapper.detector.head_a.bias.add_(0.5)
+        return original(wrapper, example)
+
+    monkeypatch.setattr(torchscript, "trace_model", corrupt_then_trace)
+
+
+def test_corrupted_export_is_rejected_and_keeps_the_old_bundle(tiny_checkpoint: Path, tmp_path: Path, monkeypatch, capsys):
+    out = tmp_path / "bundle"
+    assert export_main(["torchscript", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 0
+    before = (out / "manifest.json").read_text()
+    _corrupting_trace(monkeypatch)
+    assert export_main(["torchscript", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "export rejected, parity FAILED: max |delta p_ai| = " in err
+    assert (out / "manifest.json").read_text() == before  # the working bundle was not replaced
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no staging folder left behind
+
+
+def test_bf16_export_fails_a_float32_tolerance(tiny_checkpoint: Path, tmp_path: Path):
+    with pytest.raises(ParityError, match=r"max \|delta p_ai\| = \d\.\d\de-\d\d .*tolerance 1e-09"):
+        torchscript.export_torchscript(tiny_checkpoint, tmp_path / "b", torch.bfloat16, tolerance=1e-9)
+    assert not (tmp_path / "b").exists()
+
+
+def test_recorded_parity_is_what_was_measured(tiny_bundle: Path):
+    parity = json.loads((tiny_bundle / "manifest.json").read_text())["parity"]
+    assert parity["tolerance"] == 1e-4 and 0 <= parity["max_delta_p_ai"] <= 1e-4

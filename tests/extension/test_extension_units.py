@@ -1,0 +1,109 @@
+"""The extension's pure parts, run inside an extension page of the real browser (no backend):
+how results become badges, how settings are parsed, and how the service worker batches."""
+
+from __future__ import annotations
+
+import pytest
+from extension_browser import launch_extension
+
+pytestmark = pytest.mark.browser
+
+LOAD_MODULES = """async () => {
+  await import("/shared/settings.js");
+  await import("/content/verdicts.js");
+  globalThis.batcher = await import("/background/batcher.js");
+}"""
+
+
+@pytest.fixture(scope="module")
+def extension_page(tmp_path_factory):
+    with launch_extension(tmp_path_factory.mktemp("profile")) as browser:
+        page = browser.context.new_page()
+        page.goto(browser.extension_url("options/options.html"))
+        page.evaluate(LOAD_MODULES)
+        yield page
+
+
+def describe(page, result: dict, **settings) -> dict | None:
+    return page.evaluate(
+        "([result, settings]) => genspot.verdicts.describe(result, { ...genspot.settings.DEFAULT_SETTINGS, ...settings })",
+        [result, settings],
+    )
+
+
+def ok(verdict: str, p: float, label: str = "midjourney_v3_2022", provenance=None) -> dict:
+    return {
+        "status": "ok", "verdict": verdict, "ai_probability": p, "source": {"label": label, "probability": 0.7},
+        "sources": [{"label": label, "probability": 0.7}, {"label": "dalle2", "probability": 0.2}],
+        "provenance": provenance, "model_version": "tiny-1", "via": "bytes",
+    }
+
+
+@pytest.mark.parametrize(
+    ("label", "name"),
+    [("midjourney_v3_2022", "Midjourney v3"), ("dalle2", "DALL·E 2"), ("dalle_mini", "DALL·E Mini"), ("stylegan", "StyleGAN"),
+     ("latent_diffusion_ldm_txt2img", "Latent Diffusion LDM Txt2img"), ("glid3_xl", "Glid3 XL"), ("crn", "CRN"), ("blocky_gan", "Blocky GAN"), ("Adobe Firefly", "Adobe Firefly")],
+)
+def test_generator_display_names(extension_page, label, name):
+    assert extension_page.evaluate("(label) => genspot.verdicts.displayName(label)", label) == name
+
+
+def test_badge_texts_and_labels(extension_page):
+    ai = describe(extension_page, ok("ai", 0.936))
+    assert ai["kind"] == "ai" and ai["text"] == "AI 94% · Midjourney v3"
+    assert ai["ariaLabel"].startswith("genspot: likely AI-generated, 94% probability, most likely Midjourney v3")
+    rows = dict(ai["rows"])
+    assert rows["AI probability"] == "94%" and rows["Likely sources"] == "Midjourney v3 70%, DALL·E 2 20%"
+    assert rows["Model"] == "tiny-1" and rows["Provenance"] == "no metadata found" and rows["Checked"] == "your browser sent the image bytes"
+
+    assert describe(extension_page, ok("uncertain", 0.55))["text"] == "?"
+    assert describe(extension_page, ok("real", 0.1, label="real")) is None, "'Likely real' badges are off by default"
+    real = describe(extension_page, ok("real", 0.1, label="real"), showReal=True)
+    assert real["text"] == "Likely real" and "AI probability 10%" in real["ariaLabel"]
+    assert describe(extension_page, {"status": "error", "error": {"code": "fetch_failed", "message": "x"}}) is None
+
+
+def test_threshold_only_makes_ai_badges_stricter(extension_page):
+    assert describe(extension_page, ok("ai", 0.8), threshold=0.9)["text"] == "?"
+    assert describe(extension_page, ok("ai", 0.95), threshold=0.9)["kind"] == "ai"
+    signals = [{"kind": "c2pa", "detail": "c2pa.created", "verdict": "ai", "generator": "DALL-E 3"}, {"kind": "exif", "detail": "x"}]
+    proven = ok("ai", 0.3, label="DALL-E 3", provenance={"verdict": "ai", "generator": "DALL-E 3", "signals": signals})
+    shown = describe(extension_page, proven, threshold=0.9)
+    assert shown["kind"] == "ai", "metadata that proves AI beats the threshold"
+    assert shown["text"] == "AI (metadata) · DALL-E 3"
+    assert dict(shown["rows"])["Provenance"] == "AI-generated (DALL-E 3) · C2PA, EXIF"
+
+
+def test_settings_parsing(extension_page):
+    parse = "(text) => genspot.settings.parseSiteList(text)"
+    assert extension_page.evaluate(parse, "Example.com\nhttps://news.example.org/path  example.com, ,") == ["example.com", "news.example.org"]
+    normalize = "(text) => genspot.settings.normalizeBackendUrl(text)"
+    assert extension_page.evaluate(normalize, " https://Detect.example.com:8443/api/ ") == "https://detect.example.com:8443/api"
+    error = extension_page.evaluate(f"(text) => {{ try {{ ({normalize})(text); }} catch (e) {{ return e.message; }} }}", "ftp://x")
+    assert error == "the backend URL must start with http:// or https://, got ftp:"
+    sites = extension_page.evaluate(
+        """() => {
+          const s = genspot.settings, base = { ...s.DEFAULT_SETTINGS, disabledSites: ["example.com"] };
+          const on = s.withSiteEnabled(base, "www.example.com", true);
+          return [s.isSiteEnabled(base, "www.example.com"), s.isSiteEnabled(base, "notexample.com"), on.disabledSites,
+                  s.withSiteEnabled(on, "a.org", false).disabledSites];
+        }"""
+    )
+    assert sites == [False, True, [], ["a.org"]]
+
+
+def test_batcher_sends_16_items_or_waits_50_ms(extension_page):
+    batches = extension_page.evaluate(
+        """async () => {
+          const sizes = [];
+          const b = new batcher.MicroBatcher(async (items) => { sizes.push(items.length); return items.map((i) => i * 10); },
+                                             { maxItems: 16, maxWaitMs: 50 });
+          const started = performance.now();
+          const results = await Promise.all(Array.from({ length: 20 }, (_, i) => b.submit(i)));
+          const lone = await b.submit(7);
+          return { sizes, results, lone, ms: performance.now() - started };
+        }"""
+    )
+    assert batches["sizes"] == [16, 4, 1]
+    assert batches["results"] == [i * 10 for i in range(20)] and batches["lone"] == 70
+    assert batches["ms"] >= 100, "the partial batches each waited for more items"

@@ -1,0 +1,116 @@
+"""Hostile image hosts and hostile image files, all in one request: each item gets its own error
+code within the fetch budget, the good items beside them are answered, and no worker stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import pytest
+
+from genspot.backend.app import create_app
+from tests.reliability.conftest import FETCH_TOTAL_S, drill_settings, running
+from tests.reliability.hostile import animated_gif, png_declaring, static_responses
+
+MARGIN_S = 5.0
+"""Slack for a loaded 2-core CI box on top of the fetch budget."""
+
+# path on the hostile server -> the code its item must get
+HOSTILE_URLS = {
+    "/hang": "timeout",
+    "/hang-after-headers.jpg": "timeout",
+    "/trickle.jpg": "timeout",
+    "/endless.jpg": "too_large",
+    "/gzip-bomb.jpg": "too_large",
+    "/html-as-png.png": "not_an_image",
+    "/empty.jpg": "not_an_image",
+    "/truncated.jpg": "decode_failed",
+    "/bomb.png": "too_large",
+    "/wide.png": "too_large",
+    "/not-found.jpg": "fetch_failed",
+    "/server-error.jpg": "fetch_failed",
+    "/redirect-loop.jpg": "fetch_failed",
+    "/redirect?to=http://169.254.169.254/latest/meta-data/": "blocked_address",
+    "/redirect?to=file:///etc/passwd": "unsupported_url",
+}
+GOOD_URLS = ["/ok.jpg", "/ok-as-html.jpg", "/frames.gif"]
+
+
+@pytest.fixture
+def settings(tiny_bundle, hostile):
+    return drill_settings(tiny_bundle, 80, hostile.port)  # 80: redirects to blocked hosts meet the address check
+
+
+def _codes(results: list[dict]) -> dict[str, str]:
+    return {r["id"]: (r["error"]["code"] if r["status"] == "error" else "ok") for r in results}
+
+
+def test_every_hostile_host_fails_alone_within_the_budget(settings, hostile):
+    async def drill():
+        async with running(create_app(settings)) as client:
+            items = [{"id": path, "url": hostile.url(path)} for path in [*HOSTILE_URLS, *GOOD_URLS]]
+            started = time.perf_counter()
+            response = await client.post("/v1/detect", json={"items": items})
+            return response, time.perf_counter() - started
+
+    response, elapsed = asyncio.run(drill())
+    assert response.status_code == 200, response.text
+    codes = _codes(response.json()["results"])
+    assert codes == {**HOSTILE_URLS, **{path: "ok" for path in GOOD_URLS}}
+    assert elapsed < FETCH_TOTAL_S + MARGIN_S, f"request took {elapsed:.1f} s"
+
+
+def test_stalling_hosts_do_not_stall_other_requests(settings, hostile):
+    """While a request full of hanging and trickling items waits out its budget, other clients'
+    requests are answered at normal speed: no fetch, decode or model worker is held hostage."""
+
+    async def drill():
+        async with running(create_app(settings)) as client:
+            paths = ("/hang", "/trickle.jpg", "/endless.jpg")
+            stalling = [{"id": f"{path}#{i}", "url": hostile.url(f"{path}?n={i}")} for i in range(16) for path in paths]
+            slow = asyncio.create_task(client.post("/v1/detect", json={"items": stalling}))
+            await asyncio.sleep(0.3)  # the stalling fetches are now in progress
+            timings = []
+            for round_ in range(3):
+                started = time.perf_counter()
+                answer = await client.post("/v1/detect", json={"items": [{"url": hostile.url(f"/ok.jpg?round={round_}")}]})
+                timings.append((time.perf_counter() - started, answer.json()["results"][0]["status"]))
+            return timings, await slow
+
+    timings, slow_response = asyncio.run(drill())
+    assert [status for _, status in timings] == ["ok", "ok", "ok"]
+    assert max(t for t, _ in timings) < FETCH_TOTAL_S, f"good requests waited behind hostile ones: {timings}"
+    assert slow_response.status_code == 200
+    assert set(_codes(slow_response.json()["results"]).values()) <= {"timeout", "too_large"}
+
+
+@pytest.mark.parametrize(
+    "name, data, code",
+    [
+        ("decompression bomb header", png_declaring(100_000, 100_000), "too_large"),
+        ("2**31 wide", png_declaring(2**31 - 1, 1), "too_large"),
+        ("truncated jpeg", static_responses()["/truncated.jpg"][2], "decode_failed"),
+        ("html", b"<html><body>hi</body></html>", "not_an_image"),
+        ("svg", b'<svg xmlns="http://www.w3.org/2000/svg"></svg>', "not_an_image"),
+        ("4000-frame gif", animated_gif(4000), "ok"),
+        ("random bytes", bytes(range(256)) * 40, "not_an_image"),
+    ],
+)
+def test_hostile_files_by_base64_and_upload(settings, name, data, code):
+    async def drill():
+        async with running(create_app(settings)) as client:
+            good = static_responses()["/ok.jpg"][2]
+            items = [{"id": name, "image_b64": base64.b64encode(data).decode()}, {"id": "good", "image_b64": base64.b64encode(good).decode()}]
+            by_json = await client.post("/v1/detect", json={"items": items})
+            files = [("files", ("hostile.bin", data, "application/octet-stream")), ("files", ("good.jpg", good, "image/jpeg"))]
+            by_upload = await client.post("/v1/detect/upload", files=files)
+            return by_json, by_upload
+
+    started = time.perf_counter()
+    by_json, by_upload = asyncio.run(drill())
+    assert time.perf_counter() - started < 30
+    for response in (by_json, by_upload):
+        assert response.status_code == 200, response.text
+        first, second = _codes(response.json()["results"]).values()
+        assert (first, second) == (code, "ok")

@@ -1,0 +1,132 @@
+"""Data loading: labels.csv folders, CT2 parquet (wide and long), bad data, augmentation."""
+
+from __future__ import annotations
+
+import csv
+import random
+
+import numpy as np
+import torch
+import pytest
+from PIL import Image
+
+from genspot.training.augment import Augmenter
+from genspot.training.config import AugmentConfig
+from genspot.training.data import (
+    DataError,
+    DetectorDataset,
+    collate,
+    generator_names,
+    load_samples,
+    split_samples,
+)
+from genspot.training.losses import IGNORE_INDEX
+
+
+def test_labels_csv_folder_skips_corrupt_image_and_logs_it(synthetic_dataset, caplog):
+    with caplog.at_level("WARNING"):
+        samples = load_samples(synthetic_dataset, progress=False)
+    assert len(samples) == 24  # 25 rows, the corrupt file skipped
+    assert "skipped 1 unreadable image" in caplog.text and "corrupt.png" in caplog.text
+    assert generator_names(samples) == ["blocky_gan", "stripe_diffusion"]
+    assert any(s.caption == "" for s in samples)
+    assert all(s.digest and len(s.digest) == 64 for s in samples)
+
+
+def test_split_column_is_used_and_hold_out_is_stratified(synthetic_dataset):
+    samples = load_samples(synthetic_dataset, progress=False)
+    train, val = split_samples(samples, 0.5)
+    assert {s.split for s in val} == {"val"} and len(val) == 6 and len(train) == 18
+    unsplit = [s.__class__(**{**s.__dict__, "split": None}) for s in samples]
+    train, val = split_samples(unsplit, 0.25, seed=1)
+    assert len(val) == 6 and {s.label_b for s in val} == {"real", "blocky_gan", "stripe_diffusion"}
+    assert not {s.key for s in train} & {s.key for s in val}
+
+
+def test_missing_column_is_a_one_line_error(tmp_path):
+    (tmp_path / "labels.csv").write_text("image,caption,label_a\nx.png,,1\n")
+    with pytest.raises(DataError, match="missing column 'label_b'") as info:
+        load_samples(tmp_path, progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_label_value_names_the_line(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    (tmp_path / "labels.csv").write_text("image,caption,label_a,label_b\nx.png,,maybe,real\n")
+    with pytest.raises(DataError, match="labels.csv:2: label_a must be 0 or 1"):
+        load_samples(tmp_path, progress=False)
+
+
+def test_unlabelled_folder_of_images(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg")
+    samples = load_samples(tmp_path, require_labels=False, progress=False)
+    assert [(s.key, s.label_a, s.caption) for s in samples] == [("a.png", -1, "")]
+    with pytest.raises(DataError, match="no labels.csv"):
+        load_samples(tmp_path, progress=False)
+
+
+def test_ct2_parquet_wide_and_long_rows(ct2_parquet):
+    samples = load_samples(ct2_parquet, progress=False)
+    wide = [s for s in samples if s.key.startswith("train_wide")]
+    long = [s for s in samples if s.key.startswith("val_long")]
+    assert len(wide) == 12 and len(long) == 6
+    assert {s.split for s in wide} == {"train"} and {s.split for s in long} == {"val"}
+    assert sorted(s.label_b for s in wide[:6]) == sorted(["real", "sd21", "sdxl", "sd3", "dalle", "midjourney"])
+    assert [s.label_a for s in wide[:6]] == [0, 1, 1, 1, 1, 1]
+    assert [s.label_b for s in long] == ["real", "sd21", "sdxl", "sd3", "dalle", "midjourney"]
+    assert wide[6].caption == "" and wide[0].caption == "a red bus on a street"
+    assert generator_names(samples) == ["dalle", "midjourney", "sd21", "sd3", "sdxl"]
+    assert samples[0].open_image().size == (64, 64)
+
+
+def test_ct2_parquet_missing_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"Caption": ["x"], "Image": [b""], "Label_A": [1]}), tmp_path / "test.parquet")
+    with pytest.raises(DataError, match="missing column 'Label_B'"):
+        load_samples(tmp_path, progress=False)
+
+
+def test_unknown_dataset_name_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="not a local folder or parquet file|cannot load Hugging Face dataset"):
+        load_samples(str(tmp_path / "nowhere" / "dataset"), progress=False)
+
+
+def test_dataset_items_and_collate(synthetic_dataset):
+    samples = load_samples(synthetic_dataset, progress=False)
+    labels_b = generator_names(samples)
+    dataset = DetectorDataset(samples, labels_b, image_size=32, blank_captions=True)
+    batch = collate([dataset[i] for i in range(len(dataset))])
+    assert batch["image"].shape == (24, 3, 32, 32) and 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    assert set(batch["caption"]) == {""}
+    real = batch["label_a"] == 0
+    assert (batch["label_b"][real] == IGNORE_INDEX).all() and (batch["label_b"][~real] >= 0).all()
+
+
+def test_augmenter_changes_pixels_and_drops_captions():
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    always = AugmentConfig(flip_prob=0, crop_prob=1, resize_prob=1, blur_prob=1, jpeg_prob=1, noise_prob=1, caption_dropout=1.0)
+    augmenter = Augmenter(always, random.Random(0))
+    out = augmenter.picture(picture)
+    assert out.mode == "RGB" and out.size != picture.size  # cropped and resized
+    assert augmenter.drop_caption("a cat") == ""
+    disabled = Augmenter(AugmentConfig(enabled=False, caption_dropout=0.0), random.Random(0))
+    assert disabled.picture(picture) is picture and disabled.drop_caption("a cat") == "a cat"
+
+
+def test_augmenter_is_reproducible_with_a_seed():
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    config = AugmentConfig(crop_prob=0.5, jpeg_prob=0.5, noise_prob=0.5, blur_prob=0.5)
+    first = [np.asarray(Augmenter(config, random.Random(7)).picture(picture)) for _ in range(2)]
+    np.testing.assert_array_equal(first[0], first[1])
+
+
+def test_train_crop_keeps_the_pixel_grid():
+    image = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 8, 8).repeat_interleave(2, 1).repeat_interleave(2, 2)[:1].expand(3, 16, 16)
+    config = AugmentConfig(train_crop=6, noise_prob=0.0)
+    for seed in range(5):
+        crop = Augmenter(config, random.Random(seed)).tensor(image)
+        assert crop.shape == (3, 6, 6)
+        assert torch.equal(crop[:, 0::2, 0::2], crop[:, 1::2, 1::2])  # 2x2 cells intact: even offsets

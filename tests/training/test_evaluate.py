@@ -1,0 +1,94 @@
+"""`genspot evaluate` end to end on the tiny checkpoint and the synthetic dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genspot.training.evaluate import main
+
+CONTRACT_COLUMNS = ["image", "p_ai", "pred_label_a", "pred_label_b"]
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def val_report(tiny_checkpoint, synthetic_dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert main(["--checkpoint", str(tiny_checkpoint), "--data", str(synthetic_dataset), "--out", str(out), "--split", "val", "--quiet"]) == 0
+    return out
+
+
+def test_writes_report_files(val_report, tiny_checkpoint):
+    import torch
+
+    for name in ("confusion_matrix.png", "reliability.png"):
+        with Image.open(val_report / name) as image:
+            assert image.format == "PNG" and image.width > 200
+    rows = read_rows(val_report / "predictions.csv")
+    assert list(rows[0])[:4] == CONTRACT_COLUMNS
+    assert len(rows) == 6 and all(r["image"].startswith("images/") and "_0" in r["image"] for r in rows)  # val split only
+    labels_b = torch.load(tiny_checkpoint, weights_only=True)["labels_b"]
+    for row in rows:
+        p_ai = float(row["p_ai"])
+        assert 0.0 <= p_ai <= 1.0
+        assert int(row["pred_label_a"]) == int(p_ai >= 0.5)
+        # inference rule: B is "real" exactly when A says real
+        assert (row["pred_label_b"] == "real") == (row["pred_label_a"] == "0")
+        assert row["pred_label_b"] in ["real", *labels_b]
+
+
+def test_metrics_json_matches_predictions(val_report):
+    report = json.loads((val_report / "metrics.json").read_text())
+    rows = read_rows(val_report / "predictions.csv")
+    truth = np.array([int(r["label_a"]) for r in rows])
+    pred = np.array([int(r["pred_label_a"]) for r in rows])
+    assert report["n_samples"] == 6 and report["split"] == "val" and report["blank_captions"] is False
+    assert report["task_a"]["accuracy"] == pytest.approx(np.mean(truth == pred))
+    assert report["task_b"]["accuracy"] == pytest.approx(np.mean([r["label_b"] == r["pred_label_b"] for r in rows]))
+    for key in ("f1_ai", "macro_f1", "auroc", "ece", "recall"):
+        assert key in report["task_a"]
+    for key in ("macro_f1", "weighted_f1", "per_class", "unseen"):
+        assert key in report["task_b"]
+    assert report["task_b"]["unseen"]["n"] == 0
+
+
+def test_unseen_generator_and_blank_captions(tiny_checkpoint, synthetic_dataset, tmp_path, capsys):
+    # the same images (absolute paths) with one generator renamed to one the model never saw
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = read_rows(synthetic_dataset / "labels.csv")
+    for row in rows:
+        row["image"] = str(synthetic_dataset / row["image"])
+        row["label_b"] = row["label_b"].replace("stripe_diffusion", "brand_new_model")
+    with (data / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "report"
+    assert main(["--checkpoint", str(tiny_checkpoint), "--data", str(data), "--out", str(out), "--blank-captions", "--quiet"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["blank_captions"] is True and report["split"] is None
+    assert report["n_samples"] == 24  # corrupt file skipped
+    unseen = report["task_b"]["unseen"]
+    assert unseen["n"] == 8 and unseen["labels"] == ["brand_new_model"]
+    assert sum(unseen["per_class"]["brand_new_model"]["predicted_as"].values()) == 8
+    assert report["task_b"]["n"] == 16 and "brand_new_model" not in report["task_b"]["per_class"]
+    printed = capsys.readouterr().out
+    assert "macro-F1" in printed and "brand_new_model" in printed
+
+
+def test_bad_input_is_a_one_line_error(tiny_checkpoint, synthetic_dataset, tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--data", str(synthetic_dataset), "--out", str(tmp_path / "r")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+    args = ["--checkpoint", str(tiny_checkpoint), "--data", str(synthetic_dataset), "--out", str(tmp_path / "r"), "--split", "test", "--quiet"]
+    assert main(args) == 2
+    assert "no samples in split 'test'" in capsys.readouterr().err

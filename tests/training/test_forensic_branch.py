@@ -1,0 +1,82 @@
+"""ForensicBranch: shapes, residual properties, TorchScript tracing with dynamic batch, bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genspot.training.forensic import ForensicBranch, npr_residual
+
+TINY = dict(channels=4, depth=2, output_dim=8)
+
+
+def test_npr_residual_vanishes_on_nearest_upsampled_image():
+    small = torch.rand(2, 3, 16, 16)
+    upsampled = torch.nn.functional.interpolate(small, scale_factor=2, mode="nearest")
+    assert npr_residual(upsampled).abs().max().item() == 0.0
+
+
+def test_npr_residual_is_nonzero_on_noise_and_zero_at_cell_anchors():
+    image = torch.rand(1, 3, 32, 32)
+    residual = npr_residual(image)
+    assert residual[:, :, 0::2, 0::2].abs().max().item() == 0.0
+    assert residual.abs().mean().item() > 0.1
+
+
+def test_npr_residual_matches_reference_interpolate_definition():
+    image = torch.rand(2, 3, 24, 24)
+    reference = image - torch.nn.functional.interpolate(
+        torch.nn.functional.interpolate(image, scale_factor=0.5, mode="nearest"), scale_factor=2, mode="nearest"
+    )
+    torch.testing.assert_close(npr_residual(image), reference)
+
+
+@pytest.mark.parametrize("residual", ["npr", "highpass", "npr+highpass"])
+def test_output_shape_and_output_dim(residual):
+    branch = ForensicBranch(residual=residual, **TINY).eval()
+    features = branch(torch.rand(3, 3, 64, 64))
+    assert branch.output_dim == 8
+    assert features.shape == (3, 8)
+    assert torch.isfinite(features).all()
+
+
+def test_highpass_ignores_flat_images():
+    branch = ForensicBranch(residual="highpass", **TINY).eval()
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    inner = branch.residuals(flat)[:, :, 1:-1, 1:-1]
+    assert inner.abs().max().item() < 1e-6
+
+
+def test_branch_is_blind_to_constant_brightness_shift():
+    """Residual inputs remove the image's low-frequency content, so a brightness offset changes nothing."""
+    branch = ForensicBranch(residual="npr", **TINY).eval()
+    image = torch.rand(2, 3, 32, 32) * 0.5
+    torch.testing.assert_close(branch(image), branch(image + 0.25), atol=1e-5, rtol=1e-4)
+
+
+def test_traced_module_accepts_other_batch_sizes():
+    branch = ForensicBranch(residual="npr+highpass", **TINY).eval()
+    traced = torch.jit.trace(branch, torch.rand(2, 3, 64, 64))
+    for batch in (1, 5):
+        image = torch.rand(batch, 3, 64, 64)
+        torch.testing.assert_close(traced(image), branch(image))
+
+
+def test_runs_under_bf16_autocast_close_to_fp32():
+    branch = ForensicBranch(**TINY).eval()
+    image = torch.rand(2, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = branch(image)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), branch(image), atol=0.05, rtol=0.05)
+
+
+def test_gradients_reach_the_stem():
+    branch = ForensicBranch(**TINY)
+    branch(torch.rand(2, 3, 32, 32)).sum().backward()
+    assert branch.stem[0].weight.grad.abs().sum().item() > 0
+
+
+def test_unknown_residual_kind_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown residual kind"):
+        ForensicBranch(residual="wavelet")

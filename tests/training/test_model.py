@@ -1,0 +1,150 @@
+"""The detector: configs, forward contract, empty captions, tracing with dynamic shapes, loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from genspot.training.config import (
+    ConfigError,
+    ModelConfig,
+    load_model_config,
+    load_train_config,
+)
+from genspot.training.losses import IGNORE_INDEX, MultiTaskLoss
+from genspot.training.model import create_model, rebuildable_branches
+
+LABELS_B = ["gen_a", "gen_b", "gen_c"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return create_model(load_model_config("tiny"), LABELS_B).eval()
+
+
+def inputs(model, captions, size=64):
+    input_ids, attention_mask = model.tokenizer(captions)
+    return torch.rand(len(captions), 3, size, size), input_ids, attention_mask
+
+
+@pytest.mark.parametrize("name", ["paper", "offline", "tiny"])
+def test_packaged_configs_load_and_round_trip(name):
+    config = load_model_config(name)
+    assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert load_train_config(name).epochs >= 1
+
+
+def test_paper_config_is_the_paper_architecture():
+    config, train = load_model_config("paper"), load_train_config("paper")
+    assert (config.image.model_name, config.image.pretrained, config.image.pooled) == ("ViT-B-32", "openai", "pre_projection")
+    assert (config.text.source, config.text.pooling, config.text.max_tokens) == ("bert-base-uncased", "cls", 128)
+    assert (config.fusion.kind, config.fusion.hidden_dim, config.forensic.enabled) == ("concat", 512, False)
+    assert (train.lr, train.weight_decay, train.epochs) == (2e-5, 0.01, 8)
+
+
+def test_config_errors_name_the_culprit(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"fusion": {"kind": "concat", "hiden_dim": 3}}))
+    with pytest.raises(ConfigError, match="hiden_dim"):
+        load_model_config(bad)
+    bad.write_text(json.dumps({"fusion": {"kind": "sum"}}))
+    with pytest.raises(ConfigError, match="fusion.kind"):
+        load_model_config(bad)
+    with pytest.raises(ConfigError, match="no config 'nope'"):
+        load_model_config("nope")
+
+
+def test_forward_shapes_and_feature_split(tiny_model):
+    image, input_ids, attention_mask = inputs(tiny_model, ["a cat", "", "a long caption about nothing at all"])
+    with torch.no_grad():
+        logit_a, logits_b = tiny_model(image, input_ids, attention_mask)
+        features = tiny_model.forward_features(image, input_ids, attention_mask)
+        again = tiny_model.forward_head(features)
+    assert logit_a.shape == (3,) and logits_b.shape == (3, len(LABELS_B))
+    assert list(features) == ["image", "text", "forensic"]
+    torch.testing.assert_close(again[0], logit_a)
+    assert torch.isfinite(logit_a).all() and torch.isfinite(logits_b).all()
+
+
+def test_empty_captions_only_batch_works(tiny_model):
+    image, input_ids, attention_mask = inputs(tiny_model, ["", ""])
+    with torch.no_grad():
+        logit_a, _ = tiny_model(image, input_ids, attention_mask)
+    assert torch.isfinite(logit_a).all()
+
+
+def test_cached_features_replace_branches(tiny_model):
+    image, input_ids, attention_mask = inputs(tiny_model, ["x", "y"])
+    with torch.no_grad():
+        features = tiny_model.forward_features(image, input_ids, attention_mask)
+        cached = {"text": features["text"]}
+        other_ids = torch.zeros_like(input_ids)  # ignored: the text feature is cached
+        torch.testing.assert_close(tiny_model(image, other_ids, attention_mask, cached)[0], tiny_model(image, input_ids, attention_mask)[0])
+
+
+def test_trace_generalises_to_other_batch_and_sequence_lengths(tiny_model):
+    example = inputs(tiny_model, ["short one", ""])
+    with torch.no_grad():
+        traced = torch.jit.trace(tiny_model, example, check_trace=False)
+        captions = ["much longer caption that has many more tokens than before", "", "a", "b c", "d e f g h"]
+        other = inputs(tiny_model, captions)
+        assert other[1].shape[1] != example[1].shape[1]
+        for eager, scripted in zip(tiny_model(*other), traced(*other)):
+            torch.testing.assert_close(scripted, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_concat_fusion_and_single_branch_models():
+    config = load_model_config("tiny")
+    concat = dataclasses.replace(config, fusion=dataclasses.replace(config.fusion, kind="concat"))
+    text_off = dataclasses.replace(config, text=dataclasses.replace(config.text, enabled=False), image=dataclasses.replace(config.image, enabled=False))
+    for variant, branches in ((concat, ["image", "text", "forensic"]), (text_off, ["forensic"])):
+        model = create_model(variant, LABELS_B).eval()
+        assert model.branch_names == branches
+        with torch.no_grad():
+            assert model(*inputs(model, ["a", ""]))[1].shape == (2, 3)
+
+
+def test_frozen_backbones_do_not_train_and_are_rebuildable_only_if_pretrained():
+    config = load_model_config("tiny")
+    model = create_model(config, LABELS_B)
+    model.train()
+    assert not any(p.requires_grad for p in model.branches["text"].parameters())
+    assert not model.branches["text"].training and model.head_a.training
+    assert rebuildable_branches(config) == []  # random weights must be stored
+    assert rebuildable_branches(load_model_config("offline")) == ["text"]
+
+
+def test_loss_trains_head_b_on_ai_samples_only():
+    loss_fn = MultiTaskLoss(load_model_config("tiny").loss)
+    logit_a = torch.tensor([2.0, -2.0, 0.0])
+    logits_b = torch.tensor([[5.0, 0.0], [0.0, 50.0], [0.0, 0.0]], requires_grad=True)
+    label_a = torch.tensor([1, 0, 1])
+    label_b = torch.tensor([0, IGNORE_INDEX, 1])
+    total, parts = loss_fn(logit_a, logits_b, label_a, label_b)
+    total.backward()
+    assert logits_b.grad[1].abs().sum() == 0  # the real sample contributes nothing to task B
+    assert parts["loss"] == pytest.approx(parts["loss_a"] + parts["loss_b"])
+    _, only_real = loss_fn(logit_a[1:2], logits_b[1:2], label_a[1:2], label_b[1:2])
+    assert only_real["loss_b"] == 0.0
+
+
+def test_uncertainty_weighting_learns_task_weights():
+    config = dataclasses.replace(load_model_config("tiny").loss, weighting="uncertainty")
+    loss_fn = MultiTaskLoss(config)
+    assert loss_fn.log_vars is not None and loss_fn.log_vars.requires_grad
+    total, _ = loss_fn(torch.zeros(2), torch.zeros(2, 2), torch.tensor([1, 1]), torch.tensor([0, 1]))
+    total.backward()
+    assert loss_fn.log_vars.grad.abs().sum() > 0
+
+
+def test_balanced_task_a_weights_the_minority_class():
+    config = dataclasses.replace(load_model_config("tiny").loss, balance_a=True)
+    logit_a, logits_b = torch.zeros(2), torch.zeros(2, 2)
+    label_a, label_b = torch.tensor([1, 0]), torch.tensor([0, IGNORE_INDEX])
+    plain = MultiTaskLoss(config)(logit_a, logits_b, label_a, label_b)[1]["loss_a"]
+    weighted = MultiTaskLoss(config, pos_weight=3.0)(logit_a, logits_b, label_a, label_b)[1]["loss_a"]
+    assert weighted == pytest.approx(plain * (3 + 1) / 2)

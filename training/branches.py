@@ -1,0 +1,154 @@
+"""Pretrained-backbone branches: the open_clip image encoder and the BERT-family text encoder.
+
+Each branch takes the model's raw inputs (image in [0, 1] at any size; token ids + mask) and
+returns one feature vector per sample, doing its own normalisation and resizing inside
+``forward`` so the exported model needs nothing but the preprocessed tensor. Both trace
+with a dynamic batch size and (text) a dynamic sequence length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genspot.text import CaptionTokenizer
+from genspot.training.config import ImageBranchConfig, TextBranchConfig
+
+PACKAGE_PREFIX = "package:"
+
+
+class BranchBuildError(RuntimeError):
+    """A backbone that cannot be built (unknown name, weights not available offline, ...)."""
+
+
+def backbone_key(config: ImageBranchConfig | TextBranchConfig) -> str:
+    """Stable id of a backbone's weights and behaviour (feature-cache keys)."""
+    text = json.dumps(config.__dict__, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class ImageBranch(nn.Module):
+    """An open_clip image tower; output = pooled (optionally projected) embedding."""
+
+    def __init__(self, config: ImageBranchConfig, load_weights: bool = True):
+        super().__init__()
+        from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+        self.visual = _build_visual(config, load_weights)
+        if config.pooled == "pre_projection":
+            self.visual.proj = None
+        size = self.visual.image_size
+        self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        preprocess_cfg = getattr(self.visual, "preprocess_cfg", None) or {}
+        mean = preprocess_cfg.get("mean", OPENAI_DATASET_MEAN)
+        std = preprocess_cfg.get("std", OPENAI_DATASET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        with torch.no_grad():
+            self.output_dim = int(self.visual(torch.zeros(1, 3, self.input_size, self.input_size)).shape[-1])
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-1] != self.input_size or image.shape[-2] != self.input_size:
+            image = F.interpolate(
+                image, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False, antialias=True
+            )
+        return self.visual((image - self.mean) / self.std)
+
+
+def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
+    import open_clip
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+
+    if config.model_cfg is not None or not (load_weights and config.pretrained):
+        model_cfg = config.model_cfg or open_clip.get_model_config(config.model_name)
+        if model_cfg is None:
+            raise BranchBuildError(f"unknown open_clip model {config.model_name!r} (and no model_cfg given)")
+        visual = _build_vision_tower(model_cfg["embed_dim"], CLIPVisionCfg(**model_cfg["vision_cfg"]))
+        if config.pretrained and load_weights:
+            _load_visual_weights(visual, config.pretrained)
+        return visual
+    try:
+        model = open_clip.create_model(config.model_name, pretrained=config.pretrained, require_pretrained=True)
+    except Exception as exc:  # open_clip raises RuntimeError/HF errors; offline shows up as many kinds
+        raise BranchBuildError(
+            f"cannot load open_clip {config.model_name!r} weights {config.pretrained!r}: {exc}"
+        ) from exc
+    return model.visual
+
+
+def _load_visual_weights(visual: nn.Module, path: str) -> None:
+    """Load a local checkpoint of a whole CLIP model (``visual.*`` keys) or of the tower alone."""
+    if not Path(path).is_file():
+        raise BranchBuildError(f"image weights {path!r}: no such file (a custom model_cfg needs a local path)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    visual_state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")} or state
+    visual.load_state_dict(visual_state)
+
+
+def resolve_text_source(source: str) -> str:
+    """``package:MODULE/SUBDIR`` -> that folder; other sources (folders, hub names) unchanged."""
+    if not source.startswith(PACKAGE_PREFIX):
+        return source
+    module, _, subdir = source[len(PACKAGE_PREFIX) :].partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BranchBuildError(f"text encoder {source!r}: Python package {module!r} is not installed")
+    folder = Path(list(spec.submodule_search_locations)[0]) / subdir
+    if not (folder / "config.json").is_file():
+        raise BranchBuildError(f"text encoder {source!r}: {folder} has no config.json")
+    return str(folder)
+
+
+def load_caption_tokenizer(config: TextBranchConfig) -> CaptionTokenizer:
+    """The text encoder's tokenizer as a ``CaptionTokenizer`` (tokenizer.json of a folder, or hub)."""
+    source = resolve_text_source(config.source)
+    tokenizer_file = Path(source) / "tokenizer.json"
+    if tokenizer_file.is_file():
+        return CaptionTokenizer.from_file(tokenizer_file, config.max_tokens)
+    try:
+        from transformers import AutoTokenizer
+
+        backend = AutoTokenizer.from_pretrained(source).backend_tokenizer
+    except Exception as exc:  # hub/network/format errors
+        raise BranchBuildError(f"cannot load the tokenizer of text encoder {config.source!r}: {exc}") from exc
+    return CaptionTokenizer(backend, config.max_tokens)
+
+
+class TextBranch(nn.Module):
+    """A BERT-family encoder; output = [CLS] hidden state (paper) or masked mean of the last layer."""
+
+    def __init__(self, config: TextBranchConfig, load_weights: bool = True):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as hf_logging
+
+        source = resolve_text_source(config.source)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # hides the "pooler weights unused" load report
+        try:
+            hf_config = AutoConfig.from_pretrained(source, **config.config_overrides)
+            hf_config._attn_implementation = "eager"  # traces with a dynamic sequence length
+            if config.random_init or not load_weights:
+                self.encoder = AutoModel.from_config(hf_config, add_pooling_layer=False)
+            else:
+                self.encoder = AutoModel.from_pretrained(source, config=hf_config, add_pooling_layer=False)
+        except Exception as exc:  # hub/network/format errors
+            raise BranchBuildError(f"cannot load text encoder {config.source!r}: {exc}") from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        self.pooling = config.pooling
+        self.output_dim = int(hf_config.hidden_size)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)

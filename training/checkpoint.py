@@ -1,0 +1,87 @@
+"""Checkpoint files (``RUN_DIR/model.pt``): format "genspot-checkpoint/1", see docs/ARCHITECTURE.md.
+
+Frozen pretrained backbones are rebuilt from their source (config) instead of being stored,
+so the default checkpoint stays small; fine-tuned or randomly initialised ones are stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genspot.text import CaptionTokenizer
+from genspot.training.config import ModelConfig
+from genspot.training.model import GenspotDetector, create_model, rebuildable_branches
+
+CHECKPOINT_FORMAT = "genspot-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A file that is not a usable genspot checkpoint."""
+
+
+def stored_state_dict(model: GenspotDetector) -> dict[str, torch.Tensor]:
+    """The model's state without the rebuildable frozen backbones."""
+    skip = tuple(f"branches.{name}." for name in model.rebuildable_branches())
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(skip)}
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: GenspotDetector,
+    *,
+    temperature: float = 1.0,
+    metrics: dict | None = None,
+    train_args: dict | None = None,
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": model.config.to_dict(),
+        "state_dict": stored_state_dict(model),
+        "labels_b": list(model.labels_b),
+        "tokenizer_json": model.tokenizer.to_str(),
+        "temperature": float(temperature),
+        "metrics": metrics or {},
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "train_args": train_args or {},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # never leave a half-written model.pt
+    return path
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dict, checked for format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle/zip errors of a corrupt or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file")
+    return payload
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[GenspotDetector, dict]:
+    """(model in eval mode, meta) where meta is the checkpoint dict without ``state_dict``."""
+    payload = read_checkpoint(path, map_location)
+    config = ModelConfig.from_dict(payload["config"])
+    model = create_model(config, payload["labels_b"], load_weights=bool(rebuildable_branches(config)))
+    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    rebuilt = tuple(f"branches.{name}." for name in model.rebuildable_branches())
+    missing = [k for k in missing if not k.startswith(rebuilt)]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    model.tokenizer = CaptionTokenizer.from_str(payload["tokenizer_json"], config.text.max_tokens)
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model.to(map_location).eval(), meta

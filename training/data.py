@@ -1,0 +1,323 @@
+"""Labelled samples from a labels.csv folder, CT2/Defactify parquet, or a Hugging Face dataset.
+
+``load_samples(spec)`` returns ``Sample`` records whatever the source:
+
+- a folder with ``labels.csv`` (``image, caption, label_a, label_b[, split][, source]``);
+- a parquet file or a folder of them, in the CT2 schema: wide rows (``caption`` plus one
+  column per generator, six samples per row, ``coco_image`` real) or long rows (``Caption,
+  Image, Label_A, Label_B``); split taken from the file name (train/val/validation/test);
+- a Hugging Face dataset name (needs the optional ``datasets`` package and a network).
+
+Every image is decoded once up front; unreadable ones are skipped and counted in the log,
+never stopping a run. ``DetectorDataset`` turns samples into model inputs for training.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from genspot.imaging import preprocess, resize_and_crop, to_rgb, to_tensor
+from genspot.training.augment import Augmenter
+from genspot.training.losses import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+REAL = "real"
+LABELS_CSV = "labels.csv"
+CSV_COLUMNS = ("image", "caption", "label_a", "label_b")
+WIDE_IMAGE_COLUMNS = {  # CT2 wide training rows: column -> generator name
+    "coco_image": REAL,
+    "sd21_image": "sd21",
+    "sdxl_image": "sdxl",
+    "sd3_image": "sd3",
+    "dalle_image": "dalle",
+    "midjourney_image": "midjourney",
+}
+LONG_COLUMNS = ("Caption", "Image", "Label_A", "Label_B")
+CT2_LABEL_B = (REAL, "sd21", "sdxl", "sd3", "dalle", "midjourney")  # Label_B 0..5
+SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+class DataError(ValueError):
+    """Data that cannot be used at all (missing column, no samples, ...): one line."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    key: str  # stable name: path relative to the data folder, or "file.parquet#row:column"
+    caption: str
+    label_a: int  # 0 real, 1 AI-generated, -1 unknown (unlabelled)
+    label_b: str  # generator name, "real", or "" when unknown
+    split: str | None = None
+    source: str | None = None
+    path: Path | None = None
+    data: bytes | None = None
+    digest: str | None = None  # sha256 of the encoded image bytes (feature-cache keys)
+
+    def read_bytes(self) -> bytes:
+        return self.data if self.data is not None else Path(self.path).read_bytes()
+
+    def open_image(self) -> Image.Image:
+        """The decoded RGB picture (first frame, EXIF orientation, alpha on white)."""
+        image = Image.open(io.BytesIO(self.read_bytes()))
+        image.load()
+        return to_rgb(image)
+
+
+# -- reading sources ---------------------------------------------------------------------------
+def load_samples(spec: str | Path, *, require_labels: bool = True, progress: bool = True) -> list[Sample]:
+    """All readable samples of ``spec`` (folder, parquet file/folder, or HF dataset name)."""
+    path = Path(spec)
+    if path.is_dir() and (path / LABELS_CSV).is_file():
+        raw = list(read_labels_csv(path, require_labels))
+    elif path.is_file() and path.suffix == ".parquet" or path.is_dir() and any(path.rglob("*.parquet")):
+        raw = list(read_parquet(path))
+    elif path.is_dir() and not require_labels:
+        raw = list(read_image_folder(path))
+    elif path.exists():
+        raise DataError(f"{path}: no {LABELS_CSV} and no .parquet files")
+    else:
+        raw = list(read_hf_dataset(str(spec)))
+    samples = verify_images(raw, progress=progress)
+    if not samples:
+        raise DataError(f"{spec}: no readable samples")
+    return samples
+
+
+def _require_columns(have: Iterable[str], need: Iterable[str], where: str) -> None:
+    missing = [c for c in need if c not in set(have)]
+    if missing:
+        raise DataError(f"{where}: missing column {', '.join(repr(c) for c in missing)}")
+
+
+def read_labels_csv(folder: Path, require_labels: bool = True) -> Iterator[Sample]:
+    csv_path = folder / LABELS_CSV
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        _require_columns(reader.fieldnames or [], CSV_COLUMNS if require_labels else ("image",), str(csv_path))
+        for line, row in enumerate(reader, start=2):
+            label_a = _int_label(row.get("label_a"), f"{csv_path}:{line}", require_labels)
+            yield Sample(
+                key=row["image"],
+                caption=row.get("caption") or "",
+                label_a=label_a,
+                label_b=(row.get("label_b") or "").strip() or (REAL if label_a == 0 else ""),
+                split=(row.get("split") or "").strip() or None,
+                source=(row.get("source") or "").strip() or None,
+                path=folder / row["image"],
+            )
+
+
+def _int_label(value: Any, where: str, required: bool) -> int:
+    if value in (None, "") and not required:
+        return -1
+    try:
+        label = int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: label_a must be 0 or 1, got {value!r}") from None
+    if label not in (0, 1):
+        raise DataError(f"{where}: label_a must be 0 or 1, got {label}")
+    return label
+
+
+def read_image_folder(folder: Path) -> Iterator[Sample]:
+    """Unlabelled images of a folder (recursively), caption empty."""
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        yield Sample(key=str(path.relative_to(folder)), caption="", label_a=-1, label_b="", path=path)
+
+
+def _split_from_name(name: str) -> str | None:
+    lowered = name.lower()
+    for token, split in SPLIT_NAMES.items():
+        if token in lowered.replace("-", "_").split("_") or lowered.startswith(token):
+            return split
+    return None
+
+
+def read_parquet(path: Path) -> Iterator[Sample]:
+    import pyarrow.parquet as pq
+
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    for file in files:
+        parquet = pq.ParquetFile(file)
+        columns = parquet.schema_arrow.names
+        split = _split_from_name(file.stem)
+        row_index = 0
+        for batch in parquet.iter_batches(batch_size=256):
+            for row in batch.to_pylist():
+                yield from ct2_row_samples(row, columns, f"{file.name}#{row_index}", split, str(file))
+                row_index += 1
+
+
+def ct2_row_samples(row: dict, columns: list[str], key: str, split: str | None, where: str) -> Iterator[Sample]:
+    """Samples of one CT2 row, wide (six images) or long (one image)."""
+    if any(c in columns for c in WIDE_IMAGE_COLUMNS) or "caption" in columns:
+        _require_columns(columns, ["caption", *WIDE_IMAGE_COLUMNS], where)
+        for column, generator in WIDE_IMAGE_COLUMNS.items():
+            yield Sample(
+                key=f"{key}:{column}",
+                caption=row["caption"] or "",
+                label_a=int(generator != REAL),
+                label_b=generator,
+                split=split,
+                data=image_cell_bytes(row[column]),
+            )
+        return
+    _require_columns(columns, LONG_COLUMNS, where)
+    label_b_index = int(row["Label_B"])
+    if not 0 <= label_b_index < len(CT2_LABEL_B):
+        raise DataError(f"{where} {key}: Label_B must be 0..{len(CT2_LABEL_B) - 1}, got {label_b_index}")
+    yield Sample(
+        key=key,
+        caption=row["Caption"] or "",
+        label_a=_int_label(row["Label_A"], f"{where} {key}", True),
+        label_b=CT2_LABEL_B[label_b_index],
+        split=split,
+        data=image_cell_bytes(row["Image"]),
+    )
+
+
+def image_cell_bytes(cell: Any) -> bytes | None:
+    """Encoded image bytes from a parquet/HF cell: bytes, {"bytes": ...}, or a PIL image."""
+    if isinstance(cell, (bytes, bytearray)):
+        return bytes(cell)
+    if isinstance(cell, dict):
+        if cell.get("bytes"):
+            return bytes(cell["bytes"])
+        if cell.get("path") and Path(cell["path"]).is_file():
+            return Path(cell["path"]).read_bytes()
+        return None
+    if isinstance(cell, Image.Image):
+        buffer = io.BytesIO()
+        cell.save(buffer, format="PNG")
+        return buffer.getvalue()
+    return None
+
+
+def read_hf_dataset(name: str) -> Iterator[Sample]:
+    """Rows of a Hugging Face dataset in the CT2 schema (online only; needs ``datasets``)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{name!r} is not a local folder or parquet file, and loading it from the Hugging Face hub "
+            "needs the `datasets` package (pip install datasets)"
+        ) from None
+    try:
+        dataset_dict = datasets.load_dataset(name)
+    except Exception as exc:  # network, auth, unknown name
+        raise DataError(f"cannot load Hugging Face dataset {name!r}: {exc}") from exc
+    for split_name, dataset in dataset_dict.items():
+        for column, feature in dataset.features.items():
+            if isinstance(feature, datasets.Image):
+                dataset = dataset.cast_column(column, datasets.Image(decode=False))
+        columns = list(dataset.column_names)
+        for index, row in enumerate(dataset):
+            yield from ct2_row_samples(row, columns, f"{split_name}#{index}", SPLIT_NAMES.get(split_name), name)
+
+
+def verify_images(samples: list[Sample], progress: bool = True) -> list[Sample]:
+    """Readable samples, each with its content digest; unreadable ones are skipped and logged."""
+    readable, skipped = [], []
+    for sample in tqdm(samples, desc="checking images", unit="img", disable=not progress, leave=False):
+        try:
+            encoded = sample.read_bytes()
+            if encoded is None:
+                raise ValueError("no image data")
+            with Image.open(io.BytesIO(encoded)) as image:
+                image.load()
+        except Exception as exc:  # PIL raises many kinds (OSError, SyntaxError, DecompressionBombError...)
+            skipped.append(f"{sample.key} ({type(exc).__name__}: {exc})")
+            continue
+        readable.append(replace(sample, digest=hashlib.sha256(encoded).hexdigest()))
+    if skipped:
+        log.warning("skipped %d unreadable image(s); first: %s", len(skipped), "; ".join(skipped[:3]))
+    return readable
+
+
+# -- labels and splits -----------------------------------------------------------------------
+def generator_names(samples: Iterable[Sample]) -> list[str]:
+    """Sorted generator names (head-B classes) of the AI-generated samples."""
+    return sorted({s.label_b for s in samples if s.label_a == 1 and s.label_b and s.label_b != REAL})
+
+
+def split_samples(samples: list[Sample], val_fraction: float, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """(train, val): the ``split`` column when it names a val split, else a stratified hold-out."""
+    if any(s.split == "val" for s in samples):
+        return [s for s in samples if s.split in (None, "train")], [s for s in samples if s.split == "val"]
+    pool = [s for s in samples if s.split != "test"]
+    by_class: dict[str, list[Sample]] = {}
+    for sample in pool:
+        by_class.setdefault(sample.label_b, []).append(sample)
+    rng = random.Random(seed)
+    train, val = [], []
+    for name in sorted(by_class):
+        group = by_class[name][:]
+        rng.shuffle(group)
+        n_val = round(len(group) * val_fraction) if len(group) > 1 else 0
+        val += group[:n_val]
+        train += group[n_val:]
+    return train, val
+
+
+# -- torch dataset -----------------------------------------------------------------------------
+class DetectorDataset(Dataset):
+    """Samples -> dicts of ``image`` [3, S, S], ``caption``, ``label_a``, ``label_b`` (class index or
+    IGNORE_INDEX for real/unknown generators), ``index``. Augments when given an ``Augmenter``."""
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        labels_b: list[str],
+        image_size: int,
+        augmenter: Augmenter | None = None,
+        blank_captions: bool = False,
+    ):
+        self.samples = samples
+        self.class_index = {name: i for i, name in enumerate(labels_b)}
+        self.image_size = image_size
+        self.augmenter = augmenter
+        self.blank_captions = blank_captions
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        caption = "" if self.blank_captions else sample.caption
+        if self.augmenter is None:
+            image = preprocess(sample.open_image(), self.image_size)
+        else:
+            picture = self.augmenter.picture(sample.open_image())
+            image = self.augmenter.tensor(to_tensor(resize_and_crop(picture, self.image_size)))
+            caption = self.augmenter.drop_caption(caption)
+        return {
+            "image": image,
+            "caption": caption,
+            "label_a": sample.label_a,
+            "label_b": self.class_index.get(sample.label_b, IGNORE_INDEX),
+            "index": index,
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    return {
+        "image": torch.stack([item["image"] for item in items]),
+        "caption": [item["caption"] for item in items],
+        "label_a": torch.tensor([item["label_a"] for item in items], dtype=torch.long),
+        "label_b": torch.tensor([item["label_b"] for item in items], dtype=torch.long),
+        "index": torch.tensor([item["index"] for item in items], dtype=torch.long),
+    }

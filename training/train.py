@@ -1,0 +1,372 @@
+"""`genspot train`: fit the detector on a labels.csv folder or CT2 parquet, write RUN_DIR/model.pt.
+
+The best epoch is chosen by validation task-A macro-F1 (``split`` column ``val``, else a
+stratified hold-out); at the end head A's temperature is fitted on validation logits and
+the checkpoint records val metrics with and without captions. ``--mode frozen`` caches the
+pretrained backbones' features on disk and trains the rest (fusion, heads and the forensic
+branch, which always trains); ``--mode finetune`` trains end to end. Under ``torchrun`` each
+process trains a shard (DDP); only rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from genspot.training import calibration, metrics
+from genspot.training.augment import Augmenter
+from genspot.training.checkpoint import save_checkpoint, stored_state_dict
+from genspot.training.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    load_model_config,
+    load_train_config,
+    with_overrides,
+)
+from genspot.training.data import DataError, DetectorDataset, Sample, collate, generator_names, load_samples, split_samples
+from genspot.training.features import FrozenFeatures, autocast, frozen_features
+from genspot.training.losses import MultiTaskLoss
+from genspot.training.model import GenspotDetector, create_model
+from genspot.training.predict import predict
+
+log = logging.getLogger("genspot.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genspot train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="labels.csv folder, parquet file/folder, or HF dataset name")
+    parser.add_argument("--out", required=True, type=Path, help="run folder (model.pt, train.log, metrics.json)")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"config name or JSON path (default {DEFAULT_CONFIG})")
+    parser.add_argument("--mode", choices=("frozen", "finetune"), help="frozen backbones (cached) or end to end")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="learning rate of pretrained backbones (finetune)")
+    parser.add_argument("--head-lr", type=float, help="learning rate of parts trained from scratch")
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--val-fraction", type=float, help="hold-out fraction when the data has no val split")
+    parser.add_argument("--caption-dropout", type=float, help="probability of training with an empty caption")
+    parser.add_argument("--no-augment", action="store_true", help="turn the image augmentations off")
+    parser.add_argument("--pseudo-labels", nargs="+", default=[], metavar="DIR", help="labels.csv folders added to train")
+    parser.add_argument("--blank-val-captions", action="store_true", help="select the best epoch with captions blanked")
+    parser.add_argument("--max-train", type=int, help="use at most N training samples (stratified)")
+    parser.add_argument("--max-val", type=int, help="use at most N validation samples (stratified)")
+    parser.add_argument("--cache-dir", type=Path, help="feature cache folder (default RUN_DIR/feature-cache)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast (CPU with AVX-512-BF16, GPU)")
+    parser.add_argument("--num-workers", type=int)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+# -- run set-up --------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@contextmanager
+def distributed_runtime(device_arg: str):
+    """Rank/world/device; a process group when launched by torchrun with WORLD_SIZE > 1."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if device_arg == "auto":
+        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(device_arg)
+    if world_size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield Runtime(rank, world_size, device)
+    finally:
+        if world_size > 1:
+            dist.destroy_process_group()
+
+
+def barrier(runtime: Runtime) -> None:
+    if runtime.world_size > 1:
+        dist.barrier()
+
+
+def setup_logging(out: Path, runtime: Runtime) -> None:
+    """Log to RUN_DIR/train.log and stderr (rank 0); other ranks only warn."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if runtime.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(out / "train.log", encoding="utf-8"))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    root = logging.getLogger("genspot")
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if runtime.is_main else logging.WARNING)
+
+
+def resolve_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    """Config file values, CLI flags on top; the mode decides which backbones are frozen."""
+    model_config = load_model_config(args.config)
+    train_config = load_train_config(args.config)
+    augment = with_overrides(train_config.augment, caption_dropout=args.caption_dropout)
+    if args.no_augment:
+        augment = dataclasses.replace(augment, enabled=False)
+    train_config = with_overrides(
+        train_config,
+        mode=args.mode,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        num_workers=args.num_workers,
+        bf16=args.bf16,
+        augment=augment,
+    )
+    freeze = train_config.mode == "frozen"
+    model_config = dataclasses.replace(
+        model_config,
+        image=dataclasses.replace(model_config.image, freeze=freeze),
+        text=dataclasses.replace(model_config.text, freeze=freeze),
+    )
+    return model_config, train_config
+
+
+def subsample(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    """At most ``limit`` samples, keeping class proportions (deterministic)."""
+    if limit is None or len(samples) <= limit:
+        return samples
+    rng = random.Random(seed)
+    shuffled = samples[:]
+    rng.shuffle(shuffled)
+    shuffled.sort(key=lambda s: s.label_b)  # stable: random order within each class
+    step = len(shuffled) / limit
+    return [shuffled[int(i * step)] for i in range(limit)]
+
+
+def load_data(args: argparse.Namespace, train_config: TrainConfig, progress: bool) -> tuple[list[Sample], list[Sample]]:
+    samples = load_samples(args.data, progress=progress)
+    train, val = split_samples(samples, train_config.val_fraction, train_config.seed)
+    for folder in args.pseudo_labels:
+        pseudo = [dataclasses.replace(s, split="train") for s in load_samples(folder, progress=progress)]
+        log.info("added %d pseudo-labelled samples from %s", len(pseudo), folder)
+        train += pseudo
+    train = subsample(train, args.max_train, train_config.seed)
+    val = subsample(val, args.max_val, train_config.seed)
+    if not train or not val:
+        raise DataError(f"{args.data}: need both training and validation samples (got {len(train)} and {len(val)})")
+    return train, val
+
+
+def class_balance(samples: list[Sample]) -> float:
+    """Task-A BCE ``pos_weight`` = n_real / n_ai, so both classes weigh the same in the loss."""
+    n_ai = sum(s.label_a == 1 for s in samples)
+    return (len(samples) - n_ai) / max(1, n_ai)
+
+
+# -- training ----------------------------------------------------------------------------------
+def make_optimizer(model: GenspotDetector, loss_fn: MultiTaskLoss, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; pretrained backbones at ``lr``, parts trained from scratch at ``head_lr``."""
+    backbone_ids = {id(p) for n in ("image", "text") if n in model.branches for p in model.branches[n].parameters()}
+    trainable = [p for p in [*model.parameters(), *loss_fn.parameters()] if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) in backbone_ids], "lr": config.lr},
+        {"params": [p for p in trainable if id(p) not in backbone_ids], "lr": config.head_lr or config.lr},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=config.weight_decay)
+
+
+def train_loader(dataset: DetectorDataset, config: TrainConfig, runtime: Runtime) -> DataLoader:
+    sampler = None
+    if runtime.world_size > 1:
+        sampler = DistributedSampler(dataset, runtime.world_size, runtime.rank, shuffle=True, seed=config.seed)
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        collate_fn=collate,
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Each DataLoader worker draws its own augmentations."""
+    info = torch.utils.data.get_worker_info()
+    if info.dataset.augmenter is not None:
+        info.dataset.augmenter.rng.seed(info.seed)
+
+
+def train_epoch(model, tokenizer, loss_fn, optimizer, scheduler, loader, frozen, runtime, config, epoch, progress) -> dict:
+    model.train()
+    totals: dict[str, float] = {}
+    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not progress)
+    for step, batch in enumerate(bar, start=1):
+        input_ids, attention_mask = tokenizer(batch["caption"])
+        cached = frozen.lookup(batch, runtime.device) if frozen is not None else None
+        with autocast(runtime.device, config.bf16):
+            logit_a, logits_b = model(
+                batch["image"].to(runtime.device),
+                input_ids.to(runtime.device),
+                attention_mask.to(runtime.device),
+                cached,
+            )
+        loss, parts = loss_fn(logit_a, logits_b, batch["label_a"].to(runtime.device), batch["label_b"].to(runtime.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        for key, value in parts.items():
+            totals[key] = totals.get(key, 0.0) + value
+        bar.set_postfix(loss=f"{totals['loss'] / step:.4f}")
+    return {key: value / max(1, len(loader)) for key, value in totals.items()}
+
+
+def evaluate_split(model, samples, *, blank_captions, frozen, runtime, config, progress, temperature=1.0) -> tuple[dict, object]:
+    """Val metrics (task A and B) and the raw predictions."""
+    predictions = predict(
+        model,
+        samples,
+        batch_size=config.batch_size,
+        temperature=temperature,
+        blank_captions=blank_captions,
+        device=runtime.device,
+        bf16=config.bf16,
+        frozen=frozen,
+        progress=progress,
+    )
+    result = metrics.compute_metrics(
+        [s.label_a for s in samples],
+        predictions.p_ai,
+        [s.label_b for s in samples],
+        predictions.pred_label_b(model.labels_b),
+        model.labels_b,
+    )
+    return result, predictions
+
+
+def fit(args: argparse.Namespace, runtime: Runtime) -> int:
+    model_config, train_config = resolve_configs(args)
+    progress = not args.quiet and runtime.is_main
+    torch.manual_seed(train_config.seed + runtime.rank)
+    train_samples, val_samples = load_data(args, train_config, progress)
+    labels_b = generator_names(train_samples + val_samples)
+    log.info(
+        "config %s, mode %s, %d process(es) on %s: %d train / %d val samples, %d generator classes: %s",
+        model_config.name, train_config.mode, runtime.world_size, runtime.device, len(train_samples), len(val_samples), len(labels_b), ", ".join(labels_b),
+    )
+    model = create_model(model_config, labels_b).to(runtime.device)
+    tokenizer = model.tokenizer
+    cache_dir = args.cache_dir or args.out / "feature-cache"
+    train_frozen = val_frozen = None
+    if train_config.mode == "frozen" and model.frozen_branches():
+        for turn in ("main", "others"):  # rank 0 fills the cache first, the others then read it
+            if runtime.is_main == (turn == "main"):
+                kwargs = dict(batch_size=64, device=runtime.device, bf16=train_config.bf16, progress=progress, write=runtime.is_main)
+                train_frozen = frozen_features(model, train_samples, cache_dir, **kwargs)
+                val_frozen = frozen_features(model, val_samples, cache_dir, **kwargs)
+            barrier(runtime)
+
+    augmenter = Augmenter(train_config.augment, random.Random(train_config.seed + runtime.rank))
+    dataset = DetectorDataset(train_samples, labels_b, model_config.image_size, augmenter)
+    loader = train_loader(dataset, train_config, runtime)
+    loss_fn = MultiTaskLoss(model_config.loss, class_balance(train_samples) if model_config.loss.balance_a else None)
+    loss_fn = loss_fn.to(runtime.device)
+    optimizer = make_optimizer(model, loss_fn, train_config)
+    total_steps = max(1, train_config.epochs * len(loader))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    trained = model
+    if runtime.world_size > 1:
+        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    train_args = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "train_config": train_config.to_dict()}
+    history, best, best_state = [], None, None
+    started = time.monotonic()
+    for epoch in range(1, train_config.epochs + 1):
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        losses = train_epoch(trained, tokenizer, loss_fn, optimizer, scheduler, loader, train_frozen, runtime, train_config, epoch, progress)
+        if runtime.is_main:
+            val_metrics, _ = evaluate_split(
+                model, val_samples, blank_captions=args.blank_val_captions, frozen=val_frozen,
+                runtime=runtime, config=train_config, progress=progress,
+            )
+            score = val_metrics["task_a"]["macro_f1"]
+            history.append({"epoch": epoch, **losses, "val_task_a_macro_f1": score, "val_task_a_f1_ai": val_metrics["task_a"]["f1_ai"]})
+            log.info("epoch %d: loss %.4f, val task-A macro-F1 %.4f (AI F1 %.4f)", epoch, losses["loss"], score, val_metrics["task_a"]["f1_ai"])
+            if best is None or score > best["score"]:
+                best = {"epoch": epoch, "score": score}
+                best_state = {k: v.clone() for k, v in stored_state_dict(model).items()}
+                save_checkpoint(args.out / "model.pt", model, metrics={"best_epoch": epoch, "history": history}, train_args=train_args)
+        barrier(runtime)
+
+    if runtime.is_main:
+        model.load_state_dict(best_state, strict=False)
+        final = finish(model, val_samples, val_frozen, runtime, train_config, progress, best, history)
+        save_checkpoint(args.out / "model.pt", model, temperature=final["temperature"], metrics=final, train_args=train_args)
+        (args.out / "metrics.json").write_text(json.dumps(final, indent=2), encoding="utf-8")
+        log.info(
+            "best epoch %d; val task-A macro-F1 %.4f with captions, %.4f blanked; temperature %.3f; %.0f s; wrote %s",
+            best["epoch"], final["val"]["task_a"]["macro_f1"], final["val_blank_captions"]["task_a"]["macro_f1"],
+            final["temperature"], time.monotonic() - started, args.out / "model.pt",
+        )
+    return 0
+
+
+def finish(model, val_samples, val_frozen, runtime, config, progress, best, history) -> dict:
+    """Temperature fitted on val logits with and without captions (the web has both); val metrics
+    (calibrated) with and without captions."""
+    kwargs = dict(frozen=val_frozen, runtime=runtime, config=config, progress=progress)
+    logits = [evaluate_split(model, val_samples, blank_captions=b, **kwargs)[1].logit_a for b in (False, True)]
+    labels = [s.label_a for s in val_samples]
+    temperature = calibration.fit_temperature(np.concatenate(logits), labels + labels)
+    with_captions, _ = evaluate_split(model, val_samples, blank_captions=False, temperature=temperature, **kwargs)
+    blank, _ = evaluate_split(model, val_samples, blank_captions=True, temperature=temperature, **kwargs)
+    return {
+        "best_epoch": best["epoch"],
+        "temperature": temperature,
+        "val": with_captions,
+        "val_blank_captions": blank,
+        "history": history,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with distributed_runtime(args.device) as runtime:
+        setup_logging(args.out, runtime)
+        try:
+            return fit(args, runtime)
+        except (ConfigError, DataError) as exc:
+            log.error("%s", exc)
+            print(f"genspot train: error: {exc}", file=sys.stderr)
+            return 2
