@@ -104,19 +104,19 @@ class RedisCache:
 
     kind = "redis"
 
-    def __init__(self, url: str, timeout_s: float = 0.2, retries: int = 1, breaker: CircuitBreaker | None = None):
+    def __init__(
+        self, url: str, timeout_s: float = 0.2, retries: int = 1, breaker: CircuitBreaker | None = None, cluster: bool = False
+    ):
         from redis.asyncio import Redis
+        from redis.asyncio.cluster import RedisCluster
         from redis.asyncio.retry import Retry
         from redis.backoff import ConstantBackoff
 
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
-        self.client = Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(ConstantBackoff(0.01), retries),
-            health_check_interval=0,
+        client_class = RedisCluster if cluster else Redis
+        self.client = client_class.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(ConstantBackoff(0.01), retries)
         )
 
     async def _guarded(self, operation: str, make_call: Callable[[], Awaitable[Any]]) -> Any:
@@ -137,7 +137,7 @@ class RedisCache:
         return await self._guarded("GET", lambda: self.client.get(key))
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
-        await self._guarded("SETEX", lambda: self.client.setex(key, ttl_s, value))
+        await self._guarded("SET", lambda: self.client.set(key, value, ex=ttl_s))
 
     async def incr(self, key: str, ttl_s: int) -> int | None:
         async def incr_with_expiry() -> int:
@@ -161,4 +161,5 @@ def open_cache(settings: Settings) -> Cache:
     if not settings.redis_url:
         return MemoryCache(settings.memory_cache_items)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
-    return RedisCache(settings.redis_url, settings.redis_timeout_ms / 1000, settings.redis_retries, breaker)
+    timeout_s = settings.redis_timeout_ms / 1000
+    return RedisCache(settings.redis_url, timeout_s, settings.redis_retries, breaker, cluster=settings.redis_cluster)

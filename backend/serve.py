@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import tempfile
+from urllib.parse import urlsplit
 
 from genspot.backend.settings import Settings, SettingsError
 
@@ -56,14 +58,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.update(settings.to_env())
+    metrics_dir = None
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="genspot-metrics-")
-    cache = settings.redis_url or "in-process"
+        metrics_dir = tempfile.mkdtemp(prefix="genspot-metrics-")  # workers' metrics, summed by /metrics
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    cache = _without_password(settings.redis_url) if settings.redis_url else "in-process"
     print(
         f"genspot serve: model {manifest['model_version']} ({manifest['kind']}, {manifest['dtype']}) from {settings.bundle}, "
         f"cache {cache}, {settings.workers} worker(s) on http://{settings.host}:{settings.port}",
         file=sys.stderr,
     )
+    try:
+        _run_uvicorn(settings)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl() if parts.hostname else url
+
+
+def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -75,6 +93,5 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
         timeout_worker_healthcheck=settings.worker_start_timeout_s,  # loading a model takes a while
-        proxy_headers=settings.trust_forwarded_for,
+        proxy_headers=False,  # X-Forwarded-For is read by genspot.backend.access, only when trusted
     )
-    return 0

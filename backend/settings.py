@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     worker_start_timeout_s: int = 180
     # cache
     redis_url: str | None = None
+    redis_cluster: bool = False
     cache_ttl_s: int = 7 * 24 * 3600
     url_ttl_s: int = 3600
     memory_cache_items: int = 10_000

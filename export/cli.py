@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"genspot export: {message}", file=sys.stderr)
+    lines = message.strip().splitlines() or [""]
+    print(f"genspot export: {lines[0]}", file=sys.stderr)
     return status
 
 

@@ -11,24 +11,17 @@ token dimension is dynamic up to the text limit.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from genspot.bundle import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
+from genspot.bundle import MANIFEST_FILE
 from genspot.export.hardware import tensorrt_missing
-from genspot.export.manifest import build_manifest, weights_hash, write_manifest
-from genspot.export.parity import TOLERANCES, ParityError
-from genspot.export.torchscript import (
-    ExportResult,
-    checkpoint_image_size,
-    install_bundle,
-    parity_against_bundle,
-    trace_inputs,
-)
+from genspot.export.parity import TOLERANCES
+from genspot.export.torchscript import checkpoint_image_size, trace_inputs
 from genspot.export.wrapper import ProbabilityModel
+from genspot.export.writer import ExportResult, write_bundle
 
 BATCH_PROFILE = {"min": 1, "opt": 16, "max": 64}
 MIN_TOKENS = 2
@@ -103,8 +96,8 @@ def compile_tensorrt(wrapper: ProbabilityModel, example: tuple[torch.Tensor, ...
     )
 
 
-def export_tensorrt(checkpoint: Path, out: Path, *, loaded: tuple[torch.nn.Module, dict] | None = None) -> ExportResult:
-    """Compile ``checkpoint`` for this GPU into ``out``; raises TensorRTUnavailable / ParityError."""
+def export_tensorrt(checkpoint: Path, out: Path) -> ExportResult:
+    """Compile ``checkpoint`` for this GPU into ``out``; raises TensorRTUnavailable, or ParityError (``out`` untouched)."""
     missing = tensorrt_missing()
     if missing:
         raise TensorRTUnavailable(missing)
@@ -112,7 +105,7 @@ def export_tensorrt(checkpoint: Path, out: Path, *, loaded: tuple[torch.nn.Modul
 
     from genspot.training.checkpoint import load_checkpoint
 
-    detector, meta = loaded or load_checkpoint(checkpoint)
+    detector, meta = load_checkpoint(checkpoint)
     image_size = checkpoint_image_size(meta)
     max_tokens = int(meta["config"]["text"]["max_tokens"])
     device = torch.device("cuda")
@@ -121,30 +114,18 @@ def export_tensorrt(checkpoint: Path, out: Path, *, loaded: tuple[torch.nn.Modul
     with torch.no_grad():
         compiled = compile_tensorrt(wrapper, example, image_size, max_tokens)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
-        staging = Path(tmp)
-        torch_tensorrt.save(compiled, str(staging / MODEL_FILE), output_format="torchscript", arg_inputs=list(example))
-        (staging / TOKENIZER_FILE).write_text(meta["tokenizer_json"], encoding="utf-8")
-        manifest = build_manifest(
-            kind="tensorrt",
-            detector=detector,
-            meta=meta,
-            image_size=image_size,
-            dtype=torch.float16,
-            device="cuda",
-            weights_sha256=weights_hash(detector),
-            quantization=None,
-            text_cache=False,
-            parity={},
-            source_checkpoint=checkpoint,
-            extra={"tensorrt": _versions(), "max_batch": BATCH_PROFILE["max"], "batch_profile": dict(BATCH_PROFILE)},
-        )
-        write_manifest(staging, manifest)
-        report = parity_against_bundle(detector, meta, staging, TOLERANCES["float16"], device="cuda")
-        if not report.ok:
-            raise ParityError(f"export rejected, {report.describe()}")
-        manifest["parity"] = report.to_dict()
-        write_manifest(staging, manifest)
-        install_bundle(staging, out)
-    return ExportResult(out, manifest, report)
+    return write_bundle(
+        out,
+        lambda path: torch_tensorrt.save(compiled, str(path), output_format="torchscript", arg_inputs=list(example)),
+        checkpoint=checkpoint,
+        detector=detector,
+        meta=meta,
+        tolerance=TOLERANCES["float16"],
+        kind="tensorrt",
+        image_size=image_size,
+        dtype=torch.float16,
+        device="cuda",
+        quantization=None,
+        text_cache=False,
+        extra={"tensorrt": _versions(), "max_batch": BATCH_PROFILE["max"], "batch_profile": dict(BATCH_PROFILE)},
+    )

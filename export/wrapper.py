@@ -15,6 +15,7 @@ probabilities close to the eager model (and bicubic resizing has no bf16 kernel)
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -30,7 +31,9 @@ class Int8Linear(nn.Module):
         from torch.ao.quantization import quantize_dynamic
 
         float_linear = copy.deepcopy(linear).float()
-        self.linear = quantize_dynamic(nn.Sequential(float_linear), {nn.Linear}, dtype=torch.qint8)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch.ao's deprecation notice for quantized tensors
+            self.linear = quantize_dynamic(nn.Sequential(float_linear), {nn.Linear}, dtype=torch.qint8)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.float()).to(x.dtype)

@@ -69,7 +69,9 @@ def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
         model_cfg = config.model_cfg or open_clip.get_model_config(config.model_name)
         if model_cfg is None:
             raise BranchBuildError(f"unknown open_clip model {config.model_name!r} (and no model_cfg given)")
-        visual = _build_vision_tower(model_cfg["embed_dim"], CLIPVisionCfg(**model_cfg["vision_cfg"]))
+        visual = _build_vision_tower(
+            model_cfg["embed_dim"], CLIPVisionCfg(**model_cfg["vision_cfg"]), quick_gelu=model_cfg.get("quick_gelu", False)
+        )
         if config.pretrained and load_weights:
             _load_visual_weights(visual, config.pretrained)
         return visual
@@ -130,8 +132,9 @@ class TextBranch(nn.Module):
         from transformers.utils import logging as hf_logging
 
         source = resolve_text_source(config.source)
-        verbosity = hf_logging.get_verbosity()
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # hides the "pooler weights unused" load report
+        hf_logging.disable_progress_bar()  # and the per-tensor loading bar of a ~1 s load
         try:
             hf_config = AutoConfig.from_pretrained(source, **config.config_overrides)
             hf_config._attn_implementation = "eager"  # traces with a dynamic sequence length
@@ -143,6 +146,8 @@ class TextBranch(nn.Module):
             raise BranchBuildError(f"cannot load text encoder {config.source!r}: {exc}") from exc
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         self.pooling = config.pooling
         self.output_dim = int(hf_config.hidden_size)
 

@@ -83,14 +83,14 @@ def load_samples(spec: str | Path, *, require_labels: bool = True, progress: boo
     path = Path(spec)
     if path.is_dir() and (path / LABELS_CSV).is_file():
         raw = list(read_labels_csv(path, require_labels))
-    elif path.is_file() and path.suffix == ".parquet" or path.is_dir() and any(path.rglob("*.parquet")):
-        raw = list(read_parquet(path))
+    elif (path.is_file() and path.suffix == ".parquet") or (path.is_dir() and any(path.rglob("*.parquet"))):
+        raw = list(read_parquet(path, require_labels))
     elif path.is_dir() and not require_labels:
         raw = list(read_image_folder(path))
     elif path.exists():
         raise DataError(f"{path}: no {LABELS_CSV} and no .parquet files")
     else:
-        raw = list(read_hf_dataset(str(spec)))
+        raw = list(read_hf_dataset(str(spec), require_labels))
     samples = verify_images(raw, progress=progress)
     if not samples:
         raise DataError(f"{spec}: no readable samples")
@@ -147,7 +147,7 @@ def _split_from_name(name: str) -> str | None:
     return None
 
 
-def read_parquet(path: Path) -> Iterator[Sample]:
+def read_parquet(path: Path, require_labels: bool = True) -> Iterator[Sample]:
     import pyarrow.parquet as pq
 
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
@@ -158,12 +158,14 @@ def read_parquet(path: Path) -> Iterator[Sample]:
         row_index = 0
         for batch in parquet.iter_batches(batch_size=256):
             for row in batch.to_pylist():
-                yield from ct2_row_samples(row, columns, f"{file.name}#{row_index}", split, str(file))
+                yield from ct2_row_samples(row, columns, f"{file.name}#{row_index}", split, str(file), require_labels)
                 row_index += 1
 
 
-def ct2_row_samples(row: dict, columns: list[str], key: str, split: str | None, where: str) -> Iterator[Sample]:
-    """Samples of one CT2 row, wide (six images) or long (one image)."""
+def ct2_row_samples(
+    row: dict, columns: list[str], key: str, split: str | None, where: str, require_labels: bool = True
+) -> Iterator[Sample]:
+    """Samples of one CT2 row, wide (six images) or long (one image; labels optional when unlabelled)."""
     if any(c in columns for c in WIDE_IMAGE_COLUMNS) or "caption" in columns:
         _require_columns(columns, ["caption", *WIDE_IMAGE_COLUMNS], where)
         for column, generator in WIDE_IMAGE_COLUMNS.items():
@@ -176,15 +178,18 @@ def ct2_row_samples(row: dict, columns: list[str], key: str, split: str | None, 
                 data=image_cell_bytes(row[column]),
             )
         return
-    _require_columns(columns, LONG_COLUMNS, where)
-    label_b_index = int(row["Label_B"])
-    if not 0 <= label_b_index < len(CT2_LABEL_B):
-        raise DataError(f"{where} {key}: Label_B must be 0..{len(CT2_LABEL_B) - 1}, got {label_b_index}")
+    _require_columns(columns, LONG_COLUMNS if require_labels else LONG_COLUMNS[:2], where)
+    label_b = ""
+    if row.get("Label_B") is not None:
+        label_b_index = int(row["Label_B"])
+        if not 0 <= label_b_index < len(CT2_LABEL_B):
+            raise DataError(f"{where} {key}: Label_B must be 0..{len(CT2_LABEL_B) - 1}, got {label_b_index}")
+        label_b = CT2_LABEL_B[label_b_index]
     yield Sample(
         key=key,
         caption=row["Caption"] or "",
-        label_a=_int_label(row["Label_A"], f"{where} {key}", True),
-        label_b=CT2_LABEL_B[label_b_index],
+        label_a=_int_label(row.get("Label_A"), f"{where} {key}", require_labels),
+        label_b=label_b,
         split=split,
         data=image_cell_bytes(row["Image"]),
     )
@@ -207,7 +212,7 @@ def image_cell_bytes(cell: Any) -> bytes | None:
     return None
 
 
-def read_hf_dataset(name: str) -> Iterator[Sample]:
+def read_hf_dataset(name: str, require_labels: bool = True) -> Iterator[Sample]:
     """Rows of a Hugging Face dataset in the CT2 schema (online only; needs ``datasets``)."""
     try:
         import datasets
@@ -226,7 +231,8 @@ def read_hf_dataset(name: str) -> Iterator[Sample]:
                 dataset = dataset.cast_column(column, datasets.Image(decode=False))
         columns = list(dataset.column_names)
         for index, row in enumerate(dataset):
-            yield from ct2_row_samples(row, columns, f"{split_name}#{index}", SPLIT_NAMES.get(split_name), name)
+            split = SPLIT_NAMES.get(split_name)
+            yield from ct2_row_samples(row, columns, f"{split_name}#{index}", split, name, require_labels)
 
 
 def verify_images(samples: list[Sample], progress: bool = True) -> list[Sample]:

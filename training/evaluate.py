@@ -36,6 +36,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of every command that runs a checkpoint over images."""
     parser.add_argument("--checkpoint", required=True, type=Path, help="RUN_DIR/model.pt written by `genspot train`")
     parser.add_argument("--blank-captions", action="store_true", help="run with every caption empty")
+    parser.add_argument("--split", help="use only this split (e.g. val) when the data has a split column")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU with AVX-512-BF16, GPU)")
@@ -115,7 +116,7 @@ def select_split(samples: list[Sample], split: str | None) -> list[Sample]:
     if split is None:
         return samples
     if all(s.split is None for s in samples):
-        log.info("the data has no split column; evaluating all %d samples", len(samples))
+        log.info("the data has no split column; using all %d samples", len(samples))
         return samples
     chosen = [s for s in samples if s.split == split]
     if not chosen:
@@ -166,6 +167,8 @@ def format_summary(report: dict) -> str:
     unseen = b["unseen"]
     if unseen["n"]:
         lines.append(f"task B leaves out {unseen['n']} samples of unseen generators: {', '.join(unseen['labels'])}")
+    if b["n_without_label"]:
+        lines.append(f"task B leaves out {b['n_without_label']} AI samples without a generator name")
     return "\n".join(lines)
 
 
@@ -204,7 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, help="labels.csv folder, parquet file/folder, or HF dataset name")
     parser.add_argument("--out", required=True, type=Path, help="report folder")
-    parser.add_argument("--split", help="evaluate only this split (e.g. val) when the data has a split column")
     parser.add_argument("--threshold", type=probability, default=0.5, help="p_ai at or above which an image counts as AI")
     return parser
 

@@ -111,9 +111,14 @@ def task_a_metrics(label_a: np.ndarray, p_ai: np.ndarray, threshold: float = 0.5
 
 
 def task_b_metrics(label_b: Sequence[str], pred_b: Sequence[str], labels_b: Sequence[str]) -> dict:
-    """Source attribution over all samples ('real' is a class); unseen generators reported apart."""
+    """Source attribution over all samples ('real' is a class); unseen generators reported apart.
+
+    Samples with an empty ``label_b`` (AI images of unknown origin) are left out and counted.
+    """
     label_b = np.asarray([str(v) for v in label_b], dtype=object)
     pred_b = np.asarray([str(v) for v in pred_b], dtype=object)
+    named = label_b != ""
+    label_b, pred_b = label_b[named], pred_b[named]
     known = [REAL, *[str(v) for v in labels_b if str(v) != REAL]]
     seen = np.isin(label_b, known)
     true_seen, pred_seen = label_b[seen], pred_b[seen]
@@ -143,6 +148,7 @@ def task_b_metrics(label_b: Sequence[str], pred_b: Sequence[str], labels_b: Sequ
         "accuracy": float(np.mean(true_seen == pred_seen)) if len(true_seen) else 0.0,
         "per_class": per_class,
         "unseen": {"n": int((~seen).sum()), "labels": unseen_names, "per_class": unseen},
+        "n_without_label": int((~named).sum()),
     }
 
 

@@ -38,10 +38,13 @@ def plot_confusion_matrix(
     """Counts written in each cell, colour = share of the row (the true class's recall spread).
 
     ``classes`` are the predictable classes (``real`` + the model's generators); true labels
-    outside them (unseen generators) get extra rows at the bottom, marked "(unseen)".
+    outside them (unseen generators) get extra rows at the bottom, marked "(unseen)"; samples
+    with an empty true label are left out.
     """
+    named = [(str(t), str(p)) for t, p in zip(y_true, y_pred) if str(t)]  # empty truth: origin unknown
+    y_true, y_pred = [t for t, _ in named], [p for _, p in named]
     cols = list(classes)
-    extra = sorted({str(v) for v in y_true} - set(cols))
+    extra = sorted(set(y_true) - set(cols))
     rows = cols + extra
     counts = confusion_counts(y_true, y_pred, rows, cols)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

@@ -21,6 +21,18 @@ class Predictions:
     p_ai: np.ndarray  # [N] sigmoid(logit_a / temperature)
     probs_b: np.ndarray  # [N, K] softmax over generators
 
+    @classmethod
+    def from_logits(cls, logit_a: torch.Tensor, logits_b: torch.Tensor, temperature: float = 1.0) -> "Predictions":
+        return cls(
+            logit_a=logit_a.numpy(),
+            logits_b=logits_b.numpy(),
+            p_ai=torch.sigmoid(logit_a / temperature).numpy(),
+            probs_b=torch.softmax(logits_b, dim=1).numpy(),
+        )
+
+    def with_temperature(self, temperature: float) -> "Predictions":
+        return Predictions.from_logits(torch.from_numpy(self.logit_a), torch.from_numpy(self.logits_b), temperature)
+
     def pred_label_b(self, labels_b: list[str], threshold: float = 0.5) -> list[str]:
         """Generator names, "real" wherever task A says real (the paper's inference rule)."""
         best = self.probs_b.argmax(axis=1) if len(self.probs_b) else np.zeros(0, dtype=int)
@@ -59,9 +71,4 @@ def predict(
     model.train(was_training)
     logit_a = torch.cat(logits_a) if logits_a else torch.zeros(0)
     logit_b = torch.cat(logits_b) if logits_b else torch.zeros(0, len(model.labels_b))
-    return Predictions(
-        logit_a=logit_a.numpy(),
-        logits_b=logit_b.numpy(),
-        p_ai=torch.sigmoid(logit_a / temperature).numpy(),
-        probs_b=torch.softmax(logit_b, dim=1).numpy(),
-    )
+    return Predictions.from_logits(logit_a, logit_b, temperature)

@@ -28,6 +28,7 @@ from genspot.training.evaluate import (
     probability,
     run_command,
     run_model,
+    select_split,
     write_csv,
 )
 from genspot.training.metrics import REAL
@@ -76,7 +77,7 @@ def accuracy_report(kept: list[Sample], pseudo_b: list[str]) -> dict | None:
 
 def pseudo_label(args: argparse.Namespace) -> dict:
     model, meta, device = load_model(args)
-    samples = load_samples(args.unlabelled, require_labels=False, progress=not args.quiet)
+    samples = select_split(load_samples(args.unlabelled, require_labels=False, progress=not args.quiet), args.split)
     predictions = run_model(model, meta, device, samples, args)
     pseudo_b = predictions.pred_label_b(list(model.labels_b))
     confidence = pseudo_label_confidence(predictions)
@@ -97,6 +98,7 @@ def pseudo_label(args: argparse.Namespace) -> dict:
     summary = {
         "checkpoint": str(args.checkpoint),
         "unlabelled": str(args.unlabelled),
+        "split": args.split,
         "threshold": args.threshold,
         "blank_captions": args.blank_captions,
         "n_samples": len(samples),
@@ -112,8 +114,9 @@ def pseudo_label(args: argparse.Namespace) -> dict:
 def format_summary(summary: dict) -> str:
     lines = [f"kept {summary['n_kept']} of {summary['n_samples']} images at confidence >= {summary['threshold']}"]
     accuracy = summary["accuracy"] or {"per_class": {}}
+    width = max(map(len, summary["predicted_per_class"]), default=0)
     for name, predicted in summary["predicted_per_class"].items():
-        line = f"  {name:<24} kept {summary['kept_per_class'].get(name, 0):>6} of {predicted:>6} predicted"
+        line = f"  {name:<{width}}  kept {summary['kept_per_class'].get(name, 0):>6} of {predicted:>6} predicted"
         if name in accuracy["per_class"]:
             line += f"   precision {accuracy['per_class'][name]['precision']:.3f}"
         lines.append(line)

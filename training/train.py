@@ -40,11 +40,19 @@ from genspot.training.config import (
     load_train_config,
     with_overrides,
 )
-from genspot.training.data import DataError, DetectorDataset, Sample, collate, generator_names, load_samples, split_samples
+from genspot.training.data import (
+    DataError,
+    DetectorDataset,
+    Sample,
+    collate,
+    generator_names,
+    load_samples,
+    split_samples,
+)
 from genspot.training.features import FrozenFeatures, autocast, frozen_features
 from genspot.training.losses import MultiTaskLoss
 from genspot.training.model import GenspotDetector, create_model
-from genspot.training.predict import predict
+from genspot.training.predict import Predictions, predict
 
 log = logging.getLogger("genspot.train")
 
@@ -63,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--val-fraction", type=float, help="hold-out fraction when the data has no val split")
     parser.add_argument("--caption-dropout", type=float, help="probability of training with an empty caption")
-    parser.add_argument("--no-augment", action="store_true", help="turn the image augmentations off")
+    parser.add_argument("--no-augment", action="store_true", help="image augmentations off (caption dropout stays)")
     parser.add_argument("--pseudo-labels", nargs="+", default=[], metavar="DIR", help="labels.csv folders added to train")
     parser.add_argument("--blank-val-captions", action="store_true", help="select the best epoch with captions blanked")
     parser.add_argument("--max-train", type=int, help="use at most N training samples (stratified)")
@@ -97,6 +105,8 @@ def distributed_runtime(device_arg: str):
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(device_arg)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if world_size > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
@@ -184,13 +194,13 @@ def load_data(args: argparse.Namespace, train_config: TrainConfig, progress: boo
     return train, val
 
 
+# -- training ----------------------------------------------------------------------------------
 def class_balance(samples: list[Sample]) -> float:
     """Task-A BCE ``pos_weight`` = n_real / n_ai, so both classes weigh the same in the loss."""
     n_ai = sum(s.label_a == 1 for s in samples)
     return (len(samples) - n_ai) / max(1, n_ai)
 
 
-# -- training ----------------------------------------------------------------------------------
 def make_optimizer(model: GenspotDetector, loss_fn: MultiTaskLoss, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; pretrained backbones at ``lr``, parts trained from scratch at ``head_lr``."""
     backbone_ids = {id(p) for n in ("image", "text") if n in model.branches for p in model.branches[n].parameters()}
@@ -202,75 +212,117 @@ def make_optimizer(model: GenspotDetector, loss_fn: MultiTaskLoss, config: Train
     return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=config.weight_decay)
 
 
-def train_loader(dataset: DetectorDataset, config: TrainConfig, runtime: Runtime) -> DataLoader:
-    sampler = None
-    if runtime.world_size > 1:
-        sampler = DistributedSampler(dataset, runtime.world_size, runtime.rank, shuffle=True, seed=config.seed)
-    return DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        num_workers=config.num_workers,
-        collate_fn=collate,
-        worker_init_fn=_seed_worker,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
-
-
 def _seed_worker(worker_id: int) -> None:
     """Each DataLoader worker draws its own augmentations."""
     info = torch.utils.data.get_worker_info()
-    if info.dataset.augmenter is not None:
-        info.dataset.augmenter.rng.seed(info.seed)
+    info.dataset.augmenter.rng.seed(info.seed)
 
 
-def train_epoch(model, tokenizer, loss_fn, optimizer, scheduler, loader, frozen, runtime, config, epoch, progress) -> dict:
-    model.train()
-    totals: dict[str, float] = {}
-    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not progress)
-    for step, batch in enumerate(bar, start=1):
-        input_ids, attention_mask = tokenizer(batch["caption"])
-        cached = frozen.lookup(batch, runtime.device) if frozen is not None else None
-        with autocast(runtime.device, config.bf16):
-            logit_a, logits_b = model(
-                batch["image"].to(runtime.device),
-                input_ids.to(runtime.device),
-                attention_mask.to(runtime.device),
-                cached,
-            )
-        loss, parts = loss_fn(logit_a, logits_b, batch["label_a"].to(runtime.device), batch["label_b"].to(runtime.device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        for key, value in parts.items():
-            totals[key] = totals.get(key, 0.0) + value
-        bar.set_postfix(loss=f"{totals['loss'] / step:.4f}")
-    return {key: value / max(1, len(loader)) for key, value in totals.items()}
+def prepare_frozen_features(model, train_samples, val_samples, cache_dir, runtime, config, progress):
+    """(train, val) ``FrozenFeatures`` in frozen mode (None otherwise); rank 0 fills the cache first."""
+    if config.mode != "frozen" or not model.frozen_branches():
+        return None, None
+    result = (None, None)
+    for turn in ("main", "others"):
+        if runtime.is_main == (turn == "main"):
+            kwargs = dict(device=runtime.device, bf16=config.bf16, progress=progress, write=runtime.is_main)
+            result = tuple(frozen_features(model, samples, cache_dir, **kwargs) for samples in (train_samples, val_samples))
+        barrier(runtime)
+    return result
 
 
-def evaluate_split(model, samples, *, blank_captions, frozen, runtime, config, progress, temperature=1.0) -> tuple[dict, object]:
-    """Val metrics (task A and B) and the raw predictions."""
-    predictions = predict(
-        model,
-        samples,
-        batch_size=config.batch_size,
-        temperature=temperature,
-        blank_captions=blank_captions,
-        device=runtime.device,
-        bf16=config.bf16,
-        frozen=frozen,
-        progress=progress,
-    )
-    result = metrics.compute_metrics(
-        [s.label_a for s in samples],
-        predictions.p_ai,
-        [s.label_b for s in samples],
-        predictions.pred_label_b(model.labels_b),
-        model.labels_b,
-    )
-    return result, predictions
+class Trainer:
+    """One process's training state: augmented data, loss, AdamW with cosine decay, DDP wrapper."""
+
+    def __init__(self, model: GenspotDetector, samples: list[Sample], frozen: FrozenFeatures | None,
+                 config: TrainConfig, runtime: Runtime, progress: bool):
+        self.model, self.frozen, self.config, self.runtime, self.progress = model, frozen, config, runtime, progress
+        augmenter = Augmenter(config.augment, random.Random(config.seed + runtime.rank))
+        dataset = DetectorDataset(samples, model.labels_b, model.config.image_size, augmenter)
+        sampler = DistributedSampler(dataset, runtime.world_size, runtime.rank, seed=config.seed) if runtime.world_size > 1 else None
+        self.loader = DataLoader(
+            dataset, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+            num_workers=config.num_workers, collate_fn=collate, worker_init_fn=_seed_worker,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        pos_weight = class_balance(samples) if model.config.loss.balance_a else None
+        self.loss_fn = MultiTaskLoss(model.config.loss, pos_weight).to(runtime.device)
+        self.optimizer = make_optimizer(model, self.loss_fn, config)
+        total = max(1, config.epochs * len(self.loader))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+        self.module = model
+        if runtime.world_size > 1:
+            device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+            self.module = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def epoch(self, number: int) -> dict[str, float]:
+        """Train one epoch; mean losses of this process."""
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(number)
+        self.module.train()
+        device, totals = self.runtime.device, {}
+        bar = tqdm(self.loader, desc=f"epoch {number}", unit="batch", disable=not self.progress)
+        for step, batch in enumerate(bar, start=1):
+            input_ids, attention_mask = self.model.tokenizer(batch["caption"])
+            cached = self.frozen.lookup(batch, device) if self.frozen is not None else None
+            with autocast(device, self.config.bf16):
+                logit_a, logits_b = self.module(
+                    batch["image"].to(device), input_ids.to(device), attention_mask.to(device), cached
+                )
+            loss, parts = self.loss_fn(logit_a, logits_b, batch["label_a"].to(device), batch["label_b"].to(device))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self._sync_loss_parameters()
+            self.optimizer.step()
+            self.scheduler.step()
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{totals['loss'] / step:.4f}")
+        return {key: value / max(1, len(self.loader)) for key, value in totals.items()}
+
+
+    def _sync_loss_parameters(self) -> None:
+        """Average the learned task weights' gradients over processes (DDP covers only the model)."""
+        if self.runtime.world_size > 1:
+            for parameter in self.loss_fn.parameters():
+                dist.all_reduce(parameter.grad)
+                parameter.grad /= self.runtime.world_size
+
+
+class Validator:
+    """Predictions and metrics on the validation samples (rank 0)."""
+
+    def __init__(self, model: GenspotDetector, samples: list[Sample], frozen: FrozenFeatures | None,
+                 config: TrainConfig, runtime: Runtime, progress: bool):
+        self.model, self.samples, self.frozen = model, samples, frozen
+        self.config, self.runtime, self.progress = config, runtime, progress
+
+    def predictions(self, blank_captions: bool) -> Predictions:
+        return predict(
+            self.model, self.samples, batch_size=self.config.batch_size, blank_captions=blank_captions,
+            device=self.runtime.device, bf16=self.config.bf16, frozen=self.frozen, progress=self.progress,
+        )
+
+    def metrics(self, predictions: Predictions) -> dict:
+        return metrics.compute_metrics(
+            [s.label_a for s in self.samples],
+            predictions.p_ai,
+            [s.label_b for s in self.samples],
+            predictions.pred_label_b(self.model.labels_b),
+            self.model.labels_b,
+        )
+
+    def calibrate(self) -> dict:
+        """Temperature fitted on val logits with and without captions (the web has both), and the
+        calibrated val metrics both ways."""
+        with_captions, blank = self.predictions(False), self.predictions(True)
+        labels = [s.label_a for s in self.samples]
+        temperature = calibration.fit_temperature(np.concatenate([with_captions.logit_a, blank.logit_a]), labels + labels)
+        return {
+            "temperature": temperature,
+            "val": self.metrics(with_captions.with_temperature(temperature)),
+            "val_blank_captions": self.metrics(blank.with_temperature(temperature)),
+        }
 
 
 def fit(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -281,83 +333,42 @@ def fit(args: argparse.Namespace, runtime: Runtime) -> int:
     labels_b = generator_names(train_samples + val_samples)
     log.info(
         "config %s, mode %s, %d process(es) on %s: %d train / %d val samples, %d generator classes: %s",
-        model_config.name, train_config.mode, runtime.world_size, runtime.device, len(train_samples), len(val_samples), len(labels_b), ", ".join(labels_b),
+        model_config.name, train_config.mode, runtime.world_size, runtime.device,
+        len(train_samples), len(val_samples), len(labels_b), ", ".join(labels_b),
     )
     model = create_model(model_config, labels_b).to(runtime.device)
-    tokenizer = model.tokenizer
     cache_dir = args.cache_dir or args.out / "feature-cache"
-    train_frozen = val_frozen = None
-    if train_config.mode == "frozen" and model.frozen_branches():
-        for turn in ("main", "others"):  # rank 0 fills the cache first, the others then read it
-            if runtime.is_main == (turn == "main"):
-                kwargs = dict(batch_size=64, device=runtime.device, bf16=train_config.bf16, progress=progress, write=runtime.is_main)
-                train_frozen = frozen_features(model, train_samples, cache_dir, **kwargs)
-                val_frozen = frozen_features(model, val_samples, cache_dir, **kwargs)
-            barrier(runtime)
-
-    augmenter = Augmenter(train_config.augment, random.Random(train_config.seed + runtime.rank))
-    dataset = DetectorDataset(train_samples, labels_b, model_config.image_size, augmenter)
-    loader = train_loader(dataset, train_config, runtime)
-    loss_fn = MultiTaskLoss(model_config.loss, class_balance(train_samples) if model_config.loss.balance_a else None)
-    loss_fn = loss_fn.to(runtime.device)
-    optimizer = make_optimizer(model, loss_fn, train_config)
-    total_steps = max(1, train_config.epochs * len(loader))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
-    trained = model
-    if runtime.world_size > 1:
-        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-
+    train_frozen, val_frozen = prepare_frozen_features(model, train_samples, val_samples, cache_dir, runtime, train_config, progress)
+    trainer = Trainer(model, train_samples, train_frozen, train_config, runtime, progress)
+    validator = Validator(model, val_samples, val_frozen, train_config, runtime, progress)
     train_args = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "train_config": train_config.to_dict()}
+    checkpoint_path = args.out / "model.pt"
+
     history, best, best_state = [], None, None
     started = time.monotonic()
     for epoch in range(1, train_config.epochs + 1):
-        if isinstance(loader.sampler, DistributedSampler):
-            loader.sampler.set_epoch(epoch)
-        losses = train_epoch(trained, tokenizer, loss_fn, optimizer, scheduler, loader, train_frozen, runtime, train_config, epoch, progress)
+        losses = trainer.epoch(epoch)
         if runtime.is_main:
-            val_metrics, _ = evaluate_split(
-                model, val_samples, blank_captions=args.blank_val_captions, frozen=val_frozen,
-                runtime=runtime, config=train_config, progress=progress,
-            )
-            score = val_metrics["task_a"]["macro_f1"]
-            history.append({"epoch": epoch, **losses, "val_task_a_macro_f1": score, "val_task_a_f1_ai": val_metrics["task_a"]["f1_ai"]})
-            log.info("epoch %d: loss %.4f, val task-A macro-F1 %.4f (AI F1 %.4f)", epoch, losses["loss"], score, val_metrics["task_a"]["f1_ai"])
-            if best is None or score > best["score"]:
-                best = {"epoch": epoch, "score": score}
+            task_a = validator.metrics(validator.predictions(args.blank_val_captions))["task_a"]
+            history.append({"epoch": epoch, **losses, "val_task_a_macro_f1": task_a["macro_f1"], "val_task_a_f1_ai": task_a["f1_ai"]})
+            log.info("epoch %d: loss %.4f, val task-A macro-F1 %.4f (AI F1 %.4f)", epoch, losses["loss"], task_a["macro_f1"], task_a["f1_ai"])
+            if best is None or task_a["macro_f1"] > best["score"]:
+                best = {"epoch": epoch, "score": task_a["macro_f1"]}
                 best_state = {k: v.clone() for k, v in stored_state_dict(model).items()}
-                save_checkpoint(args.out / "model.pt", model, metrics={"best_epoch": epoch, "history": history}, train_args=train_args)
+                save_checkpoint(checkpoint_path, model, metrics={"best_epoch": epoch, "history": history}, train_args=train_args)
         barrier(runtime)
 
     if runtime.is_main:
         model.load_state_dict(best_state, strict=False)
-        final = finish(model, val_samples, val_frozen, runtime, train_config, progress, best, history)
-        save_checkpoint(args.out / "model.pt", model, temperature=final["temperature"], metrics=final, train_args=train_args)
+        final = {"best_epoch": best["epoch"], **validator.calibrate(), "history": history}
+        save_checkpoint(checkpoint_path, model, temperature=final["temperature"], metrics=final, train_args=train_args)
         (args.out / "metrics.json").write_text(json.dumps(final, indent=2), encoding="utf-8")
         log.info(
             "best epoch %d; val task-A macro-F1 %.4f with captions, %.4f blanked; temperature %.3f; %.0f s; wrote %s",
             best["epoch"], final["val"]["task_a"]["macro_f1"], final["val_blank_captions"]["task_a"]["macro_f1"],
-            final["temperature"], time.monotonic() - started, args.out / "model.pt",
+            final["temperature"], time.monotonic() - started, checkpoint_path,
         )
     return 0
-
-
-def finish(model, val_samples, val_frozen, runtime, config, progress, best, history) -> dict:
-    """Temperature fitted on val logits with and without captions (the web has both); val metrics
-    (calibrated) with and without captions."""
-    kwargs = dict(frozen=val_frozen, runtime=runtime, config=config, progress=progress)
-    logits = [evaluate_split(model, val_samples, blank_captions=b, **kwargs)[1].logit_a for b in (False, True)]
-    labels = [s.label_a for s in val_samples]
-    temperature = calibration.fit_temperature(np.concatenate(logits), labels + labels)
-    with_captions, _ = evaluate_split(model, val_samples, blank_captions=False, temperature=temperature, **kwargs)
-    blank, _ = evaluate_split(model, val_samples, blank_captions=True, temperature=temperature, **kwargs)
-    return {
-        "best_epoch": best["epoch"],
-        "temperature": temperature,
-        "val": with_captions,
-        "val_blank_captions": blank,
-        "history": history,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

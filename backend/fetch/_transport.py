@@ -70,12 +70,21 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+_TIMEOUT_NAMES = {
+    httpcore.ConnectTimeout: "connect timed out",
+    httpcore.ReadTimeout: "read timed out",
+    httpcore.WriteTimeout: "write timed out",
+    httpcore.PoolTimeout: "no free connection in the pool in time",
+}
+
+
 @contextlib.contextmanager
 def _as_fetch_errors() -> Iterator[None]:
     try:
         yield
     except httpcore.TimeoutException as exc:
-        raise FetchTimeout(f"timed out: {exc or type(exc).__name__}") from exc
+        detail = f": {exc}" if str(exc) else ""
+        raise FetchTimeout(_TIMEOUT_NAMES.get(type(exc), "timed out") + detail) from exc
     except (httpcore.ConnectError, OSError) as exc:
         raise FetchError(f"cannot connect: {exc}") from exc
     except httpcore.ProtocolError as exc:

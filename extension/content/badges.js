@@ -5,6 +5,7 @@ globalThis.genspot = globalThis.genspot || {};
 
 (() => {
   const INSET = 4; // px from the image's top-left corner
+  const PANEL_MARGIN = 8; // px kept between a details panel and the viewport's edges
   const SAFETY_REFRESH_MS = 1000; // catches layout shifts that fire no event
 
   // White text on dark fills (contrast >= 7:1) inside a white ring and a dark halo: readable
@@ -13,7 +14,7 @@ globalThis.genspot = globalThis.genspot || {};
     :host { all: initial; }
     .wrap { all: initial; display: block; position: relative; font: 600 12px/1.2 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
     .badge {
-      all: unset; box-sizing: border-box; display: inline-block; max-width: 240px; padding: 3px 8px;
+      all: unset; box-sizing: border-box; display: inline-block; padding: 3px 8px;
       border-radius: 999px; border: 1.5px solid rgba(255, 255, 255, 0.95); box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.55), 0 1px 4px rgba(0, 0, 0, 0.4);
       color: #fff; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; cursor: pointer; pointer-events: auto;
     }
@@ -35,7 +36,8 @@ globalThis.genspot = globalThis.genspot || {};
 
   // `all: initial` first: the page's own rules for <genspot-badge> (opacity, transform, filter…)
   // lose against inline !important declarations.
-  const HOST_STYLE = { all: "initial", position: "absolute", display: "block", top: "0px", left: "0px", width: "0px", height: "0px", margin: "0px", padding: "0px", border: "0px", overflow: "visible", "z-index": "2147483647" };
+  const HOST_STYLE = { all: "initial", position: "absolute", display: "block", top: "0px", left: "0px", width: "0px", height: "0px", margin: "0px", padding: "0px", border: "0px", overflow: "visible", "z-index": "2147483646" };
+  const Z_ON_TOP = "2147483647"; // the badge whose details are showing covers its neighbours
 
   function setImportant(element, styles) {
     for (const [name, value] of Object.entries(styles)) element.style.setProperty(name, value, "important");
@@ -66,10 +68,17 @@ globalThis.genspot = globalThis.genspot || {};
     const panel = element("div", { class: "panel", id: panelId, role: "tooltip" }, [list, element("div", { class: "brand" }, ["genspot"])]);
     const wrap = element("div", { class: "wrap" }, [button, panel]);
     root.append(wrap);
+    const raise = (onTop) => {
+      setImportant(host, { "z-index": onTop ? Z_ON_TOP : HOST_STYLE["z-index"] });
+      if (onTop) fitInViewport(panel);
+    };
     const toggle = (open) => {
       wrap.classList.toggle("open", open);
       button.setAttribute("aria-expanded", String(open));
+      raise(open);
     };
+    wrap.addEventListener("mouseenter", () => raise(true));
+    wrap.addEventListener("mouseleave", () => raise(wrap.classList.contains("open")));
     button.addEventListener("click", (event) => {
       event.preventDefault();
       event.stopPropagation();
@@ -80,6 +89,22 @@ globalThis.genspot = globalThis.genspot || {};
     });
     button.addEventListener("blur", () => toggle(false));
     return { host, button, list };
+  }
+
+  /**
+   * Shifts a showing panel left, or above its badge, so it stays inside the viewport: a panel
+   * sticking out would widen or lengthen the page (new scrollbars) instead of floating over it.
+   */
+  function fitInViewport(panel) {
+    panel.style.left = panel.style.top = panel.style.bottom = "";
+    const box = panel.getBoundingClientRect();
+    const { clientWidth, clientHeight } = document.documentElement;
+    const overflowRight = box.right - (clientWidth - PANEL_MARGIN);
+    if (overflowRight > 0) panel.style.left = `${-Math.min(overflowRight, Math.max(0, box.left - PANEL_MARGIN))}px`;
+    if (box.bottom > clientHeight - PANEL_MARGIN && box.top - box.height - 2 * PANEL_MARGIN > 0) {
+      panel.style.top = "auto";
+      panel.style.bottom = "calc(100% + 6px)";
+    }
   }
 
   function fill(badge, view) {
@@ -93,6 +118,7 @@ globalThis.genspot = globalThis.genspot || {};
   function place(badge, img) {
     const box = img.getBoundingClientRect();
     const shown = img.isConnected && box.width > 0 && box.height > 0;
+    badge.button.style.maxWidth = `${Math.max(28, Math.min(240, box.width - 2 * INSET))}px`; // stays on its image
     setImportant(badge.host, {
       display: shown ? "block" : "none",
       left: `${Math.round(box.left + window.scrollX + INSET)}px`,

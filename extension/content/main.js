@@ -103,9 +103,11 @@
   }
 
   function applySettings(next) {
+    const otherBackend = next.backendUrl !== settings.backendUrl || next.apiKey !== settings.apiKey;
     settings = next;
     if (!userSettings.isSiteEnabled(settings, host)) return stop();
     if (!running) return start();
+    if (otherBackend) return rescan(); // its verdicts may differ
     results.forEach((_, img) => render(img)); // threshold or "likely real" may have changed
     reportStats();
   }

@@ -22,10 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpcore
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from genspot.backend.errors import BlockedAddress, FetchError, FetchTimeout, TooLarge, UnsupportedUrl
-from genspot.backend.fetch import FetchSettings, SafeFetcher
+from genspot.backend.fetch import FetchSettings, SafeFetcher, is_blocked
 
 
 def _png_bytes() -> bytes:
@@ -345,6 +347,8 @@ def test_slow_dns_is_a_timeout():
         ("http://exa mple.com/", "malformed host"),
         ("http://%31%32%37.0.0.1/", "malformed host"),
         ("http://example.com:abc/", "malformed"),
+        ("http://127.0.0.1\x00.example/", "malformed"),
+        ("http://exa\tmple.com/", "malformed"),
         ("http://[::1/", "malformed"),
         ("http://example.com/" + "a" * 9000, "longer than"),
     ],
@@ -640,3 +644,16 @@ def test_concurrent_fetches_keep_their_own_pins(dialled):
 def test_settings_reject_impossible_values(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         FetchSettings(**bad)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.sampled_from(["http://", "https://", "HTTP://", "", "//", "http:\\\\"]),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+    st.sampled_from([["8.8.8.8"], ["10.0.0.1"], ["::1"], []]),
+)
+def test_arbitrary_urls_only_ever_raise_fetch_errors(dialled, scheme, rest, answer):
+    dialled.clear()
+    with pytest.raises(FetchError):
+        fetch(scheme + rest, FetchSettings(connect_timeout=0.5), resolver=FixedResolver(answer))
+    assert all(is_blocked(address) is None for address, _ in dialled)

@@ -112,3 +112,15 @@ def test_service_starts_and_answers_with_redis_down_from_the_start(service_setti
         result = _detect(client, image_server.url("photo.jpg", "t=no-redis"))
     assert ready.status_code == 200 and ready.json()["cache"].startswith("unavailable")
     assert result["status"] == "ok" and result["cached"] is False
+
+
+def test_redis_cluster_client_caches_and_counts(service_settings, redis_cluster_server, image_server):
+    """Keys and commands are cluster-safe: the service works through the cluster client."""
+    settings = service_settings.replace(redis_url=redis_cluster_server.url, redis_cluster=True, rate_limit_per_client=2)
+    with TestClient(create_app(settings)) as client:
+        first = _detect(client, image_server.url("plain.png", "t=cluster"))
+        second = _detect(client, image_server.url("plain.png", "t=cluster"))
+        limited = client.get("/v1/model").status_code
+        assert client.get("/readyz").json()["cache"] == "ok"
+    assert (first["cached"], second["cached"], limited) == (False, True, 429)
+    assert redis_cluster_server.client().keys("genspot:r:*")

@@ -31,7 +31,7 @@ def _shifted(model, temperature, shift: float):
 
 def test_check_parity_measures_the_largest_difference(eager):
     model, meta = eager
-    size = meta["train_args"]["image_size"]
+    size = meta["config"]["image_size"]
     exact = check_parity(model, meta["temperature"], model.tokenizer, [_shifted(model, meta["temperature"], 0.0)], size, 1e-4)
     assert exact.ok and exact.max_delta_p_ai == 0.0 and exact.samples == 10
     off = check_parity(model, meta["temperature"], model.tokenizer, [_shifted(model, meta["temperature"], 0.001)], size, 1e-4)
@@ -64,7 +64,7 @@ def test_corrupted_export_is_rejected_and_keeps_the_old_bundle(tiny_checkpoint: 
 
 
 def test_bf16_export_fails_a_float32_tolerance(tiny_checkpoint: Path, tmp_path: Path):
-    with pytest.raises(ParityError, match=r"max \|delta p_ai\| = \d\.\d\de-\d\d .*tolerance 1e-09"):
+    with pytest.raises(ParityError, match=r"max \|delta p_ai\| = \d\.\d\de-\d\d, .*tolerance 1e-09"):
         torchscript.export_torchscript(tiny_checkpoint, tmp_path / "b", torch.bfloat16, tolerance=1e-9)
     assert not (tmp_path / "b").exists()
 

@@ -21,6 +21,8 @@ from playwright.sync_api import expect, sync_playwright
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXTENSION_DIR = REPO_ROOT / "extension"
 CHROMIUM = Path("/usr/bin/chromium")
+expect.set_options(timeout=15_000)  # the machine running the tests may be busy
+
 SW_EVENTS = "PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS"
 BADGE_INSET = 4  # px: badges sit this far inside their image's top-left corner (content/badges.js)
 
@@ -109,7 +111,8 @@ class ExtensionBrowser:
 
     @staticmethod
     def wait_for_badges(page, count: int, timeout_ms: float = 30_000) -> list[dict]:
-        page.wait_for_function(f"document.querySelectorAll('genspot-badge').length >= {count}", timeout=timeout_ms)
+        """The badges, once at least `count` of them sit on their images (repositioning follows layout a frame later)."""
+        page.wait_for_function(f"({BADGES_JS})().filter((badge) => badge.image).length >= {count}", timeout=timeout_ms)
         return ExtensionBrowser.badges(page)
 
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import time
 from collections import Counter
 
 import httpx
@@ -140,6 +141,13 @@ def mixed_thresholds(results: dict[str, dict]) -> dict[str, float]:
     return {"threshold": threshold, "uncertain_band": gap / 2} if gap > 0 else {}
 
 
+def wait_until(condition, what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.1)
+
+
 def save_screenshots(page, name: str) -> bytes:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"{name}-full.png", full_page=True)
@@ -158,10 +166,11 @@ def small_png(png: bytes, width: int = 860) -> bytes:
     return buffer.getvalue()
 
 
-def scroll_to_lazy_image(page) -> None:
+def scroll_to_lazy_image(browser, page) -> list[dict]:
     page.locator("[data-test=lazy]").scroll_into_view_if_needed()
-    page.wait_for_function(f"document.querySelectorAll('genspot-badge').length >= {len(BADGED)}", timeout=30_000)
+    browser.wait_for_badges(page, len(BADGED))
     page.evaluate("window.scrollTo(0, 0)")
+    return browser.wait_for_badges(page, len(BADGED))
 
 
 def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_server, backend_server):
@@ -177,9 +186,7 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     browser.wait_for_badges(page, len(ABOVE_FOLD))
     lazy_url = site.image_url("lazy")
     assert lazy_url not in {item.get("url") for item in browser.sent_items()}, "checked before it came near the viewport"
-    scroll_to_lazy_image(page)
-
-    badges = {badge["image"]: badge for badge in browser.badges(page)}
+    badges = {badge["image"]: badge for badge in scroll_to_lazy_image(browser, page)}
     assert sorted(badges) == sorted(BADGED), "one badge on each image but the icon (and none off an image)"
     expected = backend_results(backend, site, BADGED)
     names = display_names(browser, {result["source"]["label"] for result in expected.values()})
@@ -229,14 +236,18 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     assert focus["tag"] == "GENSPOT-BADGE" and focus["label"].startswith("genspot: ") and focus["panel"] == "none"
     page.keyboard.press("Enter")
     assert page.evaluate(FOCUS_JS)["panel"] == "block"
+    page.keyboard.press("Escape")
+    assert page.evaluate(FOCUS_JS)["panel"] == "none" and page.evaluate(FOCUS_JS)["tag"] == "GENSPOT-BADGE"
+
+    # Screenshots, with the metadata badge's details open (hover shows them too).
+    page.evaluate("document.activeElement.blur()")
+    page.locator("genspot-badge button", has_text="AI (metadata)").hover()
     readme_png = small_png(save_screenshots(page, "gallery"))
     (ARTIFACTS / "badges-readme.png").write_bytes(readme_png)
+    assert len(readme_png) < README_MAX_BYTES
     if os.environ.get("GENSPOT_UPDATE_DOCS_SCREENSHOT") == "1":
         README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / "badges-readme.png", README_SCREENSHOT)
-    assert len(readme_png) < README_MAX_BYTES
-    page.keyboard.press("Escape")
-    assert page.evaluate(FOCUS_JS)["panel"] == "none" and page.evaluate(FOCUS_JS)["tag"] == "GENSPOT-BADGE"
 
     # Badges sit outside the layout: removing them moves nothing.
     layout = page.evaluate(LAYOUT_JS)
@@ -267,9 +278,8 @@ def test_session_cache_site_switch_and_rescan(browser, site, tiny_bundle, backen
     assert browser.settings()["disabledSites"] == []
 
     popup.click("#rescan")  # skips the session cache: the backend is asked again
-    page.wait_for_function(f"document.querySelectorAll('genspot-badge').length >= {len(ABOVE_FOLD)}")
-    expect(popup.locator("#pending")).to_have_text("")
-    assert metric(backend, "genspot_requests_total", route="/v1/detect") > calls
+    wait_until(lambda: metric(backend, "genspot_requests_total", route="/v1/detect") > calls, "rescan asked the backend again")
+    browser.wait_for_badges(page, len(ABOVE_FOLD))
 
 
 def test_options_page_switches_the_backend(browser, site, tiny_bundle, backend_server):

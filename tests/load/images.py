@@ -21,6 +21,14 @@ from PIL import Image
 DEV_SET = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dev"
 
 
+class BackloggedHTTPServer(ThreadingHTTPServer):
+    """A threaded server with a web server's listen backlog: http.server's default of 5 drops the
+    SYNs of a burst of fetches, and each dropped SYN costs the client a 1 s retransmit."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 @dataclass
 class Picture:
     """One served picture and the caption that travels with it as alt-text."""
@@ -101,9 +109,8 @@ class ImageServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = BackloggedHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
-        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="load-images", daemon=True)
         self._thread.start()
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -12,10 +13,33 @@ from tests.load.scenarios import Scenario
 COLUMNS = (
     "scenario", "clients", "items/req", "units", "requests", "items", "wall s", "req/s", "items/s",
     "p50 ms", "p95 ms", "p99 ms", "errors", "cached items", "image fetches", "RSS MiB start/peak/end",
+    "model calls", "mean batch", "model busy",
 )
 
 
-def summarize(scenario: Scenario, run: Run, image_fetches: int) -> dict:
+SERVER_SERIES = ("genspot_batch_size_sum", "genspot_batch_size_count", "genspot_model_latency_seconds_sum")
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*) (?P<value>\S+)$", re.MULTILINE)
+
+
+def server_series(exposition: str) -> dict[str, float]:
+    """The unlabelled samples of ``SERVER_SERIES`` from a Prometheus scrape (0 where absent)."""
+    found = {m["name"]: float(m["value"]) for m in _SAMPLE.finditer(exposition)}
+    return {name: found.get(name, 0.0) for name in SERVER_SERIES}
+
+
+def server_side(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict:
+    """Mean batch size and the share of the wall time the model thread was busy, over one scenario."""
+    batches = after["genspot_batch_size_count"] - before["genspot_batch_size_count"]
+    items = after["genspot_batch_size_sum"] - before["genspot_batch_size_sum"]
+    model_s = after["genspot_model_latency_seconds_sum"] - before["genspot_model_latency_seconds_sum"]
+    return {
+        "model_calls": int(batches),
+        "mean_batch": round(items / batches, 1) if batches else 0.0,
+        "model_busy": round(model_s / max(wall_s, 1e-9), 2),
+    }
+
+
+def summarize(scenario: Scenario, run: Run, image_fetches: int, server: dict | None = None) -> dict:
     latencies = np.array([o.latency_s for o in run.outcomes]) * 1000 if run.outcomes else np.zeros(1)
     errors = Counter()
     for outcome in run.outcomes:
@@ -41,6 +65,7 @@ def summarize(scenario: Scenario, run: Run, image_fetches: int) -> dict:
         "errors": dict(errors),
         "image_fetches": image_fetches,
         "rss_mb": {"start": round(rss[0], 1), "peak": round(max(rss), 1), "end": round(rss[-1], 1)},
+        "server": server or {},
     }
 
 
@@ -56,6 +81,7 @@ def markdown(rows: list[dict]) -> str:
             row["wall_s"], row["requests_per_s"], row["items_per_s"], latency["p50"], latency["p95"],
             latency["p99"], error_text, row["cached_items"], row["image_fetches"],
             f"{rss['start']:.0f} / {rss['peak']:.0f} / {rss['end']:.0f}",
+            *(row["server"].get(key, "") for key in ("model_calls", "mean_batch", "model_busy")),
         )
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ import httpx
 
 from tests.load.client import drive
 from tests.load.images import ImageServer, load_pictures
-from tests.load.report import markdown, summarize
+from tests.load.report import markdown, server_series, server_side, summarize
 from tests.load.scenarios import Scenario, Traffic
 from tests.load.stack import RedisProcess, ServeProcess
 
@@ -129,14 +129,21 @@ async def measure(args: argparse.Namespace, base_url: str, images: ImageServer, 
             if scenario.cached:
                 warm = traffic.warmup_units()
                 await drive(client, lambda i: warm[i], clients=4, max_units=len(warm), max_seconds=600)
-            fetched_before = images.requests
+            fetched_before, series_before = images.requests, await _scrape(client)
             run = await drive(
                 client, traffic.unit_factory(scenario), clients=scenario.clients,
                 max_units=scenario.max_units, max_seconds=scenario.max_seconds, server_pid=server_pid,
             )
-            rows.append(summarize(scenario, run, images.requests - fetched_before))
+            server = server_side(series_before, await _scrape(client), run.wall_s)
+            rows.append(summarize(scenario, run, images.requests - fetched_before, server))
             print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     return rows
+
+
+async def _scrape(client: httpx.AsyncClient) -> dict[str, float]:
+    response = await client.get("/metrics")
+    response.raise_for_status()
+    return server_series(response.text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,11 @@ import io
 import struct
 import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from PIL import Image
+
+from tests.load.images import BackloggedHTTPServer
 
 GZIP_BOMB_INFLATED = 256 * 1024 * 1024
 """Bytes the gzip bomb inflates to (about 250 KB on the wire)."""
@@ -31,11 +33,12 @@ def jpeg(size: tuple[int, int] = (96, 64), color: tuple[int, int, int] = (200, 3
 def png_declaring(width: int, height: int) -> bytes:
     """A valid PNG signature + IHDR declaring ``width`` x ``height``, with one tiny IDAT."""
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def animated_gif(frames: int, size: tuple[int, int] = (32, 32)) -> bytes:
@@ -47,6 +50,45 @@ def animated_gif(frames: int, size: tuple[int, int] = (32, 32)) -> bytes:
     buffer = io.BytesIO()
     images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=10, loop=0)
     return buffer.getvalue()
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A real small JPEG whose frame header (SOF0) is rewritten to claim ``width`` x ``height``."""
+    data = bytearray(jpeg((64, 48)))
+    at = data.index(b"\xff\xc0")
+    data[at + 5 : at + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def gif_declaring(width: int, height: int) -> bytes:
+    """A real GIF whose logical screen claims ``width`` x ``height``."""
+    data = bytearray(animated_gif(2))
+    data[6:10] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def animated(fmt: str, frames: int) -> bytes:
+    """An animated PNG (APNG) or WebP with ``frames`` distinct frames."""
+    images = [Image.new("RGB", (32, 32), (index % 256, (index * 7) % 256, index // 256)) for index in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, fmt, save_all=True, append_images=images[1:], **({"quality": 10} if fmt == "WEBP" else {}))
+    return buffer.getvalue()
+
+
+def png_text_bomb(inflated: int = 200 * 1024 * 1024) -> bytes:
+    """A valid PNG with a zTXt ``parameters`` chunk (where SD tools write) inflating to ``inflated`` bytes."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    bomb = _png_chunk(b"zTXt", b"parameters\x00\x00" + zlib.compress(b"A" * inflated, 9))
+    at = data.index(b"IDAT") - 4
+    return data[:at] + bomb + data[at:]
+
+
+def jpeg_with_segment(marker: int, payload: bytes) -> bytes:
+    """A real JPEG with one extra APPn segment (e.g. 0xEB: C2PA/JUMBF, 0xE1: EXIF) right after SOI."""
+    data = jpeg()
+    return data[:2] + bytes([0xFF, marker]) + struct.pack(">H", 2 + len(payload)) + payload + data[2:]
 
 
 def gzip_bomb(inflated: int = GZIP_BOMB_INFLATED) -> bytes:
@@ -151,8 +193,7 @@ class HostileServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = BackloggedHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="hostile-images", daemon=True)
         self._thread.start()

@@ -9,8 +9,7 @@ import time
 
 import httpx
 
-from tests.reliability.conftest import UNLIMITED
-from tests.reliability.drill import post, summary
+from tests.reliability.drill import UNLIMITED, post, summary
 from tests.reliability.hostile import DELAY_S
 
 GRACE_S = 10.0

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from genspot.backend.app import create_app
-from tests.reliability.conftest import drill_settings, running
+from tests.reliability.drill import drill_settings, running
 
 BATCH = 4
 

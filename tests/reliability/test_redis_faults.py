@@ -7,12 +7,14 @@ frozen, and caching back once it returns.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
 import httpx
 
-from tests.reliability.conftest import UNLIMITED
-from tests.reliability.drill import Drill, post, summary
+from genspot.backend.app import create_app
+from tests.reliability.drill import UNLIMITED, Drill, drill_settings, post, running, summary
+from tests.reliability.hostile import static_responses
 
 BREAKER_RESET_S = 0.5
 LATENCY_BOUND_S = 5.0
@@ -91,3 +93,22 @@ def test_redis_killed_restarted_and_paused_under_load(backend_server, tiny_bundl
     assert resumed_after_restart, "caching did not resume after Redis came back"
     assert resumed_after_pause, "caching did not resume after the pause ended"
     assert redis_server.client().dbsize() > 0
+
+
+def test_a_burst_of_pages_keeps_the_redis_cache(tiny_bundle, redis_server, hostile):
+    """Three 48-image pages at once (144 items, several Redis calls each): a healthy Redis must
+    keep serving, so the same pages sent again come back entirely from the cache."""
+    settings = drill_settings(tiny_bundle, hostile.port, redis_url=redis_server.url)
+    image = base64.b64encode(static_responses()["/ok.jpg"][2]).decode()
+    pages = [{"items": [{"image_b64": image, "alt_text": f"page {p} image {n}"} for n in range(48)]} for p in range(3)]
+
+    async def drill():
+        async with running(create_app(settings)) as client:
+            first = await asyncio.gather(*(post(client, page) for page in pages))
+            again = await asyncio.gather(*(post(client, page) for page in pages))
+            return first, again
+
+    first, again = asyncio.run(drill())
+    assert not [a for a in first + again if a.failed], summary(first + again)
+    cached = sum(sum(a.cached) for a in again)
+    assert cached == 144, f"only {cached} of 144 items were cached: Redis calls failed under the burst"

@@ -130,3 +130,17 @@ def test_train_crop_keeps_the_pixel_grid():
         crop = Augmenter(config, random.Random(seed)).tensor(image)
         assert crop.shape == (3, 6, 6)
         assert torch.equal(crop[:, 0::2, 0::2], crop[:, 1::2, 1::2])  # 2x2 cells intact: even offsets
+
+
+def test_unlabelled_ct2_long_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.fixtures.data import png_bytes, synthetic_picture
+
+    picture = png_bytes(synthetic_picture("real", np.random.default_rng(0)))
+    pq.write_table(pa.table({"Caption": ["a", None], "Image": [picture, picture]}), tmp_path / "test.parquet")
+    samples = load_samples(tmp_path, require_labels=False, progress=False)
+    assert [(s.label_a, s.label_b, s.caption, s.split) for s in samples] == [(-1, "", "a", "test"), (-1, "", "", "test")]
+    with pytest.raises(DataError, match="missing column 'Label_A', 'Label_B'"):
+        load_samples(tmp_path, progress=False)

@@ -24,7 +24,7 @@ def test_confusion_counts_rows_true_cols_predicted():
 
 def test_confusion_matrix_png_with_unseen_row(tmp_path):
     path = plot_confusion_matrix(
-        ["real", "sd", "mj", "newgen"], ["real", "sd", "sd", "mj"], ["real", "sd", "mj"], tmp_path / "sub" / "cm.png"
+        ["real", "sd", "mj", "newgen", ""], ["real", "sd", "sd", "mj", "sd"], ["real", "sd", "mj"], tmp_path / "sub" / "cm.png"
     )
     _assert_drawn_png(path)
 

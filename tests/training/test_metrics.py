@@ -70,6 +70,12 @@ def test_task_b_hand_computed_with_unseen():
     assert b["unseen"]["per_class"]["newgen"] == {"support": 1, "detected_as_ai": 1.0, "predicted_as": {"mj": 1}}
 
 
+def test_task_b_leaves_out_samples_without_a_generator_name():
+    b = compute_metrics([1, 1, 0], [0.9, 0.9, 0.1], ["sd", "", "real"], ["sd", "sd", "real"], labels_b=["sd"])["task_b"]
+    assert b["n"] == 2 and b["n_without_label"] == 1 and b["unseen"]["n"] == 0
+    assert b["accuracy"] == 1.0 and b["macro_f1"] == 1.0
+
+
 def test_output_is_json_serialisable():
     metrics = compute_metrics(LABEL_A, P_AI, ["x"] * 4 + ["real"] * 4, ["x"] * 8, labels_b=["x"])
     assert json.loads(json.dumps(metrics)) == metrics

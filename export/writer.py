@@ -1,0 +1,91 @@
+"""Writing a bundle safely: stage its files, check parity as the backend will load it, install.
+
+A bundle that fails the parity check never replaces a working one at ``out``, and no staging
+folder is left behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from genspot.bundle import MODEL_FILE, TOKENIZER_FILE, load_bundle
+from genspot.export.manifest import build_manifest, weights_hash, write_manifest
+from genspot.export.parity import ParityError, ParityReport, check_parity
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    bundle_dir: Path
+    manifest: dict[str, Any]
+    parity: ParityReport
+
+
+def parity_against_bundle(
+    detector: torch.nn.Module, meta: dict[str, Any], bundle_dir: Path, tolerance: float, device: str = "cpu"
+) -> ParityReport:
+    """Eager checkpoint vs the bundle as the backend loads it, with and without text caching."""
+    bundles = [load_bundle(bundle_dir, device=device, text_cache=False)]
+    if bundles[0].manifest.get("text_cache"):
+        bundles.append(load_bundle(bundle_dir, device=device, text_cache=True))
+    return check_parity(
+        detector,
+        float(meta.get("temperature", 1.0)),
+        detector.tokenizer,
+        [bundle.predict for bundle in bundles],
+        int(bundles[0].image_size),
+        tolerance,
+    )
+
+
+def install_bundle(staging: Path, out: Path) -> None:
+    """Move a checked bundle from ``staging`` to ``out``, replacing a previous bundle there."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in staging.iterdir():
+        target = out / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        item.replace(target)
+
+
+def write_bundle(
+    out: Path,
+    save_model: Callable[[Path], None],
+    *,
+    checkpoint: Path,
+    detector: torch.nn.Module,
+    meta: dict[str, Any],
+    tolerance: float,
+    **manifest_fields: Any,
+) -> ExportResult:
+    """Stage ``model.ts`` (via ``save_model``), tokenizer and manifest; check parity; install at ``out``.
+
+    ``manifest_fields`` go to :func:`genspot.export.manifest.build_manifest` (kind, dtype, device, ...).
+    Raises :class:`ParityError` (``out`` untouched) when the bundle drifts beyond ``tolerance``.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
+        staging = Path(tmp)
+        save_model(staging / MODEL_FILE)
+        (staging / TOKENIZER_FILE).write_text(meta["tokenizer_json"], encoding="utf-8")
+        manifest = build_manifest(
+            detector=detector,
+            meta=meta,
+            weights_sha256=weights_hash(detector),
+            parity={},
+            source_checkpoint=checkpoint,
+            **manifest_fields,
+        )
+        write_manifest(staging, manifest)
+        report = parity_against_bundle(detector, meta, staging, tolerance, device=manifest["device"])
+        if not report.ok:
+            raise ParityError(f"export rejected, {report.describe()}")
+        manifest["parity"] = report.to_dict()
+        write_manifest(staging, manifest)
+        install_bundle(staging, out)
+    return ExportResult(out, manifest, report)
