@@ -71,6 +71,18 @@ def to_compute_dtype(branch: nn.Module, dtype: torch.dtype) -> None:
     network.register_forward_pre_hook(_cast_floating_inputs(dtype))
 
 
+def use_fused_attention(text_branch: nn.Module) -> None:
+    """Switch a transformers encoder to PyTorch's fused SDPA kernel (faster on CPU, bf16 most).
+
+    Training builds it with eager attention; both trace with a dynamic sequence length as
+    long as the traced example has padding (see ``trace_inputs``), and the parity check
+    compares the result against the eager model.
+    """
+    encoder = getattr(text_branch, "encoder", None)
+    if hasattr(encoder, "set_attn_implementation"):
+        encoder.set_attn_implementation("sdpa")
+
+
 class ProbabilityModel(nn.Module):
     """Detector -> ``(sigmoid(logit_a / T), softmax(logits_b))`` with the text branch separable."""
 
@@ -83,6 +95,8 @@ class ProbabilityModel(nn.Module):
         self.has_text = TEXT in detector.branch_names
         self.pixel_branches = [name for name in detector.branch_names if name != TEXT]
         self.register_buffer("inv_temperature", torch.tensor(1.0 / float(temperature)))
+        if self.has_text:
+            use_fused_attention(self.detector.branches[TEXT])
         for branch in self.detector.branches.values():
             to_compute_dtype(branch, compute_dtype)
 

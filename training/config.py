@@ -83,8 +83,23 @@ class LossConfig:
     balance_a: bool = False  # BCE pos_weight = n_real / n_ai of the training data
 
 
+class _FileSection:
+    """JSON round trip of a top-level config dataclass."""
+
+    SECTION = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        return _build(cls, data, cls.SECTION)
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_FileSection):
+    SECTION = "model"
+
     name: str = "custom"
     image_size: int = 256  # S of the input tensor [N, 3, S, S] (genspot.imaging.preprocess)
     image: ImageBranchConfig = field(default_factory=ImageBranchConfig)
@@ -92,13 +107,6 @@ class ModelConfig:
     forensic: ForensicBranchConfig = field(default_factory=ForensicBranchConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        return _build(cls, data, "model")
 
 
 @dataclass(frozen=True)
@@ -122,10 +130,11 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_FileSection):
     """Run hyperparameters; paper defaults (AdamW lr 2e-5, wd 0.01, 8 epochs). ``head_lr`` is the
     rate of parameters trained from scratch (fusion, heads, forensic branch); null = ``lr``."""
 
+    SECTION = "train"
     mode: str = "frozen"  # frozen | finetune
     epochs: int = 8
     batch_size: int = 32
@@ -137,13 +146,6 @@ class TrainConfig:
     num_workers: int = 0
     bf16: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        return _build(cls, data, "train")
 
 
 _MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}

@@ -9,6 +9,11 @@ high-frequency residuals of it:
   2x2 cell. Exactly zero for an image that was itself made by 2x nearest upsampling.
 - ``highpass``: fixed derivative filters (first- and second-order, SRM-like) per channel.
 
+Optionally (``stats=True``) fixed global statistics join the pooled CNN features: co-occurrence
+histograms of truncated integer residuals (SPAM-style, as in steganalysis: they describe how
+neighbouring pixels co-vary, which resampling, JPEG and generator decoders all change) and
+colour histograms. They cost no training and work well with few images.
+
 A shallow residual CNN (few downsamplings, so local traces are not averaged away early) turns
 the residual into a feature map, pooled globally (mean and max) and projected to
 ``output_dim``. It needs no pretrained weights, which is why it carries the offline model.
@@ -76,6 +81,59 @@ class ResidualBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+def _histogram(values: torch.Tensor, bins: int) -> torch.Tensor:
+    """Normalised histogram of integer-valued ``values`` [N, ...] in [0, bins) -> [N, bins].
+
+    Comparisons rather than scatter/one-hot keep memory small and the op set traceable."""
+    flat = values.flatten(1)
+    return torch.stack([(flat == b).float().mean(dim=1) for b in range(bins)], dim=1)
+
+
+class GlobalStatistics(nn.Module):
+    """Fixed image statistics [N, 3, H, W] -> [N, num_features] (nothing trained).
+
+    - For gray, R-G and B-G at 8-bit precision: first differences (horizontal, vertical) and the
+      4-neighbour Laplacian, truncated to [-T, T]; co-occurrence of horizontally and vertically
+      adjacent values, (2T+1)**2 bins each.
+    - Square root of a 4x4x4 joint RGB histogram, saturation and value histograms (8 bins each).
+    """
+
+    def __init__(self, truncation: int = 2) -> None:
+        super().__init__()
+        self.truncation = truncation
+        levels = 2 * truncation + 1
+        self.num_features = 3 * 5 * levels**2 + 64 + 16
+
+    def _cooccurrences(self, residual: torch.Tensor, directions: tuple[int, ...]) -> list[torch.Tensor]:
+        t = self.truncation
+        levels = 2 * t + 1
+        r = residual.round().clamp(-t, t) + t
+        pairs = {0: (r[..., :, :-1], r[..., :, 1:]), 1: (r[..., :-1, :], r[..., 1:, :])}
+        return [_histogram(pairs[d][0] * levels + pairs[d][1], levels**2) for d in directions]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        pixels = (image.float().clamp(0, 1) * 255).round()
+        gray = (pixels[:, 0:1] * 0.299 + pixels[:, 1:2] * 0.587 + pixels[:, 2:3] * 0.114).round()
+        features = []
+        for plane in (gray, pixels[:, 0:1] - pixels[:, 1:2], pixels[:, 2:3] - pixels[:, 1:2]):
+            dx = plane[..., :, 1:] - plane[..., :, :-1]
+            dy = plane[..., 1:, :] - plane[..., :-1, :]
+            laplacian = (
+                4 * plane[..., 1:-1, 1:-1]
+                - plane[..., :-2, 1:-1] - plane[..., 2:, 1:-1] - plane[..., 1:-1, :-2] - plane[..., 1:-1, 2:]
+            )
+            features += self._cooccurrences(dx, (0, 1)) + self._cooccurrences(dy, (0, 1))
+            features += self._cooccurrences(laplacian, (0,))
+        quantised = torch.div(pixels, 64, rounding_mode="floor")
+        joint = quantised[:, 0] * 16 + quantised[:, 1] * 4 + quantised[:, 2]
+        features.append(_histogram(joint, 64).sqrt())
+        value, low = image.float().amax(dim=1), image.float().amin(dim=1)
+        saturation = (value - low) / (value + 1e-3)
+        for channel in (saturation, value):
+            features.append(_histogram((channel.clamp(0, 1) * 8).floor().clamp(max=7), 8))
+        return torch.cat(features, dim=1)
+
+
 class ForensicBranch(nn.Module):
     """Residual extractor -> shallow ResNet -> global mean+max pooling -> Linear to ``output_dim``.
 
@@ -92,6 +150,7 @@ class ForensicBranch(nn.Module):
         output_dim: int = 256,
         residual_gain: float = 4.0,
         dropout: float = 0.0,
+        stats: bool = False,
     ) -> None:
         super().__init__()
         if residual not in RESIDUAL_KINDS:
@@ -110,8 +169,12 @@ class ForensicBranch(nn.Module):
         self.stages = nn.Sequential(
             *[ResidualBlock(w_in, w_out, 2) for w_in, w_out in zip([channels] + widths[:-1], widths)]
         )
+        self.stats = GlobalStatistics() if stats else None
+        # BatchNorm standardises the statistics (their scales differ by orders of magnitude).
+        self.stats_norm = nn.BatchNorm1d(self.stats.num_features) if self.stats is not None else None
+        stats_dim = self.stats.num_features if self.stats is not None else 0
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(2 * widths[-1], self.output_dim)
+        self.proj = nn.Linear(2 * widths[-1] + stats_dim, self.output_dim)
 
     def residuals(self, image: torch.Tensor) -> torch.Tensor:
         """The high-frequency input the CNN sees: [N, C_res, S, S]."""
@@ -128,5 +191,8 @@ class ForensicBranch(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.forward_features(image)
-        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
+        parts = [features.mean(dim=(2, 3)), features.amax(dim=(2, 3))]
+        if self.stats is not None and self.stats_norm is not None:
+            parts.append(self.stats_norm(self.stats(image)).to(features.dtype))
+        pooled = torch.cat(parts, dim=1)
         return self.proj(self.dropout(pooled))

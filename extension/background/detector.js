@@ -9,7 +9,7 @@ import { fetchImageBase64, ImageFetchError } from "./image_bytes.js";
 // Item errors after which the browser sends the bytes it can fetch: the image needs the
 // user's cookies (fetch_failed) or lives on an address the backend refuses to visit, such as
 // an intranet host (blocked_address).
-const BYTES_FALLBACK_CODES = new Set(["blocked_address"]);
+const BYTES_FALLBACK_CODES = new Set(["fetch_failed", "blocked_address"]);
 const BATCH = { maxItems: 16, maxWaitMs: 50 };
 
 const batchers = new Map(); // one per backend + key, so a settings change starts a new queue

@@ -16,6 +16,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +113,11 @@ class ExtensionBrowser:
     @staticmethod
     def wait_for_badges(page, count: int, timeout_ms: float = 30_000) -> list[dict]:
         """The badges, once at least `count` of them sit on their images (repositioning follows layout a frame later)."""
-        page.wait_for_function(f"({BADGES_JS})().filter((badge) => badge.image).length >= {count}", timeout=timeout_ms)
+        try:
+            page.wait_for_function(f"({BADGES_JS})().filter((badge) => badge.image).length >= {count}", timeout=timeout_ms)
+        except PlaywrightTimeout:
+            shown = sorted(str(badge["image"]) for badge in ExtensionBrowser.badges(page))
+            pytest.fail(f"expected {count} badges on images within {timeout_ms / 1000:g} s; badged: {', '.join(shown) or 'none'}")
         return ExtensionBrowser.badges(page)
 
 

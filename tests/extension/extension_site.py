@@ -1,10 +1,11 @@
 """The web site the browser tests visit: one gallery page and its images, served on 127.0.0.1.
 
 The page holds every kind of image the content script must handle (alt text, title,
-figcaption, srcset, <picture>, a data: URI, a lazy image far below the fold, one added by
-script after load, a 32x32 icon, and one that only loads with the page's session cookie),
-plus page CSS that tries to hide and restyle the badges. Every request is recorded with its
-cookie, user agent and origin so tests can tell the backend's fetches from the extension's.
+figcaption, srcset, <picture>, a data: URI, a Stable Diffusion PNG, a lazy image far below
+the fold, one added by script after load, a 32x32 icon, and one that only loads with the
+page's session cookie), plus page CSS that tries to hide and restyle the badges. Every
+request is recorded with its cookie, user agent and fetch destination so tests can tell the
+backend's fetches from the page's and the extension's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ COOKIE = "genspot_session=let-me-in"
 PRIVATE_PREFIX = "/private/"
 PAGE_PATH = "/gallery.html"
 
-# test name -> (how the page shows it, caption): one <img> each, see _figure()
+# test name -> how the page shows it (one <img> each, see _figure())
 KINDS = {
     "alt": "alt",
     "alt-real": "alt",

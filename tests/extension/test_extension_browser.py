@@ -228,6 +228,8 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     counts = Counter(shown_kind(result) for result in expected.values())
     popup = browser.open_popup(site.url())
     assert browser.popup_counts(popup) == {kind: counts.get(kind, 0) for kind in ("ai", "real", "uncertain", "error")}
+    toolbar = browser.service_worker.evaluate("(tabId) => chrome.action.getBadgeText({ tabId })", browser.tab_id(site.url()))
+    assert toolbar == str(counts["ai"]), "the toolbar button counts the page's AI images"
 
     # Keyboard: Tab reaches a badge, which names itself; Enter opens its details, Escape closes them.
     page.bring_to_front()

@@ -28,6 +28,17 @@ class BackloggedHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
 
+    def start(self, name: str) -> "BackloggedHTTPServer":
+        """Serve from a daemon thread; :meth:`stop` ends it."""
+        self._thread = threading.Thread(target=self.serve_forever, name=name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5)
+
 
 @dataclass
 class Picture:
@@ -109,16 +120,12 @@ class ImageServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = BackloggedHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = BackloggedHTTPServer(("127.0.0.1", self.port), Handler).start("load-images")
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="load-images", daemon=True)
-        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def url(self, k: int) -> str:
         return f"http://127.0.0.1:{self.port}/img/{k}.jpg"

@@ -193,14 +193,10 @@ class HostileServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = BackloggedHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = BackloggedHTTPServer(("127.0.0.1", 0), Handler).start("hostile-images")
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hostile-images", daemon=True)
-        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
