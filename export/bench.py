@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from genspot.bundle import Bundle, load_bundle
-from genspot.export.hardware import cpu_bf16_reason
+from genspot.export.hardware import cpu_bf16_reason, cpu_description
 from genspot.export.parity import ParityReport, probe_images
 
 # Alt-texts of web-like lengths (empty ones included): the bench cycles through them.
@@ -171,7 +171,7 @@ def format_rows(rows: list[Timing], reference: Timing | None) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genspot bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, help="bundle folder to measure")
+    parser.add_argument("--bundle", type=Path, metavar="BUNDLE_DIR", help="bundle folder to measure")
     parser.add_argument("--batch", default="1,8,32", help="comma-separated batch sizes (default 1,8,32)")
     parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True, help="also time the paper's pipeline")
     parser.add_argument("--reference-images", type=int, default=8, help="images through the paper's pipeline (default 8)")
@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
         print("genspot bench: --batch sizes must be positive", file=sys.stderr)
         return 2
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}")
     rows: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="genspot-bench-") as tmp:
         targets = []

@@ -22,8 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="format", required=True, metavar="{torchscript,trt}")
 
     ts = commands.add_parser("torchscript", help="portable CPU bundle: traced, frozen TorchScript")
-    ts.add_argument("--checkpoint", type=Path, required=True, help="RUN_DIR/model.pt")
-    ts.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    ts.add_argument("--checkpoint", type=Path, required=True, metavar="RUN_DIR/model.pt", help="training checkpoint")
+    ts.add_argument("--out", type=Path, required=True, metavar="BUNDLE_DIR", help="bundle folder to write")
     ts.add_argument(
         "--dtype", choices=("fp32", "bf16", "auto"), default="fp32",
         help="backbone precision; auto = bf16 where the CPU has AVX-512-BF16 or AMX, else fp32",
@@ -32,9 +32,11 @@ def _parser() -> argparse.ArgumentParser:
 
     trt = commands.add_parser("trt", help="TensorRT bundle for this machine's GPU (needs genspot[trt])")
     source = trt.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bundle", type=Path, help="a portable bundle; rebuilt from the checkpoint its manifest names")
-    source.add_argument("--checkpoint", type=Path, help="RUN_DIR/model.pt")
-    trt.add_argument("--out", type=Path, help="bundle folder to write (default: BUNDLE_DIR-trt)")
+    source.add_argument(
+        "--bundle", type=Path, metavar="BUNDLE_DIR", help="a portable bundle; rebuilt from the checkpoint its manifest names"
+    )
+    source.add_argument("--checkpoint", type=Path, metavar="RUN_DIR/model.pt", help="training checkpoint")
+    trt.add_argument("--out", type=Path, metavar="OUT_DIR", help="bundle folder to write (default: BUNDLE_DIR-trt)")
     return parser
 
 

@@ -15,17 +15,29 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 
 
+def _cpuinfo_field(name: str, cpuinfo: Path | None = None) -> str:
+    """The first ``name : value`` of /proc/cpuinfo ('' where unavailable)."""
+    try:
+        text = (cpuinfo or CPUINFO).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return ""
+
+
 def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
     """The CPU feature flags Linux reports (empty where /proc/cpuinfo is unavailable)."""
-    cpuinfo = cpuinfo or CPUINFO
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
+    return set(_cpuinfo_field("flags", cpuinfo).split())
+
+
+def cpu_description() -> str:
+    """CPU model and its matrix features, for benchmark reports."""
+    model = _cpuinfo_field("model name") or "unknown CPU"
+    features = sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni"})
+    return f"{model} ({', '.join(features) or 'no bf16/int8 matrix extensions'})"
 
 
 def cpu_bf16_reason(cpuinfo: Path | None = None) -> str | None:

@@ -75,18 +75,22 @@ def _versions() -> dict[str, Any]:
     }
 
 
-def compile_tensorrt(wrapper: ProbabilityModel, example: tuple[torch.Tensor, ...], image_size: int, max_tokens: int):
-    """``torch.export`` with one shared batch dim, then ``torch_tensorrt.compile(ir="dynamo")``."""
-    import torch_tensorrt
-
+def export_program(wrapper: ProbabilityModel, example: tuple[torch.Tensor, ...], max_tokens: int) -> torch.export.ExportedProgram:
+    """``torch.export`` with one batch dimension shared by all inputs and a dynamic token count."""
     batch = torch.export.Dim("batch", min=BATCH_PROFILE["min"], max=BATCH_PROFILE["max"])
     tokens = torch.export.Dim("tokens", min=MIN_TOKENS, max=max_tokens)
-    exported = torch.export.export(
+    return torch.export.export(
         wrapper,
         example,
         dynamic_shapes={"image": {0: batch}, "input_ids": {0: batch, 1: tokens}, "attention_mask": {0: batch, 1: tokens}},
         strict=False,
     )
+
+
+def compile_tensorrt(exported: torch.export.ExportedProgram, image_size: int, max_tokens: int):
+    """``torch_tensorrt.compile(ir="dynamo")`` of the exported program with the batch profile."""
+    import torch_tensorrt
+
     return torch_tensorrt.compile(
         exported,
         ir="dynamo",
@@ -112,7 +116,7 @@ def export_tensorrt(checkpoint: Path, out: Path) -> ExportResult:
     wrapper = ProbabilityModel(detector, float(meta.get("temperature", 1.0)), torch.float16).to(device).eval()
     example = tuple(t.to(device) for t in trace_inputs(detector.tokenizer, image_size))
     with torch.no_grad():
-        compiled = compile_tensorrt(wrapper, example, image_size, max_tokens)
+        compiled = compile_tensorrt(export_program(wrapper, example, max_tokens), image_size, max_tokens)
 
     return write_bundle(
         out,

@@ -7,9 +7,12 @@ Three entry points, all traced:
 - ``forward_with_text(image, text_features) -> (p_ai, p_source)``,
 
 so a server can cache the text branch's output per alt-text (pages repeat them) and skip
-the text encoder on a hit. Backbones run in ``compute_dtype`` (bf16/fp16 where asked);
-input normalisation and resizing, fusion and heads stay in float32, which keeps the
-probabilities close to the eager model (and bicubic resizing has no bf16 kernel).
+the text encoder on a hit. The pretrained transformer backbones (image, text) run in
+``compute_dtype`` (bf16/fp16 where asked): that is where the FLOPs are. Everything else
+stays float32: input resizing and normalisation (bicubic has no bf16 kernel), fusion and
+heads (keeps the probabilities close to the eager model), and the forensic branch, whose
+pixel residuals are a few 1/255 steps that bf16's 8-bit mantissa would blur (and its
+small convolutions are no faster in bf16).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 TEXT = "text"
+LOW_PRECISION_BRANCHES = ("image", TEXT)
 
 
 class Int8Linear(nn.Module):
@@ -97,12 +101,13 @@ class ProbabilityModel(nn.Module):
         self.register_buffer("inv_temperature", torch.tensor(1.0 / float(temperature)))
         if self.has_text:
             use_fused_attention(self.detector.branches[TEXT])
-        for branch in self.detector.branches.values():
-            to_compute_dtype(branch, compute_dtype)
+        self.backbones = [name for name in detector.branch_names if name in LOW_PRECISION_BRANCHES]
+        for name in self.backbones:
+            to_compute_dtype(self.detector.branches[name], compute_dtype)
 
     def quantize_backbones(self) -> int:
         """int8 dynamic quantisation of the backbones' Linear layers (fusion and heads stay float)."""
-        return quantize_linears(self.detector.branches)
+        return sum(quantize_linears(self.detector.branches[name]) for name in self.backbones)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.detector.branches[TEXT](input_ids, attention_mask).float()

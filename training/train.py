@@ -2,9 +2,10 @@
 
 The best epoch is chosen by validation task-A macro-F1 (``split`` column ``val``, else a
 stratified hold-out); at the end head A's temperature is fitted on validation logits and
-the checkpoint records val metrics with and without captions. ``--mode frozen`` caches the
-pretrained backbones' features on disk and trains the rest (fusion, heads and the forensic
-branch, which always trains); ``--mode finetune`` trains end to end. Under ``torchrun`` each
+the checkpoint records val metrics with and without captions (also in metrics.json; the
+training curves go to curves.png). ``--mode frozen`` caches the pretrained backbones'
+features on disk and trains the rest (fusion, heads and the forensic branch, which always
+trains); ``--mode finetune`` trains end to end. Under ``torchrun`` each
 process trains a shard (DDP); only rank 0 validates and writes.
 """
 
@@ -40,6 +41,7 @@ from genspot.training.config import (
     load_train_config,
     with_overrides,
 )
+from genspot.training.curves import plot_training_curves
 from genspot.training.data import (
     DataError,
     DetectorDataset,
@@ -60,7 +62,7 @@ log = logging.getLogger("genspot.train")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genspot train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="labels.csv folder, parquet file/folder, or HF dataset name")
-    parser.add_argument("--out", required=True, type=Path, help="run folder (model.pt, train.log, metrics.json)")
+    parser.add_argument("--out", required=True, type=Path, help="run folder: model.pt, train.log, metrics.json, curves.png")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"config name or JSON path (default {DEFAULT_CONFIG})")
     parser.add_argument("--mode", choices=("frozen", "finetune"), help="frozen backbones (cached) or end to end")
     parser.add_argument("--epochs", type=int)
@@ -243,6 +245,7 @@ class Trainer:
         self.loader = DataLoader(
             dataset, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
             num_workers=config.num_workers, collate_fn=collate, worker_init_fn=_seed_worker,
+            drop_last=len(dataset) > config.batch_size * runtime.world_size,  # no 1-sample batch for BatchNorm
             generator=torch.Generator().manual_seed(config.seed),
         )
         pos_weight = class_balance(samples) if model.config.loss.balance_a else None
@@ -363,6 +366,7 @@ def fit(args: argparse.Namespace, runtime: Runtime) -> int:
         final = {"best_epoch": best["epoch"], **validator.calibrate(), "history": history}
         save_checkpoint(checkpoint_path, model, temperature=final["temperature"], metrics=final, train_args=train_args)
         (args.out / "metrics.json").write_text(json.dumps(final, indent=2), encoding="utf-8")
+        plot_training_curves(history, args.out / "curves.png", best["epoch"])
         log.info(
             "best epoch %d; val task-A macro-F1 %.4f with captions, %.4f blanked; temperature %.3f; %.0f s; wrote %s",
             best["epoch"], final["val"]["task_a"]["macro_f1"], final["val_blank_captions"]["task_a"]["macro_f1"],
@@ -378,6 +382,5 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return fit(args, runtime)
         except (ConfigError, DataError) as exc:
-            log.error("%s", exc)
-            print(f"genspot train: error: {exc}", file=sys.stderr)
+            log.error("genspot train: error: %s", exc)  # stderr and train.log
             return 2

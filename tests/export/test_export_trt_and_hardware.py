@@ -76,3 +76,29 @@ def test_trt_source_checkpoint_comes_from_the_portable_manifest(tiny_bundle: Pat
     from genspot.export.tensorrt import source_checkpoint
 
     assert source_checkpoint(tiny_bundle) == tiny_checkpoint.resolve()
+
+
+def test_trt_program_has_one_shared_dynamic_batch_and_dynamic_tokens(tiny_checkpoint: Path):
+    """The torch.export step Torch-TensorRT compiles runs here on the CPU (TensorRT itself cannot)."""
+    from genspot.export.parity import eager_probabilities, probe_images
+    from genspot.export.tensorrt import BATCH_PROFILE, export_program
+    from genspot.export.torchscript import checkpoint_image_size, trace_inputs
+    from genspot.export.wrapper import ProbabilityModel
+    from genspot.training.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(tiny_checkpoint)
+    size, max_tokens = checkpoint_image_size(meta), meta["config"]["text"]["max_tokens"]
+    wrapper = ProbabilityModel(model, meta["temperature"], torch.float32)
+    program = export_program(wrapper, trace_inputs(model.tokenizer, size), max_tokens)
+    ranges = sorted((int(r.lower), int(r.upper)) for r in program.range_constraints.values())
+    assert ranges == sorted([(BATCH_PROFILE["min"], BATCH_PROFILE["max"]), (2, max_tokens)])  # one batch symbol, one token symbol
+    captions = ["", "a long caption " * 20, "x", "y", "z"]
+    images = probe_images(5, size, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        p_ai, p_source = program.module()(images, *model.tokenizer(captions))
+    expected_ai, expected_source = eager_probabilities(model, meta["temperature"], model.tokenizer, images, captions)
+    assert torch.allclose(p_ai, torch.from_numpy(expected_ai), atol=1e-4)
+    assert torch.allclose(p_source, torch.from_numpy(expected_source), atol=1e-4)
+    half = export_program(ProbabilityModel(model, meta["temperature"], torch.float16), trace_inputs(model.tokenizer, size), max_tokens)
+    dtypes = {str(node.meta["val"].dtype) for node in half.graph.nodes if hasattr(node.meta.get("val"), "dtype")}
+    assert {"torch.float16", "torch.float32"} <= dtypes  # fp16 backbones, float32 resize / heads

@@ -51,8 +51,8 @@ def summarize(scenario: Scenario, run: Run, image_fetches: int, server: dict | N
     return {
         "scenario": scenario.name,
         "clients": scenario.clients,
-        "items_per_request": scenario.items,
-        "requests_per_unit": scenario.requests_per_unit,
+        "items_per_unit": scenario.items,
+        "max_items_per_request": scenario.per_request,
         "units": len(run.outcomes),
         "requests": requests,
         "items": items,
@@ -75,7 +75,8 @@ def markdown(rows: list[dict]) -> str:
         latency, rss = row["latency_ms"], row["rss_mb"]
         errors = sum(row["errors"].values())
         error_text = f"{errors} ({', '.join(f'{k}: {v}' for k, v in row['errors'].items())})" if errors else "0"
-        items_per_req = f"{row['items_per_request']}" + (f" x{row['requests_per_unit']}" if row["requests_per_unit"] > 1 else "")
+        per_request = row["max_items_per_request"]
+        items_per_req = str(per_request) if per_request >= row["items_per_unit"] else f"{row['items_per_unit']} in <={per_request}"
         cells = (
             row["scenario"], row["clients"], items_per_req, row["units"], row["requests"], row["items"],
             row["wall_s"], row["requests_per_s"], row["items_per_s"], latency["p50"], latency["p95"],

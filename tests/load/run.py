@@ -5,7 +5,8 @@ then runs the scenarios in order and prints one Markdown table row each:
 
 - ``cached``: items drawn from a pool already in the cache (no download, no model);
 - ``uncached``: every item a new image (download, decode, model);
-- ``burst``: one client sends a page of 50 new images at once, page after page.
+- ``burst``: one client sends a page of 50 new images at once, split as the extension splits
+  it (requests of at most 16 items, all sent together), page after page.
 
 Each scenario stops at ``--units`` or ``--seconds``, whichever comes first.
 """
@@ -53,7 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     traffic.add_argument("--seconds", type=float, default=60.0, help="max seconds per scenario (default 60)")
     traffic.add_argument("--pool", type=int, default=128, help="distinct images in the cached pool (default 128)")
     traffic.add_argument("--burst-items", type=int, default=50, help="images per page in the burst (default 50)")
-    traffic.add_argument("--burst-requests", type=int, default=1, help="requests the page's images are split over, sent at once (default 1)")
+    traffic.add_argument("--burst-max-items", type=int, default=16, help="most items per request of a page, like the extension (default 16)")
     traffic.add_argument("--images", type=Path, help="serve these images (default: the shared dev set, else synthetic)")
     traffic.add_argument("--image-port", type=int, default=0, help="image server port (default: a free one)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -80,12 +81,9 @@ def _is_loopback(url: str) -> bool:
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
     known = {
-        "cached": Scenario("cached", args.clients, args.items, cached=True, max_units=args.units, max_seconds=args.seconds),
-        "uncached": Scenario("uncached", args.clients, args.items, max_units=args.units, max_seconds=args.seconds),
-        "burst": Scenario(
-            "burst", 1, -(-args.burst_items // args.burst_requests), args.burst_requests,
-            max_units=args.units, max_seconds=args.seconds,
-        ),
+        "cached": Scenario("cached", args.clients, args.items, args.items, cached=True, max_units=args.units, max_seconds=args.seconds),
+        "uncached": Scenario("uncached", args.clients, args.items, args.items, max_units=args.units, max_seconds=args.seconds),
+        "burst": Scenario("burst", 1, args.burst_items, args.burst_max_items, max_units=args.units, max_seconds=args.seconds),
     }
     return [known[name] for name in args.scenarios.split(",")]
 

@@ -12,12 +12,13 @@ from tests.load.images import ImageServer
 
 @dataclass(frozen=True)
 class Scenario:
-    """``clients`` loops each sending units of ``requests_per_unit`` requests of ``items`` items."""
+    """``clients`` loops, each sending units of ``items`` items split into requests of at most
+    ``per_request`` (all sent at once, as the extension sends a page's images)."""
 
     name: str
     clients: int
     items: int
-    requests_per_unit: int = 1
+    per_request: int
     cached: bool = False
     max_units: int = 200
     max_seconds: float = 60.0
@@ -49,7 +50,8 @@ class Traffic:
 
     def unit_factory(self, scenario: Scenario) -> Callable[[int], Unit]:
         def make(_: int) -> Unit:
-            return [self.body(self._keys(scenario)) for _ in range(scenario.requests_per_unit)]
+            keys = self._keys(scenario)
+            return [self.body(keys[i : i + scenario.per_request]) for i in range(0, len(keys), scenario.per_request)]
 
         return make
 

@@ -29,7 +29,7 @@ UNLIMITED = 10**9
 class Answer:
     started: float
     latency_s: float
-    status: int | str  # HTTP status, or the transport error's type name
+    status: int | str  # HTTP status, or "ErrorType: message" of the transport error
     item_statuses: list[str] = field(default_factory=list)
     cached: list[bool] = field(default_factory=list)
 
@@ -73,7 +73,7 @@ async def post(client: httpx.AsyncClient, body: dict) -> Answer:
     try:
         response = await client.post("/v1/detect", json=body)
     except httpx.HTTPError as exc:
-        return Answer(started, time.monotonic() - started, type(exc).__name__)
+        return Answer(started, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
     latency = time.monotonic() - started
     if response.status_code != 200:
         return Answer(started, latency, response.status_code)

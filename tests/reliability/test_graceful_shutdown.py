@@ -1,5 +1,5 @@
 """SIGTERM while requests are in flight: they finish with full answers; new ones are refused
-cleanly (connection refused), and the process exits 0 within its graceful-shutdown budget."""
+cleanly (connection refused), and the process exits within its graceful-shutdown budget."""
 
 from __future__ import annotations
 
@@ -8,16 +8,27 @@ import signal
 import time
 
 import httpx
+import pytest
 
 from tests.reliability.drill import UNLIMITED, post, summary
 from tests.reliability.hostile import DELAY_S
 
 GRACE_S = 10.0
+UNANSWERED = ("ConnectError", "ReadError", "RemoteProtocolError: Server disconnected without sending a response")
+"""Transport errors that mean no byte of a response was sent: the request was never served."""
 
 
-def test_sigterm_lets_in_flight_requests_finish(backend_server, tiny_bundle, hostile):
+def _never_answered(answer) -> bool:
+    """A request after SIGTERM may be refused (listener closed), or, with worker processes, accepted
+    by the kernel on the supervisor's still-open socket and dropped unserved; never half-answered."""
+    return isinstance(answer.status, str) and answer.status.startswith(UNANSWERED)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_in_flight_requests_finish(backend_server, tiny_bundle, hostile, workers):
     server = backend_server(
         tiny_bundle,
+        workers=workers,
         allow_loopback=True,
         allowed_ports=[hostile.port],
         graceful_shutdown_s=GRACE_S,
@@ -40,7 +51,8 @@ def test_sigterm_lets_in_flight_requests_finish(backend_server, tiny_bundle, hos
     answers, late = asyncio.run(drill())
     exit_code = server.process.wait(GRACE_S + 5)
     assert not [a for a in answers if a.failed], summary(answers)
-    assert late.status == "ConnectError", f"a request after SIGTERM should be refused, got {late}"
-    assert exit_code in (0, -signal.SIGTERM), server.log()[-2000:]  # uvicorn re-raises the signal it handled
+    assert not late.failed or _never_answered(late), f"a request after SIGTERM was half-answered: {late}"
+    # one process re-raises the SIGTERM it handled once shut down; a supervisor of workers exits 0
+    assert exit_code in (0, -signal.SIGTERM), server.log()[-2000:]
     assert time.monotonic() - sent < GRACE_S + 5
     assert "Traceback" not in server.log(), server.log()[-3000:]

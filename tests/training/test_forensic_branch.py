@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genspot.training.forensic import ForensicBranch, npr_residual
+from genspot.training.forensic import ForensicBranch, GlobalStatistics, npr_residual
 
 TINY = dict(channels=4, depth=2, output_dim=8)
 
@@ -54,8 +54,31 @@ def test_branch_is_blind_to_constant_brightness_shift():
     torch.testing.assert_close(branch(image), branch(image + 0.25), atol=1e-5, rtol=1e-4)
 
 
-def test_traced_module_accepts_other_batch_sizes():
-    branch = ForensicBranch(residual="npr+highpass", **TINY).eval()
+def test_global_statistics_are_normalised_histograms():
+    stats = GlobalStatistics(truncation=2)
+    features = stats(torch.rand(2, 3, 32, 32))
+    assert features.shape == (2, stats.num_features)
+    cooccurrences = features[:, : 3 * 5 * 25].reshape(2, 15, 25)
+    torch.testing.assert_close(cooccurrences.sum(-1), torch.ones(2, 15))
+
+
+def test_global_statistics_see_a_flat_image_as_all_zero_residuals():
+    features = GlobalStatistics(truncation=2)(torch.full((1, 3, 16, 16), 0.5))
+    cooccurrences = features[:, : 3 * 5 * 25].reshape(15, 25)
+    zero_pair = 2 * 5 + 2  # both neighbours' residual 0
+    assert torch.all(cooccurrences[:, zero_pair] == 1.0)
+
+
+def test_global_statistics_separate_smooth_from_noisy_images():
+    stats = GlobalStatistics()
+    smooth = torch.linspace(0, 1, 64).repeat(1, 3, 64, 1)
+    noisy = torch.rand(1, 3, 64, 64)
+    assert (stats(smooth) - stats(noisy)).abs().sum().item() > 1.0
+
+
+@pytest.mark.parametrize("params", [dict(residual="npr+highpass"), dict(residual="npr", stats=True)])
+def test_traced_module_accepts_other_batch_sizes(params):
+    branch = ForensicBranch(**params, **TINY).eval()
     traced = torch.jit.trace(branch, torch.rand(2, 3, 64, 64))
     for batch in (1, 5):
         image = torch.rand(batch, 3, 64, 64)

@@ -69,10 +69,11 @@ def test_frozen_pretrained_backbone_is_not_stored_and_is_rebuilt(tmp_path):
 
 def test_training_learns_the_synthetic_task(tmp_path):
     """Forensic branch + frozen text: val task-A macro-F1 must be far above chance."""
-    data = write_synthetic_dataset(tmp_path / "data", n_per_class=12, seed=3)
+    data = write_synthetic_dataset(tmp_path / "data", n_per_class=16, seed=3)
     config = write_config(
         tmp_path / "learn.json",
         image={"enabled": False},
+        loss={"balance_a": True},
         train={"epochs": 8, "batch_size": 8, "lr": 1e-3, "head_lr": 5e-3},
         augment={"enabled": False, "caption_dropout": 0.5},
     )
@@ -80,6 +81,7 @@ def test_training_learns_the_synthetic_task(tmp_path):
     assert main(["--data", str(data), "--out", str(out), "--config", str(config), "--quiet", "--blank-val-captions"]) == 0
     result = json.loads((out / "metrics.json").read_text())
     assert result["val_blank_captions"]["task_a"]["macro_f1"] >= 0.8, result["history"]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_finetune_mode_trains_end_to_end_and_stores_backbones(tmp_path, synthetic_dataset):
@@ -134,4 +136,5 @@ def test_bad_data_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, setup, 
     setup(data)
     assert main(["--data", str(data), "--out", str(tmp_path / "out"), "--config", "tiny", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("genspot train: error:") and message in err[-1]
+    assert "genspot train: error:" in err[-1] and message in err[-1] and len(err) == 1
+    assert message in (tmp_path / "out" / "train.log").read_text()

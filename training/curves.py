@@ -1,0 +1,29 @@
+"""Training curves: loss and validation task-A macro-F1 per epoch (RUN_DIR/curves.png)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def plot_training_curves(history: list[dict], path: str | Path, best_epoch: int | None = None) -> Path:
+    """Two panels over epochs: training losses (total, A, B) and val task-A macro-F1 / AI-class F1."""
+    epochs = [row["epoch"] for row in history]
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    losses, scores = figure.subplots(1, 2)
+    for key, label in (("loss", "total"), ("loss_a", "task A (BCE)"), ("loss_b", "task B (CE, AI only)")):
+        losses.plot(epochs, [row[key] for row in history], marker="o", label=label)
+    losses.set(title="training loss", xlabel="epoch")
+    scores.plot(epochs, [row["val_task_a_macro_f1"] for row in history], marker="o", label="macro-F1")
+    scores.plot(epochs, [row["val_task_a_f1_ai"] for row in history], marker="o", label="AI-class F1")
+    scores.set(title="validation, task A", xlabel="epoch", ylim=(0, 1.02))
+    if best_epoch is not None:
+        scores.axvline(best_epoch, color="grey", linestyle="--", label=f"best (epoch {best_epoch})")
+    for axes in (losses, scores):
+        axes.legend(fontsize="small")
+        axes.grid(alpha=0.3)
+    path = Path(path)
+    FigureCanvasAgg(figure).print_png(str(path))
+    return path
