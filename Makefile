@@ -35,7 +35,7 @@ bench: $(STAMP) bundle
 	$(BIN)/genspot bench --bundle $(BUNDLE)
 
 loadtest: $(STAMP) bundle
-	$(BIN)/genspot loadtest --bundle $(BUNDLE)
+	$(BIN)/python -m tests.load.run --bundle $(BUNDLE)
 
 clean:
 	rm -rf $(VENV) bundles build *.egg-info .pytest_cache

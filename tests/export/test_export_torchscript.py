@@ -95,3 +95,16 @@ def test_cli_bad_checkpoint_is_one_line_exit_1(tmp_path: Path, capsys):
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("genspot export:") and "model.pt" in last
     assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+def test_only_the_transformer_backbones_run_in_low_precision(eager):
+    from genspot.export.wrapper import ProbabilityModel
+
+    model, meta = eager
+    wrapper = ProbabilityModel(model, meta["temperature"], torch.bfloat16)
+    dtypes = {name: {p.dtype for p in module.parameters()} for name, module in wrapper.detector.branches.items()}
+    assert dtypes["image"] == {torch.bfloat16} and dtypes["text"] == {torch.bfloat16}
+    assert dtypes["forensic"] == {torch.float32}  # pixel residuals need float32
+    assert {p.dtype for p in wrapper.detector.fusion.parameters()} == {torch.float32}
+    assert wrapper.detector.branches["image"].mean.dtype == torch.float32  # normalisation stays float32
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # the eager model is untouched
