@@ -26,6 +26,7 @@ from genspot.backend.settings import Settings
 
 log = logging.getLogger(__name__)
 PREFIX = "genspot"
+REDIS_MAX_CONNECTIONS = 64
 
 
 def result_key(image_sha256: str, model_version: str, caption_digest: str) -> str:
@@ -107,17 +108,21 @@ class RedisCache:
     def __init__(
         self, url: str, timeout_s: float = 0.2, retries: int = 1, breaker: CircuitBreaker | None = None, cluster: bool = False
     ):
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.cluster import RedisCluster
         from redis.asyncio.retry import Retry
         from redis.backoff import ConstantBackoff
 
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
-        client_class = RedisCluster if cluster else Redis
-        self.client = client_class.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(ConstantBackoff(0.01), retries)
-        )
+        options = dict(socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(ConstantBackoff(0.01), retries))
+        if cluster:
+            self.client = RedisCluster.from_url(url, **options)
+        else:
+            # redis-py's default pool refuses the 101st concurrent call at once (MaxConnectionsError),
+            # which a burst of pages reaches; a blocking pool makes callers queue for up to the timeout.
+            pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_MAX_CONNECTIONS, timeout=timeout_s, **options)
+            self.client = Redis.from_pool(pool)
 
     async def _guarded(self, operation: str, make_call: Callable[[], Awaitable[Any]]) -> Any:
         """Run one Redis call; ``None`` on any failure (counted by the breaker) or while open."""

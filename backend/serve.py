@@ -48,6 +48,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Before torch loads (genspot.bundle imports it): OpenMP threads that spin between operations
+    # steal the cores the decode threads and the event loop need, and stall when those run; passive
+    # waiting gave up to 3x the service throughput of cheap models and stable benchmarks here
+    # (docs/RELIABILITY.md). uvicorn's worker processes inherit it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from genspot.bundle import BundleError, read_manifest
 
     try:
