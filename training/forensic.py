@@ -14,6 +14,12 @@ histograms of truncated integer residuals (SPAM-style, as in steganalysis: they 
 neighbouring pixels co-vary, which resampling, JPEG and generator decoders all change) and
 colour histograms. They cost no training and work well with few images.
 
+Optionally (``thumbnail_stride > 0``) a second small CNN reads the picture itself, average-pooled
+by ``thumbnail_stride`` (a 64 px thumbnail of a 256 px input): colour, texture and rendering
+style, the cues a pretrained semantic encoder would give, learned from scratch. Pooling by a
+fixed stride (not resizing to a fixed size) keeps the scale identical between training crops
+and full test images.
+
 A shallow residual CNN (few downsamplings, so local traces are not averaged away early) turns
 the residual into a feature map, pooled globally (mean and max) and projected to
 ``output_dim``. It needs no pretrained weights, which is why it carries the offline model.
@@ -134,6 +140,28 @@ class GlobalStatistics(nn.Module):
         return torch.cat(features, dim=1)
 
 
+class ThumbnailCNN(nn.Module):
+    """Picture average-pooled by ``stride`` -> four conv blocks (each halving) -> mean pooling: [N, 8 * channels]."""
+
+    def __init__(self, stride: int, channels: int) -> None:
+        super().__init__()
+        self.stride = stride
+        widths = [channels * 2**i for i in range(4)]
+        layers: list[nn.Module] = []
+        for w_in, w_out in zip([3] + widths[:-1], widths):
+            layers += [
+                nn.Conv2d(w_in, w_out, 3, padding=1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(inplace=True),
+                nn.Conv2d(w_out, w_out, 3, padding=1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.output_dim = widths[-1]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        thumbnail = F.avg_pool2d(image, self.stride) * 4.0 - 2.0  # [0, 1] -> about zero-mean, unit scale
+        return self.body(thumbnail).mean(dim=(2, 3))
+
+
 class ForensicBranch(nn.Module):
     """Residual extractor -> shallow ResNet -> global mean+max pooling -> Linear to ``output_dim``.
 
@@ -151,6 +179,8 @@ class ForensicBranch(nn.Module):
         residual_gain: float = 4.0,
         dropout: float = 0.0,
         stats: bool = False,
+        thumbnail_stride: int = 0,
+        thumbnail_channels: int = 32,
     ) -> None:
         super().__init__()
         if residual not in RESIDUAL_KINDS:
@@ -173,8 +203,10 @@ class ForensicBranch(nn.Module):
         # BatchNorm standardises the statistics (their scales differ by orders of magnitude).
         self.stats_norm = nn.BatchNorm1d(self.stats.num_features) if self.stats is not None else None
         stats_dim = self.stats.num_features if self.stats is not None else 0
+        self.thumbnail = ThumbnailCNN(thumbnail_stride, thumbnail_channels) if thumbnail_stride > 0 else None
+        thumbnail_dim = self.thumbnail.output_dim if self.thumbnail is not None else 0
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(2 * widths[-1] + stats_dim, self.output_dim)
+        self.proj = nn.Linear(2 * widths[-1] + stats_dim + thumbnail_dim, self.output_dim)
 
     def residuals(self, image: torch.Tensor) -> torch.Tensor:
         """The high-frequency input the CNN sees: [N, C_res, S, S]."""
@@ -194,5 +226,7 @@ class ForensicBranch(nn.Module):
         parts = [features.mean(dim=(2, 3)), features.amax(dim=(2, 3))]
         if self.stats is not None and self.stats_norm is not None:
             parts.append(self.stats_norm(self.stats(image)).to(features.dtype))
+        if self.thumbnail is not None:
+            parts.append(self.thumbnail(image).to(features.dtype))
         pooled = torch.cat(parts, dim=1)
         return self.proj(self.dropout(pooled))
