@@ -76,7 +76,18 @@ def test_global_statistics_separate_smooth_from_noisy_images():
     assert (stats(smooth) - stats(noisy)).abs().sum().item() > 1.0
 
 
-@pytest.mark.parametrize("params", [dict(residual="npr+highpass"), dict(residual="npr", stats=True)])
+def test_thumbnail_path_sees_what_residuals_cannot():
+    """The thumbnail CNN reads the picture itself, so (unlike the residual path) a brightness shift changes the output."""
+    branch = ForensicBranch(residual="npr", thumbnail_stride=4, thumbnail_channels=4, **TINY).eval()
+    image = torch.rand(2, 3, 64, 64) * 0.5
+    assert (branch(image) - branch(image + 0.25)).abs().max().item() > 1e-3
+    assert branch(torch.rand(3, 3, 128, 128)).shape == (3, TINY["output_dim"])  # training crops and test images alike
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(residual="npr+highpass"), dict(residual="npr", stats=True), dict(residual="npr", thumbnail_stride=4)],
+)
 def test_traced_module_accepts_other_batch_sizes(params):
     branch = ForensicBranch(**params, **TINY).eval()
     traced = torch.jit.trace(branch, torch.rand(2, 3, 64, 64))
