@@ -19,11 +19,14 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The default bundle is built from the committed default checkpoint the first time.
+# The default bundle is built from the committed default checkpoint the first time. It is
+# exported in fp32: its cost is the fp32 pixel branch, and its bf16 export misses the 0.02
+# parity tolerance (max |delta p_ai| 0.025), so bf16 would buy little and fail the export.
+BUNDLE_DTYPE ?= fp32
 bundle: $(BUNDLE)/manifest.json
 
 $(BUNDLE)/manifest.json: | $(STAMP)
-	$(BIN)/genspot export torchscript --checkpoint $(CHECKPOINT) --out $(BUNDLE) --dtype auto
+	$(BIN)/genspot export torchscript --checkpoint $(CHECKPOINT) --out $(BUNDLE) --dtype $(BUNDLE_DTYPE)
 
 serve: $(STAMP) bundle
 	$(BIN)/genspot serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)

@@ -1,0 +1,32 @@
+"""The committed default checkpoint exports as `make serve` exports it, and the bundle answers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from genspot.bundle import load_bundle
+from genspot.export.cli import main as export_main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _makefile_variable(name: str) -> str:
+    match = re.search(rf"^{name} \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert match, f"Makefile has no {name}"
+    return match.group(1)
+
+
+def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(tmp_path: Path):
+    checkpoint = REPO / _makefile_variable("CHECKPOINT")
+    out = tmp_path / "default"
+    dtype = _makefile_variable("BUNDLE_DTYPE")
+    assert export_main(["torchscript", "--checkpoint", str(checkpoint), "--out", str(out), "--dtype", dtype]) == 0
+    bundle = load_bundle(out)
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    p_ai, p_source = bundle.predict(bundle.preprocess(picture)[None], [""])
+    assert p_ai.shape == (1,) and 0.0 <= float(p_ai[0]) <= 1.0
+    assert p_source.shape == (1, len(bundle.labels)) and abs(float(p_source.sum()) - 1.0) < 1e-4
