@@ -12,32 +12,15 @@ import csv
 import io
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from tests.fixtures.services import BackloggedHTTPServer
+
 DEV_SET = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dev"
-
-
-class BackloggedHTTPServer(ThreadingHTTPServer):
-    """A threaded server with a web server's listen backlog: http.server's default of 5 drops the
-    SYNs of a burst of fetches, and each dropped SYN costs the client a 1 s retransmit."""
-
-    daemon_threads = True
-    request_queue_size = 1024
-
-    def start(self, name: str) -> "BackloggedHTTPServer":
-        """Serve from a daemon thread; :meth:`stop` ends it."""
-        self._thread = threading.Thread(target=self.serve_forever, name=name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(timeout=5)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 
 from PIL import Image
 
-from tests.load.images import BackloggedHTTPServer
+from tests.fixtures.services import BackloggedHTTPServer
 
 GZIP_BOMB_INFLATED = 256 * 1024 * 1024
 """Bytes the gzip bomb inflates to (about 250 KB on the wire)."""
