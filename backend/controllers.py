@@ -12,6 +12,7 @@ from litestar.params import Body
 
 from genspot.backend.access import access_guard
 from genspot.backend.errors import RequestError
+from genspot.backend.problems import problem_responses
 from genspot.backend.schemas import (
     MAX_ITEMS,
     DetectRequest,
@@ -37,8 +38,14 @@ def _item_inputs(request: DetectRequest) -> list[ItemInput]:
         if (item.url is None) == (item.image_b64 is None):
             raise RequestError("give exactly one of url or image_b64", field=f"items[{index}]")
         kind = "url" if item.url is not None else "base64"
-        inputs.append(ItemInput(id=item.id, kind=kind, url=item.url, data=item.image_b64, caption=item.alt_text))
+        inputs.append(
+            ItemInput(id=item.id, kind=kind, url=item.url, data=item.image_b64, caption=item.alt_text, page_url=item.page_url)
+        )
     return inputs
+
+
+_ACCESS_REFUSALS = problem_responses(401, 429)  # access_guard
+_BODY_REFUSALS = problem_responses(400, 401, 413, 429)
 
 
 class DetectController(Controller):
@@ -46,11 +53,11 @@ class DetectController(Controller):
     guards = [access_guard]
     tags = ["detection"]
 
-    @post("/detect", status_code=200, summary="Judge images given as URLs or base64")
+    @post("/detect", status_code=200, summary="Judge images given as URLs or base64", responses=_BODY_REFUSALS)
     async def detect(self, data: DetectRequest, state: State) -> DetectResponse:
         return DetectResponse(await state.runtime.service.detect(_item_inputs(data)))
 
-    @post("/detect/upload", status_code=200, summary="Judge uploaded image files (multipart)")
+    @post("/detect/upload", status_code=200, summary="Judge uploaded image files (multipart)", responses=_BODY_REFUSALS)
     async def detect_upload(
         self, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)], state: State
     ) -> DetectResponse:
@@ -67,7 +74,7 @@ class DetectController(Controller):
         ]
         return DetectResponse(await state.runtime.service.detect(inputs))
 
-    @get("/model", summary="The served model: version, generator labels, verdict thresholds")
+    @get("/model", summary="The served model: version, generator labels, verdict thresholds", responses=_ACCESS_REFUSALS)
     async def model(self, state: State) -> ModelInfo:
         return state.runtime.service.model_info()
 

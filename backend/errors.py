@@ -7,11 +7,14 @@ result. Request-level errors become RFC 7807 problem details.
 
 from __future__ import annotations
 
+INTERNAL_ERROR = "internal_error"
+"""The code of a failure nobody planned for (a bug): a request's 500, or one item's error."""
+
 
 class GenspotError(Exception):
     """Base of every error the backend raises on purpose."""
 
-    code: str = "internal_error"
+    code: str = INTERNAL_ERROR
     http_status: int = 500
 
     def __init__(self, message: str, *, code: str | None = None):
@@ -72,7 +75,7 @@ class ModelError(ItemError):
     http_status = 500
 
 
-ITEM_ERROR_CODES = (
+ITEM_ERROR_CODES = (  # deliberate failures; an item answered with INTERNAL_ERROR is a bug to fix
     "fetch_failed",
     "timeout",
     "too_large",

@@ -1,7 +1,9 @@
 """Request-level errors as RFC 7807 problem details (``application/problem+json``).
 
 Validation failures name the offending field in ``invalid_params`` (e.g. ``items[2].url``),
-so a client developer sees at once what to fix. Item-level errors never come here.
+so a client developer sees at once what to fix. Item-level errors never come here. Bodies are
+:class:`~genspot.backend.schemas.Problem` structs, the same type the OpenAPI schema documents
+through :func:`problem_responses`, so the documentation cannot drift from what is sent.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from genspot.backend.errors import GenspotError, RequestError
+from genspot.backend.schemas import InvalidParam, Problem
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -23,16 +27,31 @@ _JSON_PATH = re.compile(r"`\$\.?(?P<path>[^`]*)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
-def problem(request: Request, status: int, detail: str, invalid_params: list[dict[str, str]] | None = None, headers=None) -> Response:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
+_DOCUMENTED_REFUSALS = {
+    400: "malformed request: `invalid_params` names each field to fix",
+    401: "API keys are configured and the X-API-Key header is missing or unknown",
+    413: "request body larger than the configured limit",
+    429: "over a rate limit; the Retry-After header says in how many seconds to retry",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the refusals a route can answer with (``responses=`` of a handler)."""
+    return {
+        status: ResponseSpec(Problem, description=_DOCUMENTED_REFUSALS[status], media_type=PROBLEM_JSON, generate_examples=False)
+        for status in statuses
     }
-    if invalid_params:
-        body["invalid_params"] = invalid_params
+
+
+def problem(request: Request, status: int, detail: str, invalid_params: list[InvalidParam] | None = None, headers=None) -> Response:
+    body = Problem(
+        type="about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        invalid_params=invalid_params or [],
+    )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -52,8 +71,8 @@ def _field_of(error: dict[str, Any]) -> str:
 
 def _validation_problem(request: Request, exc: ValidationException) -> Response:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    params = [{"name": _field_of(error), "reason": str(error.get("message", "invalid value")).split(" - at ")[0]} for error in errors]
-    detail = "; ".join(f"{p['name']}: {p['reason']}" for p in params) or str(exc.detail)
+    params = [InvalidParam(_field_of(error), str(error.get("message", "invalid value")).split(" - at ")[0]) for error in errors]
+    detail = "; ".join(f"{param.name}: {param.reason}" for param in params) or str(exc.detail)
     return problem(request, 400, detail, params)
 
 
@@ -62,12 +81,12 @@ def _http_problem(request: Request, exc: HTTPException) -> Response:
         return _validation_problem(request, exc)
     if isinstance(exc.__cause__, SerializationException):  # the body did not parse at all
         reason = f"not valid JSON ({exc.detail})"
-        return problem(request, 400, f"body: {reason}", [{"name": "body", "reason": reason}])
+        return problem(request, 400, f"body: {reason}", [InvalidParam("body", reason)])
     return problem(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 def _genspot_problem(request: Request, exc: GenspotError) -> Response:
-    params = [{"name": exc.field, "reason": exc.message}] if isinstance(exc, RequestError) else None
+    params = [InvalidParam(exc.field, exc.message)] if isinstance(exc, RequestError) else None
     return problem(request, exc.http_status, f"{exc.field}: {exc.message}" if params else exc.message, params)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
+from litestar.params import KwargDefinition
 
 from genspot.backend.provenance import Provenance
 
@@ -13,17 +14,39 @@ Verdict = Literal["ai", "real", "uncertain"]
 
 
 class DetectItem(msgspec.Struct, kw_only=True):
-    """One image to judge: exactly one of ``url`` (http, https or data URL) or ``image_b64``."""
+    """One image to judge: exactly one of ``url`` (http, https or data URL) or ``image_b64``.
+    The route enforces it; OpenAPI can only say it, in the description ``DetectRequest`` gives
+    (a ``KwargDefinition``: Litestar ignores a ``msgspec.Meta`` on a list's element type)."""
 
     id: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     url: Annotated[str, msgspec.Meta(min_length=1, max_length=8 * 1024 * 1024)] | None = None
     image_b64: Annotated[bytes, msgspec.Meta(description="image file bytes, standard base64")] | None = None
     alt_text: Annotated[str, msgspec.Meta(max_length=16384)] | None = None
-    page_url: Annotated[str, msgspec.Meta(max_length=16384)] | None = None
+    page_url: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=16384,
+                description="address of the page showing the image: its origin (scheme://host[:port]/) is sent "
+                "as the download's Referer, as a browser would (none from an https page to an http image); "
+                "ignored when not an http(s) URL",
+            ),
+        ]
+        | None
+    ) = None
+
+
+_ITEM_DESCRIPTION = (
+    "One image to judge. Give exactly one of `url` (http, https or a base64 data URL) and `image_b64`: "
+    "an item with both or neither is refused with 400."
+)
 
 
 class DetectRequest(msgspec.Struct, kw_only=True):
-    items: Annotated[list[DetectItem], msgspec.Meta(min_length=1, max_length=MAX_ITEMS)]
+    items: Annotated[
+        list[Annotated[DetectItem, KwargDefinition(description=_ITEM_DESCRIPTION)]],
+        msgspec.Meta(min_length=1, max_length=MAX_ITEMS),
+    ]
 
 
 class Source(msgspec.Struct, frozen=True):
@@ -61,6 +84,26 @@ class ItemResult(msgspec.Struct, kw_only=True):
 
 class DetectResponse(msgspec.Struct):
     results: list[ItemResult]
+
+
+class InvalidParam(msgspec.Struct, frozen=True):
+    """One field of a refused request: its path (``items[1].url``, ``body``) and what is wrong."""
+
+    name: str
+    reason: str
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A refused request as RFC 7807 problem details (``application/problem+json``)."""
+
+    type: Annotated[str, msgspec.Meta(description="always about:blank: `status` says what happened")]
+    title: Annotated[str, msgspec.Meta(description="the HTTP status phrase")]
+    status: int
+    detail: Annotated[str, msgspec.Meta(description="what went wrong, naming the field when one is to blame")]
+    instance: Annotated[str, msgspec.Meta(description="the request's path")]
+    invalid_params: Annotated[
+        list[InvalidParam], msgspec.Meta(description="on 400 answers: each field to fix")
+    ] = []
 
 
 class Thresholds(msgspec.Struct, frozen=True):

@@ -3,8 +3,9 @@
 For each item: bytes (from the cache's URL entry, a download, a data URL or the request) ->
 SHA-256 -> cached result, or provenance + decode + preprocess (worker threads) -> the
 micro-batcher -> cache. Items of one request run concurrently; an item's failure becomes
-that item's error result and never touches the others. Identical work in flight at the same
-time (the same URL, the same image and caption) is done once.
+that item's error result and never touches the others, even an unexpected exception (logged
+with its traceback, answered with code ``internal_error``). Identical work in flight at the
+same time (the same URL, the same image and caption) is done once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from genspot.backend import cache as cache_keys
 from genspot.backend.batcher import MicroBatcher
 from genspot.backend.cache import Cache
 from genspot.backend.decode import decode_image
-from genspot.backend.errors import ImageDecodeError, ItemError, UnsupportedUrl
+from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ItemError, UnsupportedUrl
 from genspot.backend.metrics import Metrics
 from genspot.backend.provenance import Provenance, read_provenance
 from genspot.backend.schemas import (
@@ -44,17 +46,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Detection).decode
+_SHA256_HEX = re.compile(rb"[0-9a-f]{64}")  # what a URL cache entry holds: the image's digest
 
 
 @dataclass(frozen=True)
 class ItemInput:
-    """One image to judge, however it arrived: ``url`` to download, or ``data`` already in hand."""
+    """One image to judge, however it arrived: ``url`` to download, or ``data`` already in hand.
+    ``page_url``: the page showing the image, sent on as its origin in the download's Referer."""
 
     id: str | None
     kind: str  # "url", "base64", "upload", "file": a metrics label
     url: str | None = None
     data: bytes | None = None
     caption: str | None = None
+    page_url: str | None = None
 
 
 class DetectionService:
@@ -99,14 +104,13 @@ class DetectionService:
     async def _detect_one(self, item: ItemInput) -> ItemResult:
         try:
             detection, cached = await self._detection(item)
+            verdict, source = decide(detection, self.thresholds, self.bundle.labels)
         except ItemError as exc:
-            self.metrics.items.labels(item.kind, "error").inc()
-            self.metrics.item_errors.labels(exc.code).inc()
-            return ItemResult(
-                id=item.id, status="error", model_version=self.bundle.version, error=ErrorInfo(exc.code, exc.message)
-            )
+            return self._error(item, exc.code, exc.message)
+        except Exception:  # a bug costs its item only; CancelledError is no Exception and passes
+            log.exception("unexpected error judging item %r (%s input)", item.id, item.kind)
+            return self._error(item, INTERNAL_ERROR, "internal error; the server log has the details")
         self.metrics.items.labels(item.kind, "ok").inc()
-        verdict, source = decide(detection, self.thresholds, self.bundle.labels)
         return ItemResult(
             id=item.id,
             status="ok",
@@ -119,6 +123,11 @@ class DetectionService:
             model_version=self.bundle.version,
         )
 
+    def _error(self, item: ItemInput, code: str, message: str) -> ItemResult:
+        self.metrics.items.labels(item.kind, "error").inc()
+        self.metrics.item_errors.labels(code).inc()
+        return ItemResult(id=item.id, status="error", model_version=self.bundle.version, error=ErrorInfo(code, message))
+
     async def _detection(self, item: ItemInput) -> tuple[Detection, bool]:
         caption_digest = caption_hash(item.caption)
         remote = item.url is not None and not item.url.startswith("data:")
@@ -126,7 +135,7 @@ class DetectionService:
             found = await self._cached_for_url(item.url, caption_digest)
             if found is not None:
                 return found, True
-            data = await self._single_flight(f"fetch:{item.url}", lambda: self._download(item.url))
+            data = await self._single_flight(f"fetch:{item.url}", lambda: self._download(item.url, item.page_url))
         else:
             data = item.data if item.url is None else _data_url_bytes(item.url)
         digest = hashlib.sha256(data).hexdigest()
@@ -141,7 +150,11 @@ class DetectionService:
 
     async def _cached_for_url(self, url: str, caption_digest: str) -> Detection | None:
         """The cached result for the bytes this URL served recently, if both entries are still there."""
-        known_digest = await self.cache.get(cache_keys.url_key(url))
+        key = cache_keys.url_key(url)
+        known_digest = await self.cache.get(key)
+        if known_digest and not _SHA256_HEX.fullmatch(known_digest):
+            log.warning("ignoring a corrupt URL cache entry %s", key)
+            known_digest = None
         self.metrics.cache.labels("url", "hit" if known_digest else "miss").inc()
         return await self._cached(known_digest.decode(), caption_digest) if known_digest else None
 
@@ -156,9 +169,15 @@ class DetectionService:
             log.warning("ignoring an undecodable cache entry for %s", digest)
             return None
 
-    async def _download(self, url: str) -> bytes:
+    async def _download(self, url: str, page_url: str | None) -> bytes:
+        """The bytes at ``url``, asked for as an image on ``page_url`` (the Referer's origin).
+
+        Downloads and the URL cache entry are keyed by the URL alone: image bytes do not vary
+        with the Referer in practice, so items of different pages share them (concurrent ones
+        share the first one's download and Referer).
+        """
         try:
-            fetched = await self.fetcher.fetch(url)
+            fetched = await self.fetcher.fetch(url, page_url)
         except ItemError as exc:
             self.metrics.fetch_errors.labels(exc.code).inc()
             raise

@@ -8,6 +8,7 @@ pipeline and the backend produce identical inputs for identical pictures.
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import numpy as np
@@ -17,6 +18,9 @@ from PIL import Image, ImageOps
 DEFAULT_IMAGE_SIZE = 256
 RESIZE_POLICY = "shorter_side_bicubic_center_crop"
 RESIZE_POLICIES = (RESIZE_POLICY,)
+# Up to this many times the crop (a few MB), a resize is done whole: exactly Pillow's own output.
+_WHOLE_RESIZE_LIMIT = 8
+_BICUBIC_SUPPORT = 2.0  # source pixels Pillow's bicubic kernel reaches on each side at scale 1
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -35,18 +39,50 @@ def resize_and_crop(image: Image.Image, size: int = DEFAULT_IMAGE_SIZE) -> Image
     """Scale the shorter side to ``size`` (bicubic) and take the centre ``size`` x ``size``.
 
     Images whose shorter side already equals ``size`` are only cropped, never resampled,
-    so the pixel-level traces the forensic branch reads survive untouched.
+    so the pixel-level traces the forensic branch reads survive untouched. Long strips are
+    not scaled whole: a 4,000,000 x 1 PNG is a tiny file, but 256 rows of it scaled are gigabytes.
     """
     width, height = image.size
     if min(width, height) != size:
         scale = size / min(width, height)
         new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+        if max(new_size) > _WHOLE_RESIZE_LIMIT * size:
+            return _resize_centre(image, new_size, size)
         image = image.resize(new_size, Image.Resampling.BICUBIC)
         width, height = image.size
     left, top = (width - size) // 2, (height - size) // 2
     if (width, height) != (size, size):
         image = image.crop((left, top, left + size, top + size))
     return image
+
+
+def _resize_centre(image: Image.Image, new_size: tuple[int, int], size: int) -> Image.Image:
+    """The centre ``size`` x ``size`` of ``image`` resized to ``new_size``, resampling only the
+    source pixels its bicubic taps read; equal to resizing everything up to float rounding (the
+    crop's fractional edges reach Pillow as 32-bit floats: now and then a pixel is 1 or 2 off)."""
+    (width, height), (new_width, new_height) = image.size, new_size
+    x_lo, x_hi, x0, x1 = _crop_source(width, new_width, size)
+    y_lo, y_hi, y0, y1 = _crop_source(height, new_height, size)
+    window = image.crop((x_lo, y_lo, x_hi, y_hi))
+    # One axis at a time, in the order Pillow 13 takes for the whole picture (vertical first when
+    # the height loses over twice as many pixels as the width): passes round to 8 bits in between.
+    bicubic = Image.Resampling.BICUBIC
+    if height - new_height > max(0, 2 * (width - new_width)):
+        window = window.resize((window.width, size), bicubic, box=(0, y0, window.width, y1))
+        return window.resize((size, size), bicubic, box=(x0, 0, x1, size))
+    window = window.resize((size, window.height), bicubic, box=(x0, 0, x1, window.height))
+    return window.resize((size, size), bicubic, box=(0, y0, size, y1))
+
+
+def _crop_source(length: int, new_length: int, size: int) -> tuple[int, int, float, float]:
+    """Along one axis resized from ``length`` to ``new_length``: the source pixels [lo, hi) that the
+    centre ``size`` pixels' bicubic taps read, and those pixels' span in source coordinates from lo."""
+    ratio = length / new_length
+    start = (new_length - size) // 2 * ratio
+    end = min(length, start + size * ratio)
+    reach = _BICUBIC_SUPPORT * max(ratio, 1.0) + 1  # the kernel widens when shrinking; +1 for rounding
+    lo, hi = max(0, math.floor(start - reach)), min(length, math.ceil(end + reach))
+    return lo, hi, start - lo, end - lo
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

@@ -3,16 +3,18 @@
 Public surface::
 
     async with SafeFetcher(FetchSettings(...)) as fetcher:
-        image = await fetcher.fetch(url)   # FetchedImage(data, content_type, final_url)
+        image = await fetcher.fetch(url, referer=page_url)   # FetchedImage(data, content_type, final_url)
 
 Errors are the FetchError family of ``genspot.backend.errors`` (codes ``unsupported_url``,
 ``blocked_address``, ``timeout``, ``too_large``, ``fetch_failed``). ``is_blocked(ip)`` is the
-address policy on its own, for checks outside a fetch.
+address policy on its own, for checks outside a fetch; ``referer_for(page_url, url)`` the
+Referer header a fetch sends (the page's origin, as a browser's default policy would).
 """
 
 from ._addresses import is_blocked
 from ._fetcher import SafeFetcher
+from ._referer import referer_for
 from ._resolve import Resolver, system_resolver
 from ._settings import FetchedImage, FetchSettings
 
-__all__ = ["FetchSettings", "FetchedImage", "Resolver", "SafeFetcher", "is_blocked", "system_resolver"]
+__all__ = ["FetchSettings", "FetchedImage", "Resolver", "SafeFetcher", "is_blocked", "referer_for", "system_resolver"]

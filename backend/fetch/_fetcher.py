@@ -10,6 +10,7 @@ import httpx
 from genspot.backend.errors import FetchError, FetchTimeout, UnsupportedUrl
 
 from ._body import ACCEPT_ENCODING, read_capped
+from ._referer import referer_for
 from ._resolve import Resolver, resolve_public, system_resolver
 from ._settings import FetchedImage, FetchSettings
 from ._transport import Pin, PinnedTransport, pinned
@@ -49,21 +50,28 @@ class SafeFetcher:
             await self._transport.aclose()
             self._transport = None
 
-    async def fetch(self, url: str) -> FetchedImage:
-        """The image bytes at ``url`` (after at most ``max_redirects`` redirects)."""
+    async def fetch(self, url: str, referer: str | None = None) -> FetchedImage:
+        """The image bytes at ``url`` (after at most ``max_redirects`` redirects).
+
+        ``referer`` is the address of the page that shows the image: each hop sends what a
+        browser would (:func:`referer_for`: the page's origin, never on an https -> http hop),
+        an unusable one sends nothing. Callers may cache the result per URL alone: image bytes
+        do not vary with the Referer in practice (a host that refuses hot-links answers with
+        an error).
+        """
         if self._transport is None:
             raise RuntimeError("use SafeFetcher as 'async with SafeFetcher(settings) as fetcher'")
         total = self.settings.total_timeout
         try:
             async with asyncio.timeout(total):
-                return await self._follow(url)
+                return await self._follow(url, referer)
         except TimeoutError as exc:
             raise FetchTimeout(f"no complete response within {total:g}s") from exc
 
-    async def _follow(self, url: str | httpx.URL) -> FetchedImage:
+    async def _follow(self, url: str | httpx.URL, page_url: str | None) -> FetchedImage:
         for _hop in range(self.settings.max_redirects + 1):
             target = parse_target(url, self.settings)
-            response = await self._send(target)
+            response = await self._send(target, referer_for(page_url, target.url))
             try:
                 if response.status_code in _REDIRECTS:
                     url = _redirect_target(target, response)
@@ -77,7 +85,7 @@ class SafeFetcher:
                 await response.aclose()
         raise FetchError(f"more than {self.settings.max_redirects} redirects")
 
-    async def _send(self, target: Target) -> httpx.Response:
+    async def _send(self, target: Target, referer: str | None) -> httpx.Response:
         addresses = await resolve_public(
             target.host,
             target.port,
@@ -85,12 +93,10 @@ class SafeFetcher:
             allow_loopback=self.settings.allow_loopback,
             timeout=self.settings.connect_timeout,
         )
-        request = httpx.Request(
-            "GET",
-            target.url,
-            headers={"User-Agent": self.settings.user_agent, "Accept": _ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
-            extensions={"timeout": self._timeouts},
-        )
+        headers = {"User-Agent": self.settings.user_agent, "Accept": _ACCEPT, "Accept-Encoding": ACCEPT_ENCODING}
+        if referer is not None:
+            headers["Referer"] = referer
+        request = httpx.Request("GET", target.url, headers=headers, extensions={"timeout": self._timeouts})
         with pinned(Pin(target.host, target.port, addresses)):
             return await self._transport.handle_async_request(request)
 

@@ -14,7 +14,7 @@ from ._addresses import is_blocked
 from ._resolve import literal_address
 from ._settings import FetchSettings
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOSTNAME = re.compile(r"[a-z0-9_.-]+")  # after httpx's IDNA encoding; IPv6 literals aside
 
 
@@ -36,7 +36,7 @@ def parse_target(url: str | httpx.URL, settings: FetchSettings) -> Target:
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         _refuse_odd_ipv4_literal(str(url))
         raise UnsupportedUrl(f"malformed URL: {exc}") from exc
-    if parsed.scheme not in _DEFAULT_PORTS:
+    if parsed.scheme not in DEFAULT_PORTS:
         raise UnsupportedUrl(f"only http and https URLs are fetched, not {parsed.scheme or 'a relative URL'!r}")
     if parsed.userinfo:
         raise UnsupportedUrl("URLs with credentials (user:password@) are not fetched")
@@ -45,7 +45,7 @@ def parse_target(url: str | httpx.URL, settings: FetchSettings) -> Target:
         raise UnsupportedUrl("URL has no host")
     if ":" not in host and not _HOSTNAME.fullmatch(host):
         raise UnsupportedUrl(f"malformed host {host!r}")
-    port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    port = parsed.port or DEFAULT_PORTS[parsed.scheme]
     if port not in settings.allowed_ports:
         allowed = ", ".join(str(p) for p in settings.allowed_ports)
         raise UnsupportedUrl(f"port {port} is not allowed (allowed: {allowed})")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 
+import jsonschema_rs
 import pytest
 from litestar.testing import TestClient
+from PIL import Image
 
+from genspot.backend import cache as cache_keys
 from genspot.backend.app import create_app
 from genspot.backend.schemas import MAX_ITEMS
+from genspot.bundle import Bundle
 
 from backend_helpers import asgi_client, b64, metric_value
 
@@ -136,6 +142,66 @@ def test_provenance_overrides_the_model_for_stable_diffusion_png(tiny_bundle, se
     assert sd["source"]["probability"] == 1.0
 
 
+def _png(width: int, height: int) -> bytes:
+    encoded = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 30, 200)).save(encoded, "PNG")
+    return encoded.getvalue()
+
+
+def test_a_long_strip_gets_a_verdict(client):
+    """A 4,000,000 x 1 PNG is a few KB: preprocessing must not scale all of it (gigabytes)."""
+    (strip,) = _detect(client, {"id": "strip", "image_b64": b64(_png(4_000_000, 1))})
+    _assert_ok(strip, client.get("/v1/model").json()["version"])
+
+
+def test_an_unexpected_error_fails_only_its_item(client, image_server, caplog, monkeypatch):
+    """A bug in preprocessing one picture (a RuntimeError nobody planned for, injected for 31 x 17
+    pictures only) becomes that item's internal_error; the traceback goes to the log, not the client."""
+    preprocess = Bundle.preprocess
+
+    def failing_for_the_odd_size(bundle, picture):
+        if picture.size == (31, 17):
+            raise RuntimeError("injected preprocessing bug")
+        return preprocess(bundle, picture)
+
+    monkeypatch.setattr(Bundle, "preprocess", failing_for_the_odd_size)
+    with caplog.at_level(logging.ERROR, logger="genspot.backend.service"):
+        odd, good = _detect(
+            client, {"id": "odd", "image_b64": b64(_png(31, 17))}, {"id": "good", "url": image_server.url("photo.jpg", "t=internal")}
+        )
+    _assert_ok(good, client.get("/v1/model").json()["version"])
+    assert odd["status"] == "error"
+    assert odd["error"]["code"] == "internal_error"
+    assert "injected" not in odd["error"]["message"] and "RuntimeError" not in odd["error"]["message"]
+    logged = [record for record in caplog.records if record.exc_info and "'odd'" in record.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info[0] is RuntimeError
+    assert metric_value(client.get("/metrics").text, "genspot_item_errors_total", code="internal_error") == 1
+
+
+@pytest.fixture
+def redis_client(service_settings, redis_server):
+    """Built in the fixture: the app's logging setup detaches caplog's handler from the phase it runs in."""
+    with TestClient(create_app(service_settings.replace(redis_url=redis_server.url))) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("planted", [b"\xff\xfe\x00 not utf-8", b"{not-a-digest}", b"ab" * 40])
+def test_a_corrupt_url_cache_entry_is_a_miss(redis_client, redis_server, image_server, caplog, planted):
+    """Whatever sits in Redis under a URL's key (another writer, a bug, an attacker with access),
+    the item is judged as if nothing were cached, and the entry is replaced by the real digest."""
+    url = image_server.url("photo.jpg", "t=corrupt")
+    redis_server.client().set(cache_keys.url_key(url), planted)
+    with caplog.at_level(logging.WARNING, logger="genspot.backend.service"):
+        (result,) = _detect(redis_client, {"url": url})
+    _assert_ok(result, redis_client.get("/v1/model").json()["version"])
+    metrics = redis_client.get("/metrics").text
+    assert result["cached"] is False and image_server.hits("photo.jpg?t=corrupt") >= 1
+    assert metric_value(metrics, "genspot_cache_total", entry="url", outcome="miss") == 1
+    assert metric_value(metrics, "genspot_item_errors_total", code="internal_error") == 0
+    assert any("corrupt URL cache entry" in record.getMessage() for record in caplog.records)
+    assert len(redis_server.client().get(cache_keys.url_key(url))) == 64  # overwritten with the digest
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -164,6 +230,36 @@ def test_invalid_json_and_wrong_method_are_problems(client):
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["invalid_params"][0]["name"] == "body" and "JSON" in response.json()["detail"]
     assert client.get("/v1/detect").status_code == 405
+
+
+def test_refusals_match_the_documented_problem_schema(service_settings):
+    """Each refusal /v1/detect can answer with is documented as the problem+json body it really is."""
+    settings = service_settings.replace(api_keys=("k1",), rate_limit_per_client=3, max_request_bytes=2000)
+    key = {"X-API-Key": "k1"}
+    with TestClient(create_app(settings)) as client:
+        openapi = client.get("/schema/openapi.json").json()
+        refusals = [  # the first three count against the client's limit of 3, the unkeyed one does not
+            client.post("/v1/detect", json={"items": [{"id": "neither url nor image"}]}, headers=key),
+            client.post("/v1/detect", content=b'{"items": [', headers={**key, "content-type": "application/json"}),
+            client.post("/v1/detect", json={"items": [{"image_b64": b64(b"x" * 3000)}]}, headers=key),
+            client.post("/v1/detect", json={"items": [{"url": "http://a.example/x.jpg"}]}),
+            client.post("/v1/detect", json={"items": [{"url": "http://a.example/x.jpg"}]}, headers=key),
+        ]
+    assert [response.status_code for response in refusals] == [400, 400, 413, 401, 429]
+    documented = openapi["paths"]["/v1/detect"]["post"]["responses"]
+    for response in refusals:
+        content = documented[str(response.status_code)]["content"]
+        assert list(content) == ["application/problem+json"]
+        assert response.headers["content-type"].startswith("application/problem+json")
+        schema = content["application/problem+json"]["schema"]
+        body = response.json()
+        errors = [error.message for error in jsonschema_rs.validator_for({**schema, "components": openapi["components"]}).iter_errors(body)]
+        assert errors == [], (response.status_code, body)
+        component = openapi["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        assert set(body) <= set(component["properties"]), body  # nothing sent that is not documented
+    assert "invalid_params" in refusals[0].json()
+    item_schema = openapi["components"]["schemas"]["DetectItem"]
+    assert "exactly one of `url`" in item_schema["description"]
 
 
 def test_model_health_ready_and_schema(client, tiny_bundle):

@@ -48,6 +48,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         self.server.paths.append(self.path)
+        self.server.referers.append(self.headers.get("Referer"))
         url = urlsplit(self.path)
         route = getattr(self, "route_" + url.path.strip("/").split("/")[0].replace("-", "_"), None)
         if route is None:
@@ -144,6 +145,7 @@ class _Server(http.server.ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.accepted = 0
         self.paths: list[str] = []
+        self.referers: list[str | None] = []
 
     def get_request(self):
         connection = super().get_request()
@@ -201,11 +203,11 @@ def _settings(port: int, **overrides) -> FetchSettings:
     return FetchSettings(**(values | overrides))
 
 
-def fetch(url: str, settings: FetchSettings, resolver=None):
+def fetch(url: str, settings: FetchSettings, resolver=None, referer: str | None = None):
     async def run():
         kwargs = {"resolver": resolver} if resolver else {}
         async with SafeFetcher(settings, **kwargs) as fetcher:
-            return await fetcher.fetch(url)
+            return await fetcher.fetch(url, referer)
 
     return asyncio.run(run())
 
@@ -241,6 +243,16 @@ def test_follows_up_to_three_redirects(server):
     image = fetch(f"http://127.0.0.1:{server.port}/hops/3", _settings(server.port))
     assert image.data == PNG
     assert image.final_url.endswith("/hops/0")
+
+
+def test_every_redirect_hop_sends_only_the_page_origin(server):
+    fetch(f"http://127.0.0.1:{server.port}/hops/2", _settings(server.port), referer="http://news.example/a/b?id=7#c")
+    assert server.referers == ["http://news.example/"] * 3
+
+
+def test_no_referer_without_a_page(server):
+    fetch(f"http://127.0.0.1:{server.port}/hops/1", _settings(server.port))
+    assert server.referers == [None, None]
 
 
 def test_refuses_a_fourth_redirect(server):
@@ -582,6 +594,17 @@ def test_tls_uses_the_host_name_for_sni_and_verification_while_dialling_the_pinn
     assert image.data == PNG
     assert offered == ["images.test"]
     assert dialled == [("127.0.0.1", server.port)]
+
+
+def test_an_https_page_origin_is_not_sent_after_a_redirect_to_http(tls_server, server):
+    """strict-origin-when-cross-origin per hop: the https hop gets the origin, the http hop nothing."""
+    tls, _ = tls_server
+    url = f"https://images.test:{tls.port}/to?url=http://127.0.0.1:{server.port}/image"
+    settings = _settings(tls.port, allowed_ports=(tls.port, server.port))
+    image = fetch(url, settings, resolver=FixedResolver(["127.0.0.1"]), referer="https://news.example/story")
+    assert image.data == PNG
+    assert tls.referers == ["https://news.example/"]
+    assert server.referers == [None]
 
 
 def test_tls_certificate_for_another_name_is_refused(tls_server):

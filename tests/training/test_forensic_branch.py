@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genspot.training.forensic import ForensicBranch, GlobalStatistics, npr_residual
+from genspot.training.forensic import BlockDCTEnergy, ForensicBranch, GlobalStatistics, npr_residual
 
 TINY = dict(channels=4, depth=2, output_dim=8)
 
@@ -76,6 +76,42 @@ def test_global_statistics_separate_smooth_from_noisy_images():
     assert (stats(smooth) - stats(noisy)).abs().sum().item() > 1.0
 
 
+def test_block_dct_energy_matches_a_reference_dct():
+    """Mean squared 8x8 DCT-II coefficients per frequency, computed here from the textbook formula."""
+    pixels = torch.rand(2, 3, 16, 24) * 255
+    gray = (pixels * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, dtype=torch.float64)
+    k = torch.arange(8, dtype=torch.float64)
+    basis = torch.cos(torch.pi * (2 * k[None] + 1) * k[:, None] / 16) * torch.where(k == 0, (1 / 8) ** 0.5, (2 / 8) ** 0.5)[:, None]
+    blocks = gray.unfold(1, 8, 8).unfold(2, 8, 8)  # [2, 2, 3, 8, 8]
+    energy = (basis @ blocks @ basis.T).pow(2).mean(dim=(1, 2)).flatten(1)
+    features = BlockDCTEnergy()(pixels)
+    assert features.shape == (2, BlockDCTEnergy.num_features)
+    torch.testing.assert_close(features[:, :64].double(), torch.log(energy + 1e-3), atol=1e-3, rtol=1e-4)
+
+
+def test_block_dct_energy_of_a_flat_image_is_only_dc():
+    features = BlockDCTEnergy()(torch.full((1, 3, 16, 16), 200.0))
+    luma = features[0, :64]
+    assert luma[0] > 10 and torch.all(luma[1:] < -6)  # log(1e-3) for every AC frequency
+
+
+def test_block_dct_energy_ignores_bf16_autocast():
+    dct, pixels = BlockDCTEnergy(), torch.rand(2, 3, 32, 32) * 255
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = dct(pixels)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, dct(pixels))
+
+
+def test_global_statistics_append_the_dct_spectrum():
+    image = torch.rand(2, 3, 32, 32)
+    plain, with_dct = GlobalStatistics(), GlobalStatistics(dct=True)
+    assert with_dct.num_features == plain.num_features + BlockDCTEnergy.num_features
+    features = with_dct(image)
+    assert features.shape == (2, with_dct.num_features)
+    torch.testing.assert_close(features[:, : plain.num_features], plain(image))
+
+
 def test_thumbnail_path_sees_what_residuals_cannot():
     """The thumbnail CNN reads the picture itself, so (unlike the residual path) a brightness shift changes the output."""
     torch.manual_seed(0)
@@ -89,7 +125,11 @@ def test_thumbnail_path_sees_what_residuals_cannot():
 
 @pytest.mark.parametrize(
     "params",
-    [dict(residual="npr+highpass"), dict(residual="npr", stats=True), dict(residual="npr", thumbnail_stride=4)],
+    [
+        dict(residual="npr+highpass"),
+        dict(residual="npr", stats=True, dct_stats=True),
+        dict(residual="npr", thumbnail_stride=4),
+    ],
 )
 def test_traced_module_accepts_other_batch_sizes(params):
     branch = ForensicBranch(**params, **TINY).eval()
