@@ -179,6 +179,8 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
         "GIF screen 65535x65535": (hostile.gif_declaring(65535, 65535), "too_large"),
         "truncated JPEG": (hostile.static_responses()["/truncated.jpg"][2], "decode_failed"),
         "PNG zTXt chunk inflating to 200 MB": (hostile.png_text_bomb(), "decode_failed"),
+        "PNG strip 4,000,000 x 1": (hostile.strip_png(4_000_000, 1), "ok"),
+        "PNG strip 1 x 4,000,000": (hostile.strip_png(1, 4_000_000), "ok"),
         "GIF, 4000 frames": (hostile.animated_gif(4000), "ok"),
         "APNG, 1000 frames": (hostile.animated("PNG", 1000), "ok"),
         "WebP, 500 frames": (hostile.animated("WEBP", 500), "ok"),

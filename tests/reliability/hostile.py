@@ -75,6 +75,13 @@ def animated(fmt: str, frames: int) -> bytes:
     return buffer.getvalue()
 
 
+def strip_png(width: int, height: int) -> bytes:
+    """A real one-pixel-thin PNG: a few KB, yet gigabytes if resized whole to the model's scale."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 160, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def png_text_bomb(inflated: int = 200 * 1024 * 1024) -> bytes:
     """A valid PNG with a zTXt ``parameters`` chunk (where SD tools write) inflating to ``inflated`` bytes."""
     buffer = io.BytesIO()
