@@ -3,7 +3,7 @@
 Public surface::
 
     async with SafeFetcher(FetchSettings(...)) as fetcher:
-        image = await fetcher.fetch(url, referer=page_url)   # FetchedImage(data, content_type, final_url)
+        image = await fetcher.fetch(url, page_url=page_url)   # FetchedImage(data, content_type, final_url)
 
 Errors are the FetchError family of ``genspot.backend.errors`` (codes ``unsupported_url``,
 ``blocked_address``, ``timeout``, ``too_large``, ``fetch_failed``). ``is_blocked(ip)`` is the

@@ -50,10 +50,10 @@ class SafeFetcher:
             await self._transport.aclose()
             self._transport = None
 
-    async def fetch(self, url: str, referer: str | None = None) -> FetchedImage:
+    async def fetch(self, url: str, page_url: str | None = None) -> FetchedImage:
         """The image bytes at ``url`` (after at most ``max_redirects`` redirects).
 
-        ``referer`` is the address of the page that shows the image: each hop sends what a
+        ``page_url`` is the address of the page that shows the image: each hop sends what a
         browser would (:func:`referer_for`: the page's origin, never on an https -> http hop),
         an unusable one sends nothing. Callers may cache the result per URL alone: image bytes
         do not vary with the Referer in practice (a host that refuses hot-links answers with
@@ -64,7 +64,7 @@ class SafeFetcher:
         total = self.settings.total_timeout
         try:
             async with asyncio.timeout(total):
-                return await self._follow(url, referer)
+                return await self._follow(url, page_url)
         except TimeoutError as exc:
             raise FetchTimeout(f"no complete response within {total:g}s") from exc
 

@@ -203,11 +203,11 @@ def _settings(port: int, **overrides) -> FetchSettings:
     return FetchSettings(**(values | overrides))
 
 
-def fetch(url: str, settings: FetchSettings, resolver=None, referer: str | None = None):
+def fetch(url: str, settings: FetchSettings, resolver=None, page_url: str | None = None):
     async def run():
         kwargs = {"resolver": resolver} if resolver else {}
         async with SafeFetcher(settings, **kwargs) as fetcher:
-            return await fetcher.fetch(url, referer)
+            return await fetcher.fetch(url, page_url)
 
     return asyncio.run(run())
 
@@ -246,7 +246,7 @@ def test_follows_up_to_three_redirects(server):
 
 
 def test_every_redirect_hop_sends_only_the_page_origin(server):
-    fetch(f"http://127.0.0.1:{server.port}/hops/2", _settings(server.port), referer="http://news.example/a/b?id=7#c")
+    fetch(f"http://127.0.0.1:{server.port}/hops/2", _settings(server.port), page_url="http://news.example/a/b?id=7#c")
     assert server.referers == ["http://news.example/"] * 3
 
 
@@ -601,7 +601,7 @@ def test_an_https_page_origin_is_not_sent_after_a_redirect_to_http(tls_server, s
     tls, _ = tls_server
     url = f"https://images.test:{tls.port}/to?url=http://127.0.0.1:{server.port}/image"
     settings = _settings(tls.port, allowed_ports=(tls.port, server.port))
-    image = fetch(url, settings, resolver=FixedResolver(["127.0.0.1"]), referer="https://news.example/story")
+    image = fetch(url, settings, resolver=FixedResolver(["127.0.0.1"]), page_url="https://news.example/story")
     assert image.data == PNG
     assert tls.referers == ["https://news.example/"]
     assert server.referers == [None]
