@@ -15,6 +15,7 @@ import torch
 from genspot.text import CaptionTokenizer
 from genspot.training.config import ModelConfig
 from genspot.training.model import GenspotDetector, create_model, rebuildable_branches
+from genspot.training.trees import TreeEnsemble
 
 CHECKPOINT_FORMAT = "genspot-checkpoint/1"
 
@@ -24,8 +25,8 @@ class CheckpointError(RuntimeError):
 
 
 def stored_state_dict(model: GenspotDetector) -> dict[str, torch.Tensor]:
-    """The model's state without the rebuildable frozen backbones."""
-    skip = tuple(f"branches.{name}." for name in model.rebuildable_branches())
+    """The model's state without the rebuildable frozen backbones and the tree head (stored as ``trees``)."""
+    skip = (*(f"branches.{name}." for name in model.rebuildable_branches()), "tree_head.")
     return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(skip)}
 
 
@@ -46,6 +47,7 @@ def save_checkpoint(
         "labels_b": list(model.labels_b),
         "tokenizer_json": model.tokenizer.to_str(),
         "temperature": float(temperature),
+        "trees": model.tree_head.ensemble.to_dict() if model.tree_head is not None else None,
         "metrics": metrics or {},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "train_args": train_args or {},
@@ -82,6 +84,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
+    if payload.get("trees"):
+        model.attach_trees(TreeEnsemble.from_dict(payload["trees"]))
     model.tokenizer = CaptionTokenizer.from_str(payload["tokenizer_json"], config.text.max_tokens)
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.to(map_location).eval(), meta

@@ -83,6 +83,24 @@ class LossConfig:
     balance_a: bool = False  # BCE pos_weight = n_real / n_ai of the training data
 
 
+@dataclass(frozen=True)
+class TreesConfig:
+    """Boosted-trees head for task A (``genspot.training.trees``), fitted after the neural
+    training on fixed statistics of the training images; its logit is mixed with the neural
+    head's as ``(1 - weight) * neural + weight * trees``. The rest are the fit's settings
+    (``HistGradientBoostingClassifier``)."""
+
+    enabled: bool = False
+    scales: tuple[int, ...] = (1, 2)
+    gradient_scales: tuple[int, ...] = (1, 2, 4)
+    weight: float = 0.5
+    augmented_copies: int = 2  # of each training image, besides the original (``augment`` settings)
+    trees: int = 200
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+    max_features: float = 0.5
+
+
 class _FileSection:
     """JSON round trip of a top-level config dataclass."""
 
@@ -107,6 +125,7 @@ class ModelConfig(_FileSection):
     forensic: ForensicBranchConfig = field(default_factory=ForensicBranchConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    trees: TreesConfig = field(default_factory=TreesConfig)
 
 
 @dataclass(frozen=True)

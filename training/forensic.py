@@ -181,6 +181,36 @@ class GlobalStatistics(nn.Module):
         return torch.cat(features, dim=1)
 
 
+class GradientStatistics(nn.Module):
+    """Edge statistics of the luma [N, 3, H, W] -> [N, 16]: a 12-bin histogram of gradient
+    orientation weighted by magnitude, and log quantiles (50, 75, 90, 99 %) of the magnitude.
+
+    Photographs and 2022-era generated images differ in how edges are distributed: generators
+    over-produce smooth gradients and a few very sharp contours. Central differences."""
+
+    num_features = 16
+    bins = 12
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("levels", torch.tensor([0.5, 0.75, 0.9, 0.99]), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(image.device.type, enabled=False):
+            gray = (image.float() * self.luma).sum(dim=1)
+            dx = gray[:, 1:-1, 2:] - gray[:, 1:-1, :-2]
+            dy = gray[:, 2:, 1:-1] - gray[:, :-2, 1:-1]
+            magnitude = (dx.square() + dy.square()).sqrt().flatten(1)
+            angle = torch.remainder(torch.atan2(dy, dx), torch.pi).flatten(1)
+            index = (angle * (self.bins / torch.pi)).long().clamp(max=self.bins - 1)
+            histogram = torch.zeros(image.shape[0], self.bins, dtype=torch.float32, device=image.device)
+            histogram.scatter_add_(1, index, magnitude)
+            histogram = histogram / (histogram.sum(dim=1, keepdim=True) + 1e-8)
+            quantiles = torch.quantile(magnitude, self.levels, dim=1).T
+            return torch.cat([histogram, torch.log(quantiles + 1e-4)], dim=1)
+
+
 class ThumbnailCNN(nn.Module):
     """Picture average-pooled by ``stride`` -> four conv blocks (each halving) -> mean pooling: [N, 8 * channels]."""
 

@@ -17,6 +17,7 @@ from genspot.training.branches import ImageBranch, TextBranch, load_caption_toke
 from genspot.training.config import ModelConfig
 from genspot.training.forensic import ForensicBranch
 from genspot.training.fusion import create_fusion
+from genspot.training.trees import MultiScaleStatistics, TreeEnsemble, TreeHead
 
 # Branch order is fixed: fusion inputs and feature dicts follow it.
 BRANCH_NAMES = ("image", "text", "forensic")
@@ -53,6 +54,7 @@ class GenspotDetector(nn.Module):
         self.fusion = create_fusion([self.branches[n].output_dim for n in self.branch_names], config.fusion)
         self.head_a = nn.Linear(config.fusion.hidden_dim, 1)
         self.head_b = nn.Linear(config.fusion.hidden_dim, len(self.labels_b))
+        self.tree_head: TreeHead | None = None  # attached after training (``attach_trees``)
         self._freeze_backbones()
         self._tokenizer: CaptionTokenizer | None = None
 
@@ -74,6 +76,19 @@ class GenspotDetector(nn.Module):
         for name in self.frozen_branches():
             self.branches[name].eval()  # frozen backbones keep eval behaviour (dropout off)
         return self
+
+    # -- boosted trees ---------------------------------------------------------------------------
+    def tree_statistics(self) -> MultiScaleStatistics:
+        """The fixed statistics the boosted-trees head reads (``config.trees``)."""
+        return MultiScaleStatistics(self.config.trees.scales, self.config.trees.gradient_scales)
+
+    def attach_trees(self, ensemble: TreeEnsemble) -> None:
+        """Mix a fitted boosted-trees ensemble into task A's logit from now on."""
+        self.tree_head = TreeHead(self.tree_statistics(), ensemble, self.config.trees.weight)
+
+    def mix_trees(self, logit_a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """Task A's final logit: the neural head's, mixed with the tree head's when one is attached."""
+        return logit_a if self.tree_head is None else self.tree_head.mix(logit_a, image)
 
     # -- forward ----------------------------------------------------------------------------
     def branch_feature(
@@ -109,8 +124,10 @@ class GenspotDetector(nn.Module):
         cached: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logit_a [N], logits_b [N, K])``. ``cached``: precomputed frozen-backbone features
-        (training only; going through ``forward`` keeps DDP's gradient sync)."""
-        return self.forward_head(self.forward_features(image, input_ids, attention_mask, cached))
+        (training only; going through ``forward`` keeps DDP's gradient sync). With a tree head
+        attached, ``logit_a`` is its mix with the neural head's."""
+        logit_a, logits_b = self.forward_head(self.forward_features(image, input_ids, attention_mask, cached))
+        return self.mix_trees(logit_a, image), logits_b
 
     # -- tokenizer ----------------------------------------------------------------------------
     @property

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from genspot.training import calibration, metrics
@@ -55,6 +55,7 @@ from genspot.training.features import FrozenFeatures, autocast, frozen_features
 from genspot.training.losses import MultiTaskLoss
 from genspot.training.model import GenspotDetector, create_model
 from genspot.training.predict import Predictions, predict
+from genspot.training.trees import fit_tree_ensemble
 
 log = logging.getLogger("genspot.train")
 
@@ -328,6 +329,30 @@ class Validator:
         }
 
 
+@torch.no_grad()
+def fit_trees(model: GenspotDetector, samples: list[Sample], config: TrainConfig, device: torch.device, progress: bool) -> None:
+    """Fit the boosted-trees head on statistics of the training images, as they are and in
+    ``trees.augmented_copies`` augmented copies (fixed statistics learn robustness only from
+    examples), and attach it to ``model``."""
+    trees = model.config.trees
+    statistics = model.tree_statistics().to(device)
+    copies = [DetectorDataset(samples, model.labels_b, model.config.image_size)] + [
+        DetectorDataset(samples, model.labels_b, model.config.image_size,
+                        Augmenter(config.augment, random.Random(config.seed + 1 + k)))
+        for k in range(trees.augmented_copies)
+    ]
+    loader = DataLoader(ConcatDataset(copies), batch_size=config.batch_size, collate_fn=collate)
+    bar = tqdm(loader, desc="tree features", unit="batch", disable=not progress)
+    features = torch.cat([statistics(batch["image"].to(device)).cpu() for batch in bar]).numpy()
+    log.info("fitting %d boosted trees on %d x %d statistics", trees.trees, *features.shape)
+    ensemble = fit_tree_ensemble(
+        features, np.array([s.label_a for s in samples] * len(copies)), trees=trees.trees,
+        learning_rate=trees.learning_rate, max_leaf_nodes=trees.max_leaf_nodes,
+        max_features=trees.max_features, seed=config.seed,
+    )
+    model.attach_trees(ensemble.to(device))
+
+
 def fit(args: argparse.Namespace, runtime: Runtime) -> int:
     model_config, train_config = resolve_configs(args)
     progress = not args.quiet and runtime.is_main
@@ -363,6 +388,8 @@ def fit(args: argparse.Namespace, runtime: Runtime) -> int:
 
     if runtime.is_main:
         model.load_state_dict(best_state, strict=False)
+        if model_config.trees.enabled:
+            fit_trees(model, train_samples, train_config, runtime.device, progress)
         final = {"best_epoch": best["epoch"], **validator.calibrate(), "history": history}
         save_checkpoint(checkpoint_path, model, temperature=final["temperature"], metrics=final, train_args=train_args)
         (args.out / "metrics.json").write_text(json.dumps(final, indent=2), encoding="utf-8")
