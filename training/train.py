@@ -336,9 +336,10 @@ def fit_trees(model: GenspotDetector, samples: list[Sample], config: TrainConfig
     examples), and attach it to ``model``."""
     trees = model.config.trees
     statistics = model.tree_statistics().to(device)
+    augment = dataclasses.replace(config.augment, train_crop=None)  # whole images, as served
     copies = [DetectorDataset(samples, model.labels_b, model.config.image_size)] + [
         DetectorDataset(samples, model.labels_b, model.config.image_size,
-                        Augmenter(config.augment, random.Random(config.seed + 1 + k)))
+                        Augmenter(augment, random.Random(config.seed + 1 + k)))
         for k in range(trees.augmented_copies)
     ]
     loader = DataLoader(ConcatDataset(copies), batch_size=config.batch_size, collate_fn=collate)

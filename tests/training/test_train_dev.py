@@ -34,7 +34,7 @@ def test_torchrun_with_two_processes_trains_and_rank0_writes(tmp_path, synthetic
 
 @pytest.mark.slow
 def test_real_training_run_on_a_dev_slice_beats_chance(tmp_path, dev_data_dir):
-    """Offline architecture (frozen packaged MiniLM + forensic CNN), slimmed for a ~1 minute run.
+    """Offline architecture (frozen packaged MiniLM + forensic CNN + boosted trees), slimmed for a ~1 minute run.
 
     Chance level of task-A macro-F1 on this val set is about 0.4-0.5 (always-AI scores 0.39).
     """
@@ -45,6 +45,7 @@ def test_real_training_run_on_a_dev_slice_beats_chance(tmp_path, dev_data_dir):
         "forensic": {"enabled": True, "params": {"residual": "npr", "channels": 8, "depth": 3, "output_dim": 32}},
         "fusion": {"kind": "attention", "hidden_dim": 64, "width": 64, "num_heads": 4},
         "loss": {"balance_a": True},
+        "trees": {"enabled": True, "trees": 100, "augmented_copies": 1},
         "train": {"mode": "frozen", "epochs": 3, "batch_size": 32, "head_lr": 2e-3, "bf16": True},
         "augment": {"train_crop": 128, "crop_prob": 0, "resize_prob": 0, "blur_prob": 0, "jpeg_prob": 0, "noise_prob": 0},
     }
@@ -58,4 +59,6 @@ def test_real_training_run_on_a_dev_slice_beats_chance(tmp_path, dev_data_dir):
     task_a = result["val"]["task_a"]
     assert task_a["n"] == 120
     assert task_a["macro_f1"] >= 0.75, result["history"]
-    assert task_a["auroc"] >= 0.85
+    image_only = result["val_blank_captions"]["task_a"]  # the boosted trees carry the image side
+    assert image_only["macro_f1"] >= 0.6 and image_only["auroc"] >= 0.7, image_only
+    assert task_a["auroc"] >= 0.8  # the trees, blind to captions, hold half of the logit
