@@ -1,19 +1,20 @@
 """Boosted-trees head for task A: gradient-boosted decision trees on fixed forensic statistics.
 
 With about a thousand training images, trees on fixed statistics beat every neural head we
-tried on the same numbers (model card, experiments 31-): the statistics are histograms whose
-useful cues are thresholds on a few bins, which trees find and linear layers or small MLPs,
-trained on so few images, do not. The statistics are ``GlobalStatistics`` (with the block-DCT
-spectrum) of the image and of its 2x average-pooled copy, so the trees also see how the
-traces change one octave down.
+tried on the same numbers (model card, experiments 11-13, 21-23, 31-38): the statistics are
+histograms whose useful cues are thresholds on a few bins, which trees find and linear layers
+or small MLPs, trained on so few images, do not. The statistics are ``GlobalStatistics`` (with
+the block-DCT spectrum) of the image and of its 2x average-pooled copy, so the trees also see
+how the traces change one octave down, plus ``GradientStatistics`` (edge orientation and
+strength) at three scales.
 
 The trees are fitted with scikit-learn (training only) and packed into tensors, so the
 model stays one TorchScript graph with no scikit-learn at serving time:
 
 - ``TreeEnsemble``: ``T`` trees, each a table of ``M`` nodes (feature, threshold, left,
   right, value; a leaf points to itself), walked for ``depth`` steps by ``gather``.
-- ``TreeHead``: statistics -> ensemble -> a task-A logit; the detector mixes it with the
-  neural head's logit (``weight``) in eval mode.
+- ``TreeHead``: statistics -> ensemble -> a task-A logit; once attached (after training),
+  the detector mixes it with the neural head's logit (``weight``).
 """
 
 from __future__ import annotations
@@ -56,12 +57,21 @@ def _pooled(image: torch.Tensor, scale: int) -> torch.Tensor:
     return image if scale == 1 else F.avg_pool2d(image, scale)
 
 
+def _float32_at_most(threshold: torch.Tensor) -> torch.Tensor:
+    """Each value rounded down to float32 (so float32 ``x <= result`` iff ``x <= threshold``)."""
+    rounded = threshold.float()
+    above = rounded.double() > threshold.double()
+    return torch.where(above, torch.nextafter(rounded, torch.full_like(rounded, -torch.inf)), rounded)
+
+
 class TreeEnsemble(nn.Module):
     """Sum of regression trees packed as node tables [T, M]: ``x [N, F] -> [N]`` raw score.
 
     Node ``k`` of tree ``t`` sends ``x`` to ``left[t, k]`` when ``x[feature[t, k]] <= threshold[t, k]``,
     else to ``right[t, k]``; leaves point to themselves, so ``depth`` steps reach a leaf from
-    the root whatever the path. Thresholds compare in float64, as scikit-learn does."""
+    the root whatever the path. All float32 (no float64 in the graph, for GPUs and TensorRT):
+    scikit-learn compares float32 features with float64 thresholds, and for a float32 ``x``,
+    ``x <= t`` holds exactly when ``x <= t'``, ``t'`` the largest float32 not above ``t``."""
 
     def __init__(self, feature: torch.Tensor, threshold: torch.Tensor, left: torch.Tensor,
                  right: torch.Tensor, value: torch.Tensor, depth: int, bias: float = 0.0) -> None:
@@ -70,10 +80,10 @@ class TreeEnsemble(nn.Module):
         if any(t.shape != shape for t in (threshold, left, right, value)) or len(shape) != 2:
             raise ValueError("tree tables must all be [trees, nodes]")
         self.register_buffer("feature", feature.long())
-        self.register_buffer("threshold", threshold.double())
+        self.register_buffer("threshold", _float32_at_most(threshold))
         self.register_buffer("left", left.long())
         self.register_buffer("right", right.long())
-        self.register_buffer("value", value.double())
+        self.register_buffer("value", value.float())
         self.register_buffer("offsets", torch.arange(shape[0]).unsqueeze(0) * shape[1], persistent=False)
         self.depth = int(depth)
         self.bias = float(bias)
@@ -83,7 +93,7 @@ class TreeEnsemble(nn.Module):
         return int(self.feature.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.double()
+        x = x.float()
         node = torch.zeros(x.shape[0], self.num_trees, dtype=torch.long, device=x.device)
         feature, threshold = self.feature.flatten(), self.threshold.flatten()
         left, right = self.left.flatten(), self.right.flatten()
@@ -91,7 +101,7 @@ class TreeEnsemble(nn.Module):
             index = node + self.offsets
             goes_left = x.gather(1, feature[index]) <= threshold[index]
             node = torch.where(goes_left, left[index], right[index])
-        return (self.value.flatten()[node + self.offsets].sum(dim=1) + self.bias).float()
+        return self.value.flatten()[node + self.offsets].sum(dim=1) + self.bias
 
     def to_dict(self) -> dict[str, Any]:
         tables = ("feature", "threshold", "left", "right", "value")
