@@ -113,11 +113,12 @@ class ProbabilityModel(nn.Module):
         return self.detector.branches[TEXT](input_ids, attention_mask).float()
 
     def forward_with_text(self, image: torch.Tensor, text_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = {name: self.detector.branches[name](image) for name in self.pixel_branches}
+        statistics = self.detector.shared_statistics(image)
+        features = {name: self.detector.pixel_feature(name, image, statistics) for name in self.pixel_branches}
         if self.has_text:
             features[TEXT] = text_features
         logit_a, logits_b = self.detector.forward_head(features)
-        logit_a = self.detector.mix_trees(logit_a, image)
+        logit_a = self.detector.mix_trees(logit_a, image, statistics)
         p_ai = torch.sigmoid(logit_a.float() * self.inv_temperature)
         return p_ai, torch.softmax(logits_b.float(), dim=-1)
 

@@ -293,11 +293,13 @@ class ForensicBranch(nn.Module):
         """Feature map [N, C, S / 2**depth, S / 2**depth]."""
         return self.stages(self.stem(self.residuals(image)))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, statistics: torch.Tensor | None = None) -> torch.Tensor:
+        """``statistics``: ``self.stats(image)`` when the caller has it already (not recomputed)."""
         features = self.forward_features(image)
         parts = [features.mean(dim=(2, 3)), features.amax(dim=(2, 3))]
         if self.stats is not None and self.stats_norm is not None:
-            parts.append(self.stats_norm(self.stats(image)).to(features.dtype))
+            statistics = self.stats(image) if statistics is None else statistics
+            parts.append(self.stats_norm(statistics).to(features.dtype))
         if self.thumbnail is not None:
             parts.append(self.thumbnail(image).to(features.dtype))
         pooled = torch.cat(parts, dim=1)

@@ -86,17 +86,35 @@ class GenspotDetector(nn.Module):
         """Mix a fitted boosted-trees ensemble into task A's logit from now on."""
         self.tree_head = TreeHead(self.tree_statistics(), ensemble, self.config.trees.weight)
 
-    def mix_trees(self, logit_a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """Task A's final logit: the neural head's, mixed with the tree head's when one is attached."""
-        return logit_a if self.tree_head is None else self.tree_head.mix(logit_a, image)
+    def shared_statistics(self, image: torch.Tensor) -> torch.Tensor | None:
+        """``GlobalStatistics`` of the full-size image when both the pixel branch and the tree head
+        read the same ones, computed once for both; else None (each computes what it needs)."""
+        forensic = self.branches["forensic"] if "forensic" in self.branches else None
+        if self.tree_head is None or forensic is None or forensic.stats is None:
+            return None
+        trees = self.tree_head.statistics
+        same = 1 in trees.scales and forensic.stats.dct is not None and forensic.stats.truncation == trees.statistics.truncation
+        return forensic.stats(image) if same else None
+
+    def mix_trees(self, logit_a: torch.Tensor, image: torch.Tensor, statistics: torch.Tensor | None = None) -> torch.Tensor:
+        """Task A's final logit: the neural head's, mixed with the tree head's when one is attached.
+        ``statistics``: ``shared_statistics(image)``."""
+        return logit_a if self.tree_head is None else self.tree_head.mix(logit_a, image, statistics)
 
     # -- forward ----------------------------------------------------------------------------
+    def pixel_feature(self, name: str, image: torch.Tensor, statistics: torch.Tensor | None = None) -> torch.Tensor:
+        """Feature of an image-reading branch; ``statistics``: ``shared_statistics(image)``."""
+        if name == "forensic":
+            return self.branches["forensic"](image, statistics)
+        return self.branches[name](image)
+
     def branch_feature(
-        self, name: str, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self, name: str, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        statistics: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if name == "text":
             return self.branches["text"](input_ids, attention_mask)
-        return self.branches[name](image)
+        return self.pixel_feature(name, image, statistics)
 
     def forward_features(
         self,
@@ -104,11 +122,12 @@ class GenspotDetector(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         cached: dict[str, torch.Tensor] | None = None,
+        statistics: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """One feature vector per branch; branches present in ``cached`` are not run."""
         cached = cached or {}
         return {
-            n: cached[n] if n in cached else self.branch_feature(n, image, input_ids, attention_mask)
+            n: cached[n] if n in cached else self.branch_feature(n, image, input_ids, attention_mask, statistics)
             for n in self.branch_names
         }
 
@@ -126,8 +145,9 @@ class GenspotDetector(nn.Module):
         """``(logit_a [N], logits_b [N, K])``. ``cached``: precomputed frozen-backbone features
         (training only; going through ``forward`` keeps DDP's gradient sync). With a tree head
         attached, ``logit_a`` is its mix with the neural head's."""
-        logit_a, logits_b = self.forward_head(self.forward_features(image, input_ids, attention_mask, cached))
-        return self.mix_trees(logit_a, image), logits_b
+        statistics = self.shared_statistics(image)
+        logit_a, logits_b = self.forward_head(self.forward_features(image, input_ids, attention_mask, cached, statistics))
+        return self.mix_trees(logit_a, image, statistics), logits_b
 
     # -- tokenizer ----------------------------------------------------------------------------
     @property

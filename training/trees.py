@@ -44,11 +44,15 @@ class MultiScaleStatistics(nn.Module):
         self.num_features = (len(self.scales) * self.statistics.num_features
                              + len(self.gradient_scales) * GradientStatistics.num_features)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, full_size: torch.Tensor | None = None) -> torch.Tensor:
+        """``full_size``: ``self.statistics(image)`` when the caller has it already (not recomputed)."""
         # Always float32: bf16 would move values across the trees' thresholds.
         with torch.autocast(image.device.type, enabled=False):
             image = image.float()
-            parts = [self.statistics(_pooled(image, s)) for s in self.scales]
+            parts = [
+                full_size.float() if s == 1 and full_size is not None else self.statistics(_pooled(image, s))
+                for s in self.scales
+            ]
             parts += [self.gradients(_pooled(image, s)) for s in self.gradient_scales]
             return torch.cat(parts, dim=1)
 
@@ -146,12 +150,12 @@ class TreeHead(nn.Module):
         self.ensemble = ensemble
         self.weight = float(weight)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.ensemble(self.statistics(image))
+    def forward(self, image: torch.Tensor, full_size: torch.Tensor | None = None) -> torch.Tensor:
+        return self.ensemble(self.statistics(image, full_size))
 
-    def mix(self, neural_logit: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def mix(self, neural_logit: torch.Tensor, image: torch.Tensor, full_size: torch.Tensor | None = None) -> torch.Tensor:
         """Weighted mean of the neural head's and the trees' task-A logits."""
-        return (1.0 - self.weight) * neural_logit.float() + self.weight * self(image)
+        return (1.0 - self.weight) * neural_logit.float() + self.weight * self(image, full_size)
 
 
 def fit_tree_ensemble(features: np.ndarray, labels: np.ndarray, *, trees: int, learning_rate: float,

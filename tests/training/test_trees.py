@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,15 @@ def test_tiny_checkpoint_carries_its_trees(tiny_checkpoint):
         neural, _ = model.forward_head(model.forward_features(image, ids, mask))
         trees = model.tree_head(image)
     torch.testing.assert_close(mixed, 0.5 * neural + 0.5 * trees)
+
+
+def test_default_model_computes_shared_statistics_once_with_the_same_result():
+    model, _ = load_checkpoint(Path(__file__).resolve().parents[2] / "training" / "weights" / "default.pt")
+    image = torch.rand(3, 3, 256, 256)
+    ids, mask = model.tokenizer(["", "a cat", ""])
+    with torch.no_grad():
+        shared = model.shared_statistics(image)
+        assert shared is not None  # its pixel branch and its trees both read full-size GlobalStatistics
+        mixed, _ = model(image, ids, mask)
+        neural, _ = model.forward_head(model.forward_features(image, ids, mask))  # each computes its own
+        torch.testing.assert_close(mixed, 0.5 * neural + 0.5 * model.tree_head(image), rtol=0, atol=1e-6)
