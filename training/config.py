@@ -100,6 +100,20 @@ class TreesConfig:
     max_leaf_nodes: int = 31
     max_features: float = 0.5
 
+    def __post_init__(self) -> None:
+        # Checked when the config is read: the trees are fitted only after the whole neural training.
+        valid = {
+            "weight must be in [0, 1]": 0.0 <= self.weight <= 1.0,
+            "scales must be positive integers": bool(self.scales) and min([*self.scales, *self.gradient_scales]) >= 1,
+            "augmented_copies must be >= 0": self.augmented_copies >= 0,
+            "trees must be >= 1": self.trees >= 1,
+            "max_leaf_nodes must be >= 2": self.max_leaf_nodes >= 2,
+            "max_features must be in (0, 1]": 0.0 < self.max_features <= 1.0,
+        }
+        problems = [message for message, ok in valid.items() if not ok]
+        if problems:
+            raise ConfigError(f"trees: {'; '.join(problems)} (got {self})")
+
 
 class _FileSection:
     """JSON round trip of a top-level config dataclass."""

@@ -56,6 +56,9 @@ def test_config_errors_name_the_culprit(tmp_path):
         load_model_config(bad)
     with pytest.raises(ConfigError, match="no config 'nope'"):
         load_model_config("nope")
+    bad.write_text(json.dumps({"trees": {"enabled": True, "weight": 1.5}}))  # not only after training
+    with pytest.raises(ConfigError, match=r"trees: weight must be in \[0, 1\]"):
+        load_model_config(bad)
 
 
 def test_forward_shapes_and_feature_split(tiny_model):
