@@ -68,6 +68,9 @@ def _float32_at_most(threshold: torch.Tensor) -> torch.Tensor:
     return torch.where(above, torch.nextafter(rounded, torch.full_like(rounded, -torch.inf)), rounded)
 
 
+NODE_TABLES = ("feature", "threshold", "left", "right", "value")  # TreeEnsemble's tables, in constructor order
+
+
 class TreeEnsemble(nn.Module):
     """Sum of regression trees packed as node tables [T, M]: ``x [N, F] -> [N]`` raw score.
 
@@ -108,13 +111,11 @@ class TreeEnsemble(nn.Module):
         return self.value.flatten()[node + self.offsets].sum(dim=1) + self.bias
 
     def to_dict(self) -> dict[str, Any]:
-        tables = ("feature", "threshold", "left", "right", "value")
-        return {**{k: getattr(self, k).cpu() for k in tables}, "depth": self.depth, "bias": self.bias}
+        return {**{k: getattr(self, k).cpu() for k in NODE_TABLES}, "depth": self.depth, "bias": self.bias}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TreeEnsemble":
-        return cls(data["feature"], data["threshold"], data["left"], data["right"], data["value"],
-                   int(data["depth"]), float(data["bias"]))
+        return cls(*(data[k] for k in NODE_TABLES), int(data["depth"]), float(data["bias"]))
 
     @classmethod
     def from_sklearn(cls, model: Any) -> "TreeEnsemble":
@@ -123,7 +124,7 @@ class TreeEnsemble(nn.Module):
         checks the packed scores against ``decision_function``."""
         trees = [predictors[0].nodes for predictors in model._predictors]
         size = max(len(nodes) for nodes in trees)
-        tables = {k: np.zeros((len(trees), size)) for k in ("feature", "threshold", "left", "right", "value")}
+        tables = {k: np.zeros((len(trees), size)) for k in NODE_TABLES}
         for i, nodes in enumerate(trees):
             n, leaf = len(nodes), nodes["is_leaf"].astype(bool)
             if nodes["is_categorical"].any():
@@ -136,7 +137,7 @@ class TreeEnsemble(nn.Module):
             tables["value"][i, :n] = np.where(leaf, nodes["value"], 0.0)
         depth = max(int(nodes["depth"].max()) for nodes in trees)
         bias = float(np.ravel(model._baseline_prediction)[0])
-        return cls(*(torch.from_numpy(tables[k]) for k in ("feature", "threshold", "left", "right", "value")), depth, bias)
+        return cls(*(torch.from_numpy(tables[k]) for k in NODE_TABLES), depth, bias)
 
 
 class TreeHead(nn.Module):
