@@ -84,8 +84,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    if payload.get("trees"):
-        model.attach_trees(TreeEnsemble.from_dict(payload["trees"]))
     model.tokenizer = CaptionTokenizer.from_str(payload["tokenizer_json"], config.text.max_tokens)
+    if payload.get("trees"):
+        model.attach_trees(TreeEnsemble.from_dict(payload["trees"]))  # after the tokenizer: reads a blank caption
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.to(map_location).eval(), meta

@@ -87,14 +87,20 @@ class LossConfig:
 class TreesConfig:
     """Boosted-trees head for task A (``genspot.training.trees``), fitted after the neural
     training on fixed statistics of the training images; its logit is mixed with the neural
-    head's as ``(1 - weight) * neural + weight * trees``. The rest are the fit's settings
+    head's as ``(1 - weight) * neural + weight * trees`` when the image has a caption, with
+    ``weight_without_caption`` (None: ``weight``) when it has none. ``patch_size`` > 0 takes the
+    statistics on tiles of that size (the image's logit is the mean over its tiles); ``seeds``
+    boosted models with different random states are averaged. The rest are the fit's settings
     (``HistGradientBoostingClassifier``)."""
 
     enabled: bool = False
     scales: tuple[int, ...] = (1, 2)
     gradient_scales: tuple[int, ...] = (1, 2, 4)
     weight: float = 0.5
+    weight_without_caption: float | None = None
+    patch_size: int = 0
     augmented_copies: int = 2  # of each training image, besides the original (``augment`` settings)
+    seeds: int = 1
     trees: int = 200
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
@@ -104,6 +110,10 @@ class TreesConfig:
         # Checked when the config is read: the trees are fitted only after the whole neural training.
         valid = {
             "weight must be in [0, 1]": 0.0 <= self.weight <= 1.0,
+            "weight_without_caption must be in [0, 1] or null": self.weight_without_caption is None
+            or 0.0 <= self.weight_without_caption <= 1.0,
+            "patch_size must be >= 0 (0: whole image)": self.patch_size >= 0,
+            "seeds must be >= 1": self.seeds >= 1,
             "scales must be positive integers": bool(self.scales) and min([*self.scales, *self.gradient_scales]) >= 1,
             "augmented_copies must be >= 0": self.augmented_copies >= 0,
             "trees must be >= 1": self.trees >= 1,

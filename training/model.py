@@ -17,7 +17,7 @@ from genspot.training.branches import ImageBranch, TextBranch, load_caption_toke
 from genspot.training.config import ModelConfig
 from genspot.training.forensic import ForensicBranch
 from genspot.training.fusion import create_fusion
-from genspot.training.trees import MultiScaleStatistics, TreeEnsemble, TreeHead
+from genspot.training.trees import BLANK_CAPTION_SIMILARITY, MultiScaleStatistics, TreeEnsemble, TreeHead
 
 # Branch order is fixed: fusion inputs and feature dicts follow it.
 BRANCH_NAMES = ("image", "text", "forensic")
@@ -84,7 +84,36 @@ class GenspotDetector(nn.Module):
 
     def attach_trees(self, ensemble: TreeEnsemble) -> None:
         """Mix a fitted boosted-trees ensemble into task A's logit from now on."""
-        self.tree_head = TreeHead(self.tree_statistics(), ensemble, self.config.trees.weight)
+        trees = self.config.trees
+        blank = self.caption_features([""])[0] if "text" in self.branches else None
+        if blank is not None and trees.weight_without_caption not in (None, trees.weight):
+            self._check_blank_captions_stand_out(blank)
+        self.tree_head = TreeHead(
+            self.tree_statistics(), ensemble, trees.weight, trees.weight_without_caption, trees.patch_size, blank
+        )
+
+    @torch.no_grad()
+    def caption_features(self, captions: list[str]) -> torch.Tensor:
+        """The text branch's features [N, D] (float32, eval mode) of ``captions``."""
+        branch = self.branches["text"]
+        device = next(branch.parameters()).device
+        input_ids, attention_mask = self.tokenizer(captions)
+        was_training = branch.training
+        features = branch.eval()(input_ids.to(device), attention_mask.to(device)).float()
+        branch.train(was_training)
+        return features
+
+    def _check_blank_captions_stand_out(self, blank: torch.Tensor) -> None:
+        """A caption-dependent tree share needs a text encoder whose features tell a blank caption
+        from short real ones (some encoders map every text to nearly one direction)."""
+        probes = ["a", "photo", "image.jpg", "a dog"]
+        similarity = torch.nn.functional.cosine_similarity(self.caption_features(probes), blank.unsqueeze(0), dim=1)
+        if float(similarity.max()) >= BLANK_CAPTION_SIMILARITY:
+            raise ValueError(
+                f"the text encoder's features of short captions are within cosine {BLANK_CAPTION_SIMILARITY} of a "
+                "blank caption's, so the tree head cannot tell captioned images apart: set "
+                "trees.weight_without_caption to null"
+            )
 
     def shared_statistics(self, image: torch.Tensor) -> torch.Tensor | None:
         """``GlobalStatistics`` of the full-size image when both the pixel branch and the tree head
@@ -93,13 +122,15 @@ class GenspotDetector(nn.Module):
         if self.tree_head is None or forensic is None or forensic.stats is None:
             return None
         trees = self.tree_head.statistics
-        same = 1 in trees.scales and forensic.stats.dct is not None and forensic.stats.truncation == trees.statistics.truncation
+        same = self.tree_head.patch_size <= 0 and 1 in trees.scales and forensic.stats.dct is not None and forensic.stats.truncation == trees.statistics.truncation
         return forensic.stats(image) if same else None
 
-    def mix_trees(self, logit_a: torch.Tensor, image: torch.Tensor, statistics: torch.Tensor | None = None) -> torch.Tensor:
+    def mix_trees(self, logit_a: torch.Tensor, image: torch.Tensor, text_features: torch.Tensor | None = None,
+                  statistics: torch.Tensor | None = None) -> torch.Tensor:
         """Task A's final logit: the neural head's, mixed with the tree head's when one is attached.
-        ``statistics``: ``shared_statistics(image)``."""
-        return logit_a if self.tree_head is None else self.tree_head.mix(logit_a, image, statistics)
+        ``text_features``: the text branch's output (the mix depends on whether a caption was
+        given); ``statistics``: ``shared_statistics(image)``."""
+        return logit_a if self.tree_head is None else self.tree_head.mix(logit_a, image, text_features, statistics)
 
     # -- forward ----------------------------------------------------------------------------
     def pixel_feature(self, name: str, image: torch.Tensor, statistics: torch.Tensor | None = None) -> torch.Tensor:
@@ -146,8 +177,9 @@ class GenspotDetector(nn.Module):
         (training only; going through ``forward`` keeps DDP's gradient sync). With a tree head
         attached, ``logit_a`` is its mix with the neural head's."""
         statistics = self.shared_statistics(image)
-        logit_a, logits_b = self.forward_head(self.forward_features(image, input_ids, attention_mask, cached, statistics))
-        return self.mix_trees(logit_a, image, statistics), logits_b
+        features = self.forward_features(image, input_ids, attention_mask, cached, statistics)
+        logit_a, logits_b = self.forward_head(features)
+        return self.mix_trees(logit_a, image, features.get("text"), statistics), logits_b
 
     # -- tokenizer ----------------------------------------------------------------------------
     @property

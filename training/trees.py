@@ -6,15 +6,22 @@ histograms whose useful cues are thresholds on a few bins, which trees find and 
 or small MLPs, trained on so few images, do not. The statistics are ``GlobalStatistics`` (with
 the block-DCT spectrum) of the image and of its 2x average-pooled copy, so the trees also see
 how the traces change one octave down, plus ``GradientStatistics`` (edge orientation and
-strength) at three scales.
+strength) at three scales. With ``patch_size``, the statistics are taken on non-overlapping
+square tiles and the image's logit is the mean of its tiles' logits: four 128 px tiles of a
+256 px image give the trees four times as many (if noisier) training examples, and the mean
+over tiles smooths the decision (model card, experiment 40).
 
 The trees are fitted with scikit-learn (training only) and packed into tensors, so the
 model stays one TorchScript graph with no scikit-learn at serving time:
 
 - ``TreeEnsemble``: ``T`` trees, each a table of ``M`` nodes (feature, threshold, left,
   right, value; a leaf points to itself), walked for ``depth`` steps by ``gather``.
-- ``TreeHead``: statistics -> ensemble -> a task-A logit; once attached (after training),
-  the detector mixes it with the neural head's logit (``weight``).
+- ``TreeHead``: (tiles ->) statistics -> ensemble -> a task-A logit; once attached (after
+  training), the detector mixes it with the neural head's logit: ``weight`` is the trees'
+  share when the image comes with a caption, ``weight_without_caption`` when it does not.
+  A caption counts as missing when its text features are the blank caption's (cosine
+  similarity >= ``BLANK_CAPTION_SIMILARITY``), so the rule also holds in the bundle's cached
+  text-feature path, which sees features only.
 """
 
 from __future__ import annotations
@@ -61,6 +68,16 @@ def _pooled(image: torch.Tensor, scale: int) -> torch.Tensor:
     return image if scale == 1 else F.avg_pool2d(image, scale)
 
 
+def image_tiles(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Non-overlapping ``size`` x ``size`` tiles from the top-left, [N, 3, H, W] -> [N * T, 3, size, size]
+    (image-major; rows and columns that do not fill a tile are left out). ``size`` 0, or not
+    below the image's side, means the whole image (T = 1)."""
+    if size <= 0 or size >= min(image.shape[-2], image.shape[-1]):
+        return image
+    tiles = image.unfold(2, size, size).unfold(3, size, size)  # [N, C, h, w, size, size]
+    return tiles.permute(0, 2, 3, 1, 4, 5).reshape(-1, image.shape[1], size, size)
+
+
 def _float32_at_most(threshold: torch.Tensor) -> torch.Tensor:
     """Each value rounded down to float32 (so float32 ``x <= result`` iff ``x <= threshold``)."""
     rounded = threshold.float()
@@ -69,6 +86,18 @@ def _float32_at_most(threshold: torch.Tensor) -> torch.Tensor:
 
 
 NODE_TABLES = ("feature", "threshold", "left", "right", "value")  # TreeEnsemble's tables, in constructor order
+
+
+def _padded(table: torch.Tensor, size: int, name: str) -> torch.Tensor:
+    """Node table [T, M] widened to [T, size] with unreachable leaves (pointing to themselves, value 0)."""
+    extra = size - table.shape[1]
+    if extra == 0:
+        return table
+    if name in ("left", "right"):
+        fill = torch.arange(table.shape[1], size, device=table.device).expand(table.shape[0], extra)
+    else:
+        fill = torch.zeros(table.shape[0], extra, dtype=table.dtype, device=table.device)
+    return torch.cat([table, fill.to(table.dtype)], dim=1)
 
 
 class TreeEnsemble(nn.Module):
@@ -118,6 +147,18 @@ class TreeEnsemble(nn.Module):
         return cls(*(data[k] for k in NODE_TABLES), int(data["depth"]), float(data["bias"]))
 
     @classmethod
+    def average(cls, ensembles: Sequence["TreeEnsemble"]) -> "TreeEnsemble":
+        """One ensemble scoring the mean of ``ensembles``' scores (bagging): their trees side by
+        side, leaf values and biases divided by their number."""
+        if not ensembles:
+            raise ValueError("nothing to average")
+        size = max(e.feature.shape[1] for e in ensembles)
+        tables = {k: torch.cat([_padded(getattr(e, k), size, k) for e in ensembles]) for k in NODE_TABLES}
+        tables["value"] = tables["value"] / len(ensembles)
+        bias = sum(e.bias for e in ensembles) / len(ensembles)
+        return cls(*(tables[k] for k in NODE_TABLES), max(e.depth for e in ensembles), bias)
+
+    @classmethod
     def from_sklearn(cls, model: Any) -> "TreeEnsemble":
         """Pack a fitted binary ``sklearn.ensemble.HistGradientBoostingClassifier`` (numerical
         features, no missing values). Its node tables are private API, so ``fit_tree_ensemble``
@@ -140,29 +181,60 @@ class TreeEnsemble(nn.Module):
         return cls(*(torch.from_numpy(tables[k]) for k in NODE_TABLES), depth, bias)
 
 
-class TreeHead(nn.Module):
-    """Image -> multi-scale statistics -> boosted trees -> task-A logit [N]; ``weight`` is its share in the mix."""
+# Blank vs short real captions with the packaged MiniLM: 1.0 (bf16: 0.99997) vs at most 0.93;
+# GenspotDetector.attach_trees checks the text encoder in use separates them.
+BLANK_CAPTION_SIMILARITY = 0.99
 
-    def __init__(self, statistics: MultiScaleStatistics, ensemble: TreeEnsemble, weight: float) -> None:
+
+class TreeHead(nn.Module):
+    """Image -> (tiles ->) multi-scale statistics -> boosted trees -> task-A logit [N] (mean over
+    tiles). ``weight`` / ``weight_without_caption``: its share in the mix with the neural head
+    when a caption is given / missing; ``blank_text``: the text branch's features of a blank
+    caption (None without a text branch: then no image has a caption)."""
+
+    def __init__(self, statistics: MultiScaleStatistics, ensemble: TreeEnsemble, weight: float,
+                 weight_without_caption: float | None = None, patch_size: int = 0,
+                 blank_text: torch.Tensor | None = None) -> None:
         super().__init__()
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"tree weight must be in [0, 1], got {weight}")
+        weight_without_caption = weight if weight_without_caption is None else weight_without_caption
+        if not (0.0 <= weight <= 1.0 and 0.0 <= weight_without_caption <= 1.0):
+            raise ValueError(f"tree weights must be in [0, 1], got {weight} and {weight_without_caption}")
         self.statistics = statistics
         self.ensemble = ensemble
         self.weight = float(weight)
+        self.weight_without_caption = float(weight_without_caption)
+        self.patch_size = int(patch_size)
+        self.register_buffer("blank_text", None if blank_text is None else blank_text.float().flatten(), persistent=False)
 
     def forward(self, image: torch.Tensor, full_size: torch.Tensor | None = None) -> torch.Tensor:
-        return self.ensemble(self.statistics(image, full_size))
+        """``full_size``: the image's ``GlobalStatistics`` when already computed (used without tiles only)."""
+        if self.patch_size <= 0:
+            return self.ensemble(self.statistics(image, full_size))
+        scores = self.ensemble(self.statistics(image_tiles(image, self.patch_size)))
+        return scores.reshape(image.shape[0], -1).mean(dim=1)
 
-    def mix(self, neural_logit: torch.Tensor, image: torch.Tensor, full_size: torch.Tensor | None = None) -> torch.Tensor:
-        """Weighted mean of the neural head's and the trees' task-A logits."""
-        return (1.0 - self.weight) * neural_logit.float() + self.weight * self(image, full_size)
+    def caption_given(self, text_features: torch.Tensor) -> torch.Tensor:
+        """[N] bool: the text features are not those of a blank caption."""
+        similarity = F.cosine_similarity(text_features.float(), self.blank_text.unsqueeze(0), dim=1)
+        return similarity < BLANK_CAPTION_SIMILARITY
+
+    def mix(self, neural_logit: torch.Tensor, image: torch.Tensor, text_features: torch.Tensor | None = None,
+            full_size: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted mean of the neural head's and the trees' task-A logits; the weight depends on
+        whether ``text_features`` (the text branch's output) come from a caption."""
+        trees = self(image, full_size)
+        weight = torch.full_like(trees, self.weight_without_caption)
+        if self.blank_text is not None and text_features is not None and self.weight != self.weight_without_caption:
+            weight = torch.where(self.caption_given(text_features), torch.full_like(trees, self.weight), weight)
+        return (1.0 - weight) * neural_logit.float() + weight * trees
 
 
 def fit_tree_ensemble(features: np.ndarray, labels: np.ndarray, *, trees: int, learning_rate: float,
-                      max_leaf_nodes: int, max_features: float, seed: int) -> TreeEnsemble:
+                      max_leaf_nodes: int, max_features: float, seed: int, seeds: int = 1) -> TreeEnsemble:
     """Gradient boosting (log-loss, classes re-weighted to balance) on ``features`` -> a packed
-    ensemble, checked to score the training features as scikit-learn does."""
+    ensemble, checked to score the training features as scikit-learn does. ``seeds`` > 1 fits
+    that many models (random states ``seed``, ``seed + 1``, ...) and averages them (bagging:
+    a single fit's feature subsampling makes its val score vary by about 0.01)."""
     from sklearn.ensemble import HistGradientBoostingClassifier  # training-only dependency
 
     features = np.asarray(features, dtype=np.float32)
@@ -171,14 +243,20 @@ def fit_tree_ensemble(features: np.ndarray, labels: np.ndarray, *, trees: int, l
         raise ValueError("the boosted trees need both real and AI-generated training images")
     if not np.isfinite(features).all():
         raise ValueError("tree features contain NaN or infinity")
-    model = HistGradientBoostingClassifier(
-        max_iter=trees, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, max_features=max_features,
-        class_weight="balanced", early_stopping=False, random_state=seed,
-    )
-    model.fit(features, labels)
-    ensemble = TreeEnsemble.from_sklearn(model)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    ensembles, scores = [], []
+    for random_state in range(seed, seed + seeds):
+        model = HistGradientBoostingClassifier(
+            max_iter=trees, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, max_features=max_features,
+            class_weight="balanced", early_stopping=False, random_state=random_state,
+        )
+        model.fit(features, labels)
+        ensembles.append(TreeEnsemble.from_sklearn(model))
+        scores.append(model.decision_function(features))
+    ensemble = TreeEnsemble.average(ensembles)
     packed = ensemble(torch.from_numpy(features)).double().numpy()
-    error = np.abs(packed - model.decision_function(features)).max()
+    error = np.abs(packed - np.mean(scores, axis=0)).max()
     if error > 1e-4:
         raise RuntimeError(f"packed trees disagree with scikit-learn by {error:.2e} (unsupported scikit-learn version?)")
     return ensemble

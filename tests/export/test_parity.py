@@ -40,12 +40,14 @@ def test_check_parity_measures_the_largest_difference(eager):
 
 
 def _corrupting_trace(monkeypatch):
-    """Make the exporter trace a wrapper whose head-A bias is off by 0.5 (a broken export)."""
+    """Make the exporter trace a wrapper whose head biases are off (a broken export). Head B's too:
+    the tiny model's boosted trees can saturate p_ai on the probe images, hiding a head-A offset."""
     original = torchscript.trace_model
 
     def corrupt_then_trace(wrapper, example):
         with torch.no_grad():
             wrapper.detector.head_a.bias.add_(0.5)
+            wrapper.detector.head_b.bias[0].add_(2.0)
         return original(wrapper, example)
 
     monkeypatch.setattr(torchscript, "trace_model", corrupt_then_trace)

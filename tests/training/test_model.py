@@ -56,9 +56,15 @@ def test_config_errors_name_the_culprit(tmp_path):
         load_model_config(bad)
     with pytest.raises(ConfigError, match="no config 'nope'"):
         load_model_config("nope")
-    bad.write_text(json.dumps({"trees": {"enabled": True, "weight": 1.5}}))  # not only after training
-    with pytest.raises(ConfigError, match=r"trees: weight must be in \[0, 1\]"):
-        load_model_config(bad)
+    for trees, message in (
+        ({"weight": 1.5}, r"trees: weight must be in \[0, 1\]"),  # checked on reading, not only after training
+        ({"weight_without_caption": 2}, r"weight_without_caption must be in \[0, 1\]"),
+        ({"patch_size": -1}, "patch_size must be >= 0"),
+        ({"seeds": 0}, "seeds must be >= 1"),
+    ):
+        bad.write_text(json.dumps({"trees": {"enabled": True, **trees}}))
+        with pytest.raises(ConfigError, match=message):
+            load_model_config(bad)
 
 
 def test_forward_shapes_and_feature_split(tiny_model):
