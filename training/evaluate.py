@@ -21,7 +21,7 @@ import torch
 
 from genspot.training.checkpoint import CheckpointError, load_checkpoint
 from genspot.training.data import DataError, Sample, load_samples
-from genspot.training.metrics import REAL, compute_metrics, reliability_bins
+from genspot.training.metrics import REAL, bootstrap_interval, compute_metrics, reliability_bins
 from genspot.training.model import GenspotDetector
 from genspot.training.plots import plot_confusion_matrix, plot_reliability
 from genspot.training.predict import Predictions, predict
@@ -145,6 +145,10 @@ def _cell(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+def _range(bounds: list[float]) -> str:
+    return f"{bounds[0]:.3f}-{bounds[1]:.3f}"
+
+
 def format_summary(report: dict) -> str:
     """A short two-column table of the headline numbers."""
     a, b = report["task_a"], report["task_b"]
@@ -164,6 +168,11 @@ def format_summary(report: dict) -> str:
         f"{'':<15}{'task A':>8}  {'task B':>8}",
         *(f"{name:<15}{_cell(va):>8}  {_cell(vb):>8}" for name, va, vb in rows),
     ]
+    interval = a.get("interval")
+    if interval and interval["macro_f1"]:
+        auroc_range = f", AUROC {_range(interval['auroc'])}" if interval["auroc"] else ""
+        lines.append(f"task A {interval['level']:.0%} bootstrap interval ({interval['resamples']} resamples): "
+                     f"macro-F1 {_range(interval['macro_f1'])}{auroc_range}")
     unseen = b["unseen"]
     if unseen["n"]:
         lines.append(f"task B leaves out {unseen['n']} samples of unseen generators: {', '.join(unseen['labels'])}")
@@ -192,6 +201,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         **compute_metrics(label_a, predictions.p_ai, label_b, pred_b, labels_b, args.threshold),
         "reliability": reliability_bins(predictions.p_ai, label_a),
     }
+    if len(samples) >= 2:
+        report["task_a"]["interval"] = bootstrap_interval(np.asarray(label_a), predictions.p_ai, args.threshold)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "predictions.csv", PREDICTION_COLUMNS, prediction_rows(samples, predictions, pred_b, args.threshold))

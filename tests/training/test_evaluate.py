@@ -59,6 +59,9 @@ def test_metrics_json_matches_predictions(val_report):
     for key in ("macro_f1", "weighted_f1", "per_class", "unseen"):
         assert key in report["task_b"]
     assert report["task_b"]["unseen"]["n"] == 0
+    interval = report["task_a"]["interval"]
+    low, high = interval["macro_f1"]
+    assert low <= report["task_a"]["macro_f1"] <= high and interval["level"] == 0.95
 
 
 def test_unseen_generator_and_blank_captions(tiny_checkpoint, synthetic_dataset, tmp_path, capsys):

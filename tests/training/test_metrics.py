@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from genspot.training.metrics import auroc, compute_metrics, expected_calibration_error, reliability_bins
+from genspot.training.metrics import auroc, bootstrap_interval, compute_metrics, expected_calibration_error, reliability_bins
 
 LABEL_A = [1, 1, 1, 0, 0, 0, 1, 0]
 P_AI = [0.9, 0.8, 0.3, 0.2, 0.6, 0.1, 0.7, 0.4]
@@ -101,3 +101,33 @@ def test_agrees_with_sklearn_on_random_data():
     b = compute_metrics(label_a, p_ai, label_b, pred_b, labels_b=["a", "b", "c"])["task_b"]
     assert b["macro_f1"] == pytest.approx(sk.f1_score(label_b, pred_b, average="macro"))
     assert b["weighted_f1"] == pytest.approx(sk.f1_score(label_b, pred_b, average="weighted"))
+
+
+def _noisy_scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    return labels, 1 / (1 + np.exp(-(2.0 * (labels - 0.5) + rng.normal(size=n))))
+
+
+def test_bootstrap_interval_brackets_the_figure_and_narrows_with_more_images():
+    small, large = (bootstrap_interval(*_noisy_scores(n, 1)) for n in (200, 3200))
+    for n, interval in ((200, small), (3200, large)):
+        labels, scores = _noisy_scores(n, 1)
+        point = compute_metrics(labels, scores)["task_a"]
+        for key in ("macro_f1", "auroc"):
+            low, high = interval[key]
+            assert low <= point[key] <= high, (n, key)
+    width = {name: iv["macro_f1"][1] - iv["macro_f1"][0] for name, iv in (("small", small), ("large", large))}
+    assert width["large"] < width["small"] / 2  # about 1/sqrt(16) of it
+    assert 0.05 < width["small"] < 0.3
+    assert small == bootstrap_interval(*_noisy_scores(200, 1))  # seeded
+    assert small["level"] == 0.95 and small["resamples"] == 1000
+
+
+def test_bootstrap_interval_of_perfect_and_of_degenerate_predictions():
+    perfect = bootstrap_interval(np.array([0, 1] * 10), np.array([0.1, 0.9] * 10), resamples=200)
+    assert perfect["macro_f1"] == [1.0, 1.0] and perfect["auroc"] == [1.0, 1.0]
+    one_class = bootstrap_interval(np.ones(5, dtype=int), np.full(5, 0.7), resamples=50)
+    assert one_class["auroc"] is None  # no resample has both classes
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        bootstrap_interval(np.array([1]), np.array([0.5]))
