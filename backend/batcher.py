@@ -2,8 +2,10 @@
 
 One batcher per worker process. Items wait at most ``max_wait_s`` for company (or until
 ``max_size`` are waiting); the model runs in a dedicated thread so the event loop keeps
-serving while it computes, and items that arrive meanwhile form the next batch. A failing
-model call fails the items of that batch only, with :class:`ModelError`.
+serving while it computes, and items that arrive meanwhile form the next batch. When a
+model call fails for a batch of several items, each is retried alone, so one input the model
+cannot compute (or a batch too large for the device's memory) fails only itself, with
+:class:`ModelError`; a model that fails everything costs one extra call per item.
 """
 
 from __future__ import annotations
@@ -83,29 +85,35 @@ class MicroBatcher:
         return [pending for pending in batch if not pending.future.cancelled()]
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            try:
-                p_ai, p_source = await loop.run_in_executor(self._executor, self._predict_batch, batch)
-            except Exception as exc:  # the model failed on this batch: its items fail, the service lives on
-                log.exception("model call failed for a batch of %d", len(batch))
-                if self._metrics:
-                    self._metrics.model_errors.inc()
-                error = ModelError(f"model inference failed: {type(exc).__name__}: {exc}")
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
-                continue
+            if batch:
+                await self._serve(batch)
+
+    async def _serve(self, batch: list[_Pending]) -> None:
+        """One model call for ``batch``, settling its items' futures; a failed batch of several
+        is served again one item at a time."""
+        started = time.perf_counter()
+        try:
+            p_ai, p_source = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict_batch, batch)
+        except Exception as exc:  # the model failed on this batch; the service lives on
             if self._metrics:
-                self._metrics.batch_size.observe(len(batch))
-                self._metrics.model_latency.observe(time.perf_counter() - started)
-            for index, pending in enumerate(batch):
-                if not pending.future.done():
-                    pending.future.set_result((float(p_ai[index]), p_source[index]))
+                self._metrics.model_errors.inc()
+            if len(batch) > 1:
+                log.warning("model call failed for a batch of %d (%s: %s); retrying each item alone", len(batch), type(exc).__name__, exc)
+                for pending in batch:
+                    await self._serve([pending])
+                return
+            log.exception("model call failed for a single item")
+            if not batch[0].future.done():
+                batch[0].future.set_exception(ModelError(f"model inference failed: {type(exc).__name__}: {exc}"))
+            return
+        if self._metrics:
+            self._metrics.batch_size.observe(len(batch))
+            self._metrics.model_latency.observe(time.perf_counter() - started)
+        for index, pending in enumerate(batch):
+            if not pending.future.done():
+                pending.future.set_result((float(p_ai[index]), p_source[index]))
 
     def _predict_batch(self, batch: list[_Pending]) -> tuple[np.ndarray, np.ndarray]:
         images = torch.stack([pending.image for pending in batch])

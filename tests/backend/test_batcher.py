@@ -44,14 +44,20 @@ def test_concurrent_submissions_form_batches_with_the_same_answers(bundle):
         assert p_source == pytest.approx(expected_source[index], abs=1e-5)
 
 
-def test_a_failing_batch_fails_only_its_own_items(bundle):
-    """A corrupted input (wrong shape) breaks the batch it lands in; the batches after it are served."""
+def test_a_failing_batch_is_retried_item_by_item_and_fails_only_the_bad_one(bundle):
+    """A corrupted input (wrong shape) breaks the batch it lands in; its batch-mate, retried alone,
+    is served, and so are the batches after it."""
     images = _images(bundle, 3)
     corrupted = torch.rand(3, bundle.image_size // 2, bundle.image_size // 2)
     metrics = Metrics()
+    sizes = []
+
+    def predict(batch, captions):
+        sizes.append(len(captions))
+        return bundle.predict(batch, captions)
 
     async def run():
-        async with MicroBatcher(bundle.predict, max_size=8, max_wait_s=0.05, metrics=metrics) as batcher:
+        async with MicroBatcher(predict, max_size=8, max_wait_s=0.05, metrics=metrics) as batcher:
             first = await asyncio.gather(
                 batcher.submit(images[0], "a"), batcher.submit(corrupted, "b"), return_exceptions=True
             )
@@ -59,10 +65,12 @@ def test_a_failing_batch_fails_only_its_own_items(bundle):
             return first, second
 
     first, second = asyncio.run(run())
-    assert all(isinstance(result, ModelError) for result in first)
-    assert first[0].code == "model_failed"
+    expected_ai, _ = bundle.predict(images[:1], ["a"])
+    assert first[0][0] == pytest.approx(float(expected_ai[0]), abs=1e-5)
+    assert isinstance(first[1], ModelError) and first[1].code == "model_failed"
     assert [isinstance(p_ai, float) for p_ai, _ in second] == [True, True]
-    assert metrics.model_errors._value.get() == 1
+    assert sizes == [1, 1, 2]  # each item alone (the mixed-shape stack never reached the model), then the next batch
+    assert metrics.model_errors._value.get() == 2  # the batch, then the bad item alone
 
 
 def test_inference_never_blocks_the_event_loop(bundle):

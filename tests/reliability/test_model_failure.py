@@ -1,4 +1,5 @@
-"""A model call that raises fails the items of that batch only; the service and later batches live on.
+"""A model call that raises fails the offending item only: its batch is retried item by item, and the
+service and later batches live on.
 
 The failure is real: a copy of the tiny bundle whose TorchScript model raises inside ``forward``
 when a batch holds a "poisoned" picture (pure magenta, which no camera or generator makes),
@@ -87,10 +88,8 @@ def test_a_failing_batch_fails_its_items_only(poisoned_bundle):
     assert after[0]["status"] == "ok", "the batcher must keep serving after a failed batch"
     by_id = {r["id"]: r for r in mixed}
     assert by_id["poison"]["error"]["code"] == "model_failed"
-    failed_neighbours = [r for r in mixed if r["id"] != "poison" and r["status"] != "ok"]
-    assert all(r["error"]["code"] == "model_failed" for r in failed_neighbours)
-    assert len(failed_neighbours) <= BATCH - 1, "only the poisoned item's own batch may fail"
     assert len(mixed) == 13
+    assert [r["id"] for r in mixed if r["status"] != "ok"] == ["poison"], "its batch-mates are retried alone and succeed"
+    assert neighbour[0]["status"] == "ok", "another request's item in the poisoned batch succeeds too"
     model_errors = [line.split()[1] for line in metrics.splitlines() if line.startswith("genspot_model_errors_total ")]
-    assert model_errors and float(model_errors[0]) >= 2
-    assert neighbour[0]["status"] == "ok" or neighbour[0]["error"]["code"] == "model_failed"
+    assert model_errors and float(model_errors[0]) >= 3  # alone; the mixed batch; the poisoned item retried alone
