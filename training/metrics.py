@@ -40,16 +40,9 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return None
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores))
-    start = 0
-    while start < len(scores):  # average the 1-based ranks of each run of tied scores
-        end = start
-        while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
+    _, tie_group, tie_counts = np.unique(scores, return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(tie_counts)  # 1-based rank of the last score in each tie group
+    ranks = (last_rank - (tie_counts - 1) / 2)[tie_group]  # the average 1-based rank of each group
     u_statistic = ranks[labels].sum() - n_pos * (n_pos + 1) / 2
     return float(u_statistic / (n_pos * n_neg))
 
