@@ -102,7 +102,8 @@ class MicroBatcher:
             if len(batch) > 1:
                 log.warning("model call failed for a batch of %d (%s: %s); retrying each item alone", len(batch), type(exc).__name__, exc)
                 for pending in batch:
-                    await self._serve([pending])
+                    if not pending.future.done():  # its client may have gone meanwhile
+                        await self._serve([pending])
                 return
             log.exception("model call failed for a single item")
             if not batch[0].future.done():
