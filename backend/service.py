@@ -129,7 +129,8 @@ class DetectionService:
         return ItemResult(id=item.id, status="error", model_version=self.bundle.version, error=ErrorInfo(code, message))
 
     async def _detection(self, item: ItemInput) -> tuple[Detection, bool]:
-        caption_digest = caption_hash(item.caption)
+        caption = item.caption if self.settings.use_alt_text else None
+        caption_digest = caption_hash(caption)
         remote = item.url is not None and not item.url.startswith("data:")
         if remote:
             found = await self._cached_for_url(item.url, caption_digest)
@@ -145,7 +146,7 @@ class DetectionService:
         if found is not None:
             return found, True
         key = cache_keys.result_key(digest, self.bundle.version, caption_digest)
-        detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, item.caption))
+        detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, caption))
         return detection, False
 
     async def _cached_for_url(self, url: str, caption_digest: str) -> Detection | None:

@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # verdicts: "uncertain" when |p_ai - threshold| < uncertain_band
     threshold: float = 0.5
     uncertain_band: float = 0.15
+    # False: the model never sees the alt-text (every image judged as if it had none); for a model
+    # that learned its training captions' style, like the default (see training/MODEL_CARD.md)
+    use_alt_text: bool = True
     # inference
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0

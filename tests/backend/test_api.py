@@ -77,6 +77,17 @@ def test_upload_with_alt_texts(client, image_server):
     assert single.status_code == 200 and len(single.json()["results"]) == 1
 
 
+def test_ignored_alt_text_never_reaches_the_model_or_the_cache_key(service_settings, image_server):
+    """With use_alt_text off, one image under any alt-text is one result: computed once, then cached."""
+    url = image_server.url("photo.jpg", "t=alt")
+    with TestClient(create_app(service_settings.replace(use_alt_text=False))) as client:
+        results = [_detect(client, {"url": url, **caption})[0] for caption in (
+            {"alt_text": "a photo of a dog"}, {"alt_text": "a Midjourney render"}, {},
+        )]
+    assert [r["cached"] for r in results] == [False, True, True]  # with alt-text used, each caption is its own entry
+    assert len({r["ai_probability"] for r in results}) == 1
+
+
 def test_second_request_is_cached_and_not_refetched(client, image_server):
     item = {"url": image_server.url("photo.jpg", "t=cache"), "alt_text": "  a   lighthouse "}
     first = _detect(client, item)[0]

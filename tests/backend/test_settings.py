@@ -30,7 +30,8 @@ def test_overrides_beat_the_environment_and_none_means_not_given():
 
 
 def test_round_trip_through_the_environment():
-    settings = Settings(redis_url="redis://r:6379/0", api_keys=("k",), allow_loopback=True, batch_max_wait_ms=2.5)
+    settings = Settings(redis_url="redis://r:6379/0", api_keys=("k",), allow_loopback=True, batch_max_wait_ms=2.5,
+                        use_alt_text=False)
     assert Settings.from_env(settings.to_env()) == settings
 
 

@@ -1,4 +1,4 @@
-"""The committed default checkpoint exports as `make serve` exports it, and the bundle answers."""
+"""The committed default checkpoint exports as `make serve` exports it, the bundle answers, and `make serve` serves it as its model card says."""
 
 from __future__ import annotations
 
@@ -30,3 +30,11 @@ def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(tmp_pat
     p_ai, p_source = bundle.predict(bundle.preprocess(picture)[None], [""])
     assert p_ai.shape == (1,) and 0.0 <= float(p_ai[0]) <= 1.0
     assert p_source.shape == (1, len(bundle.labels)) and abs(float(p_source.sum()) - 1.0) < 1e-4
+
+
+def test_make_serve_judges_the_default_model_without_alt_text():
+    """The default model learned its training captions' style (model card), so `make serve` turns alt-text off."""
+    from genspot.backend.serve import build_parser, settings_from_args
+
+    args = build_parser().parse_args(_makefile_variable("SERVE_ARGS").split())
+    assert settings_from_args(args).use_alt_text is False
