@@ -117,8 +117,7 @@ class ProbabilityModel(nn.Module):
         features = {name: self.detector.pixel_feature(name, image, statistics) for name in self.pixel_branches}
         if self.has_text:
             features[TEXT] = text_features
-        logit_a, logits_b = self.detector.forward_head(features)
-        logit_a = self.detector.mix_trees(logit_a, image, text_features if self.has_text else None, statistics)
+        logit_a, logits_b = self.detector.final_logits(image, features, statistics)
         p_ai = torch.sigmoid(logit_a.float() * self.inv_temperature)
         return p_ai, torch.softmax(logits_b.float(), dim=-1)
 

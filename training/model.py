@@ -125,12 +125,17 @@ class GenspotDetector(nn.Module):
         same = self.tree_head.patch_size <= 0 and 1 in trees.scales and forensic.stats.dct is not None and forensic.stats.truncation == trees.statistics.truncation
         return forensic.stats(image) if same else None
 
-    def mix_trees(self, logit_a: torch.Tensor, image: torch.Tensor, text_features: torch.Tensor | None = None,
-                  statistics: torch.Tensor | None = None) -> torch.Tensor:
-        """Task A's final logit: the neural head's, mixed with the tree head's when one is attached.
-        ``text_features``: the text branch's output (the mix depends on whether a caption was
-        given); ``statistics``: ``shared_statistics(image)``."""
-        return logit_a if self.tree_head is None else self.tree_head.mix(logit_a, image, text_features, statistics)
+    def final_logits(
+        self, image: torch.Tensor, features: dict[str, torch.Tensor], statistics: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward_head``, then task A's logit mixed with the tree head's when one is attached (the
+        share depends on whether ``features["text"]`` come from a caption). The one place the
+        eager model and the exported bundle both take their logits from. ``statistics``:
+        ``shared_statistics(image)``."""
+        logit_a, logits_b = self.forward_head(features)
+        if self.tree_head is not None:
+            logit_a = self.tree_head.mix(logit_a, image, features.get("text"), statistics)
+        return logit_a, logits_b
 
     # -- forward ----------------------------------------------------------------------------
     def pixel_feature(self, name: str, image: torch.Tensor, statistics: torch.Tensor | None = None) -> torch.Tensor:
@@ -177,9 +182,7 @@ class GenspotDetector(nn.Module):
         (training only; going through ``forward`` keeps DDP's gradient sync). With a tree head
         attached, ``logit_a`` is its mix with the neural head's."""
         statistics = self.shared_statistics(image)
-        features = self.forward_features(image, input_ids, attention_mask, cached, statistics)
-        logit_a, logits_b = self.forward_head(features)
-        return self.mix_trees(logit_a, image, features.get("text"), statistics), logits_b
+        return self.final_logits(image, self.forward_features(image, input_ids, attention_mask, cached, statistics), statistics)
 
     # -- tokenizer ----------------------------------------------------------------------------
     @property
