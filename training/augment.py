@@ -2,7 +2,7 @@
 
 ``Augmenter`` works on the decoded RGB picture before the shared preprocessing (crop, resize,
 blur, JPEG re-compression, flip) and on the preprocessed tensor after it (aligned random
-crop, Gaussian noise),
+crop, Gaussian noise rounded back to 8-bit levels),
 each step with its own probability. ``drop_caption`` is modality dropout: the caption is
 replaced by "" so the model learns to work when a page gives no alt-text.
 """
@@ -16,6 +16,14 @@ import torch
 from PIL import Image, ImageFilter
 
 from genspot.training.config import AugmentConfig
+
+
+def quantized(image: torch.Tensor) -> torch.Tensor:
+    """``image`` in [0, 1] rounded to 256 levels. Served pictures are decoded 8-bit images, and
+    the trees' fixed statistics count exact integer differences, so a noisy training copy must
+    not carry in-between values no served picture has (fitting on unrounded noisy copies cost the
+    default model 0.026 val macro-F1, model card row 46)."""
+    return image.mul(255.0).round_().div_(255.0)
 
 
 class Augmenter:
@@ -69,6 +77,7 @@ class Augmenter:
             std = self.rng.uniform(*self.config.noise_std)
             generator = torch.Generator().manual_seed(self.rng.getrandbits(63))
             image = (image + torch.randn(image.shape, generator=generator) * std).clamp_(0.0, 1.0)
+            image = quantized(image)
         return image
 
     def drop_caption(self, caption: str) -> str:

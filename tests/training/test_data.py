@@ -10,7 +10,7 @@ import torch
 import pytest
 from PIL import Image
 
-from genspot.training.augment import Augmenter
+from genspot.training.augment import Augmenter, quantized
 from genspot.training.config import AugmentConfig
 from genspot.training.data import (
     DataError,
@@ -130,6 +130,15 @@ def test_train_crop_keeps_the_pixel_grid():
         crop = Augmenter(config, random.Random(seed)).tensor(image)
         assert crop.shape == (3, 6, 6)
         assert torch.equal(crop[:, 0::2, 0::2], crop[:, 1::2, 1::2])  # 2x2 cells intact: even offsets
+
+
+def test_noisy_copies_keep_the_8_bit_levels_of_served_pictures():
+    picture = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (3, 16, 16))).float() / 255
+    noisy = Augmenter(AugmentConfig(noise_prob=1.0, noise_std=(0.01, 0.01)), random.Random(0)).tensor(picture)
+    levels = noisy * 255
+    assert not torch.equal(noisy, picture)  # noise was added ...
+    assert torch.equal(levels, levels.round()) and 0 <= levels.min() and levels.max() <= 255  # ... on 8-bit levels
+    assert torch.equal(quantized(picture), picture)  # already 8-bit: unchanged
 
 
 def test_unlabelled_ct2_long_parquet(tmp_path):
