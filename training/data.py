@@ -9,7 +9,10 @@
 - a Hugging Face dataset name (needs the optional ``datasets`` package and a network).
 
 Every image is decoded once up front; unreadable ones are skipped and counted in the log,
-never stopping a run. ``DetectorDataset`` turns samples into model inputs for training.
+never stopping a run. Images that arrive as bytes (parquet cells, dataset rows) are written once
+to a content-addressed store on disk (``GENSPOT_IMAGE_STORE``, default ``~/.cache/genspot/images``)
+and read from there, so a CT2-sized set is streamed, not held in memory. ``DetectorDataset``
+turns samples into model inputs for training.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import csv
 import hashlib
 import io
 import logging
+import os
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +53,7 @@ LONG_COLUMNS = ("Caption", "Image", "Label_A", "Label_B")
 CT2_LABEL_B = (REAL, "sd21", "sdxl", "sd3", "dalle", "midjourney")  # Label_B 0..5
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+IMAGE_STORE_ENV = "GENSPOT_IMAGE_STORE"
 
 
 class DataError(ValueError):
@@ -64,7 +69,7 @@ class Sample:
     split: str | None = None
     source: str | None = None
     path: Path | None = None
-    data: bytes | None = None
+    data: bytes | None = None  # encoded image while it is read from a parquet cell / dataset row
     digest: str | None = None  # sha256 of the encoded image bytes (feature-cache keys)
 
     def read_bytes(self) -> bytes:
@@ -82,15 +87,15 @@ def load_samples(spec: str | Path, *, require_labels: bool = True, progress: boo
     """All readable samples of ``spec`` (folder, parquet file/folder, or HF dataset name)."""
     path = Path(spec)
     if path.is_dir() and (path / LABELS_CSV).is_file():
-        raw = list(read_labels_csv(path, require_labels))
+        raw = read_labels_csv(path, require_labels)
     elif (path.is_file() and path.suffix == ".parquet") or (path.is_dir() and any(path.rglob("*.parquet"))):
-        raw = list(read_parquet(path, require_labels))
+        raw = read_parquet(path, require_labels)
     elif path.is_dir() and not require_labels:
-        raw = list(read_image_folder(path))
+        raw = read_image_folder(path)
     elif path.exists():
         raise DataError(f"{path}: no {LABELS_CSV} and no .parquet files")
     else:
-        raw = list(read_hf_dataset(str(spec), require_labels))
+        raw = read_hf_dataset(str(spec), require_labels)
     samples = verify_images(raw, progress=progress)
     if not samples:
         raise DataError(f"{spec}: no readable samples")
@@ -235,9 +240,35 @@ def read_hf_dataset(name: str, require_labels: bool = True) -> Iterator[Sample]:
             yield from ct2_row_samples(row, columns, f"{split_name}#{index}", split, name, require_labels)
 
 
-def verify_images(samples: list[Sample], progress: bool = True) -> list[Sample]:
-    """Readable samples, each with its content digest; unreadable ones are skipped and logged."""
+def image_store() -> Path:
+    """Where images that arrive as bytes are kept: ``$GENSPOT_IMAGE_STORE``, else
+    ``$XDG_CACHE_HOME/genspot/images`` (``~/.cache/genspot/images``)."""
+    if os.environ.get(IMAGE_STORE_ENV):
+        return Path(os.environ[IMAGE_STORE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genspot" / "images"
+
+
+def store_image(encoded: bytes, digest: str, store: Path) -> Path:
+    """The stored copy of ``encoded``, named by its SHA-256 and written once (by an atomic rename,
+    so the processes of a ``torchrun`` job can fill one store together)."""
+    path = store / digest[:2] / digest
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{digest}.{os.getpid()}.partial")
+        partial.write_bytes(encoded)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise DataError(f"cannot write the image store {store} ({exc}); point {IMAGE_STORE_ENV} at a writable folder") from exc
+    return path
+
+
+def verify_images(samples: Iterable[Sample], progress: bool = True) -> list[Sample]:
+    """Readable samples, each with its content digest; unreadable ones are skipped and logged.
+    Samples carrying their bytes leave them in the image store and point at the stored file."""
     readable, skipped = [], []
+    store = image_store()
     for sample in tqdm(samples, desc="checking images", unit="img", disable=not progress, leave=False):
         try:
             encoded = sample.read_bytes()
@@ -248,7 +279,10 @@ def verify_images(samples: list[Sample], progress: bool = True) -> list[Sample]:
         except Exception as exc:  # PIL raises many kinds (OSError, SyntaxError, DecompressionBombError...)
             skipped.append(f"{sample.key} ({type(exc).__name__}: {exc})")
             continue
-        readable.append(replace(sample, digest=hashlib.sha256(encoded).hexdigest()))
+        digest = hashlib.sha256(encoded).hexdigest()
+        if sample.data is not None:
+            sample = replace(sample, data=None, path=store_image(encoded, digest, store))
+        readable.append(replace(sample, digest=digest))
     if skipped:
         log.warning("skipped %d unreadable image(s); first: %s", len(skipped), "; ".join(skipped[:3]))
     return readable

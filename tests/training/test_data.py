@@ -13,6 +13,7 @@ from PIL import Image
 from genspot.training.augment import Augmenter, quantized
 from genspot.training.config import AugmentConfig
 from genspot.training.data import (
+    IMAGE_STORE_ENV,
     DataError,
     DetectorDataset,
     collate,
@@ -66,7 +67,7 @@ def test_unlabelled_folder_of_images(tmp_path):
         load_samples(tmp_path, progress=False)
 
 
-def test_ct2_parquet_wide_and_long_rows(ct2_parquet):
+def test_ct2_parquet_wide_and_long_rows(ct2_parquet, image_store):
     samples = load_samples(ct2_parquet, progress=False)
     wide = [s for s in samples if s.key.startswith("train_wide")]
     long = [s for s in samples if s.key.startswith("val_long")]
@@ -78,6 +79,22 @@ def test_ct2_parquet_wide_and_long_rows(ct2_parquet):
     assert wide[6].caption == "" and wide[0].caption == "a red bus on a street"
     assert generator_names(samples) == ["dalle", "midjourney", "sd21", "sd3", "sdxl"]
     assert samples[0].open_image().size == (64, 64)
+    assert all(s.data is None and s.path == image_store / s.digest[:2] / s.digest for s in samples)  # not in memory
+
+
+def test_parquet_images_are_stored_once_and_an_unwritable_store_is_one_clear_error(ct2_parquet, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv(IMAGE_STORE_ENV, str(store))
+    first = load_samples(ct2_parquet, progress=False)
+    stored = {path: path.stat().st_mtime_ns for path in store.rglob("*") if path.is_file()}
+    assert sorted(p.name for p in stored) == sorted({s.digest for s in first})  # one file per distinct image
+    second = load_samples(ct2_parquet, progress=False)
+    assert [s.path for s in second] == [s.path for s in first]
+    assert {path: path.stat().st_mtime_ns for path in store.rglob("*") if path.is_file()} == stored  # not rewritten
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(IMAGE_STORE_ENV, str(tmp_path / "a-file" / "store"))
+    with pytest.raises(DataError, match="cannot write the image store .* point GENSPOT_IMAGE_STORE at a writable folder"):
+        load_samples(ct2_parquet, progress=False)
 
 
 def test_ct2_parquet_missing_column(tmp_path):
