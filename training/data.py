@@ -71,6 +71,7 @@ class Sample:
     path: Path | None = None
     data: bytes | None = None  # encoded image while it is read from a parquet cell / dataset row
     digest: str | None = None  # sha256 of the encoded image bytes (feature-cache keys)
+    stored: bool = False  # ``path`` is a copy in the image store (a cache), not the user's file
 
     def read_bytes(self) -> bytes:
         return self.data if self.data is not None else Path(self.path).read_bytes()
@@ -281,7 +282,7 @@ def verify_images(samples: Iterable[Sample], progress: bool = True) -> list[Samp
             continue
         digest = hashlib.sha256(encoded).hexdigest()
         if sample.data is not None:
-            sample = replace(sample, data=None, path=store_image(encoded, digest, store))
+            sample = replace(sample, data=None, path=store_image(encoded, digest, store), stored=True)
         readable.append(replace(sample, digest=digest))
     if skipped:
         log.warning("skipped %d unreadable image(s); first: %s", len(skipped), "; ".join(skipped[:3]))

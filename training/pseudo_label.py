@@ -2,8 +2,9 @@
 
 As in the paper, a sample is kept when head A's confidence ``max(p, 1 - p)`` and, for an
 AI prediction, head B's top softmax probability both reach ``--threshold``. OUT/labels.csv is
-a labels.csv folder `genspot train --pseudo-labels OUT` accepts (images referenced by absolute
-path, nothing copied; in-memory images, e.g. from parquet, are written to OUT/images/), so
+a labels.csv folder `genspot train --pseudo-labels OUT` accepts (image files referenced by
+absolute path, nothing copied; images from parquet or a dataset, which live only in the image
+store, a cache, are written to OUT/images/), so
 rounds can repeat: train, pseudo-label, train again. When the input has labels they are used
 only to report the accuracy of what was kept (OUT/summary.json).
 """
@@ -45,8 +46,9 @@ def pseudo_label_confidence(predictions: Predictions) -> np.ndarray:
 
 
 def image_reference(sample: Sample, images_dir: Path) -> str:
-    """Absolute path of the sample's file; in-memory images are saved under ``images_dir`` first."""
-    if sample.path is not None:
+    """Absolute path of the sample's file; images from parquet or a dataset (only in the image
+    store, which may be deleted) are saved under ``images_dir`` first."""
+    if sample.path is not None and not sample.stored:
         return str(Path(sample.path).resolve())
     encoded = sample.read_bytes()
     with Image.open(io.BytesIO(encoded)) as image:

@@ -79,7 +79,7 @@ def test_ct2_parquet_wide_and_long_rows(ct2_parquet, image_store):
     assert wide[6].caption == "" and wide[0].caption == "a red bus on a street"
     assert generator_names(samples) == ["dalle", "midjourney", "sd21", "sd3", "sdxl"]
     assert samples[0].open_image().size == (64, 64)
-    assert all(s.data is None and s.path == image_store / s.digest[:2] / s.digest for s in samples)  # not in memory
+    assert all(s.data is None and s.stored and s.path == image_store / s.digest[:2] / s.digest for s in samples)  # not in memory
 
 
 def test_parquet_images_are_stored_once_and_an_unwritable_store_is_one_clear_error(ct2_parquet, tmp_path, monkeypatch):

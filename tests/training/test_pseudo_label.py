@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genspot.training.data import load_samples
+from genspot.training.data import IMAGE_STORE_ENV, load_samples
 from genspot.training.predict import Predictions
 from genspot.training.pseudo_label import main, pseudo_label_confidence
 
@@ -103,7 +103,9 @@ def test_bad_threshold_and_missing_folder(tiny_checkpoint, tmp_path, capsys):
     assert "no readable samples" in capsys.readouterr().err
 
 
-def test_parquet_images_are_written_out(tiny_checkpoint, ct2_parquet, tmp_path):
+def test_parquet_images_are_written_out(tiny_checkpoint, ct2_parquet, tmp_path, monkeypatch):
+    store = tmp_path / "store"  # where loading puts parquet images: a cache, deleted below
+    monkeypatch.setenv(IMAGE_STORE_ENV, str(store))
     out = tmp_path / "pseudo"
     assert main(["--checkpoint", str(tiny_checkpoint), "--unlabelled", str(ct2_parquet), "--threshold", "0", "--out", str(out), "--quiet"]) == 0
     rows = read_rows(out / "labels.csv")
@@ -115,7 +117,8 @@ def test_parquet_images_are_written_out(tiny_checkpoint, ct2_parquet, tmp_path):
     # CT2's generator names are unknown to the tiny model: only "real" can be right for task B
     assert summary["accuracy"]["n_labelled"] == 18
     assert summary["accuracy"]["task_b_accuracy"] <= 3 / 18  # 3 real images
-    assert len(load_samples(out, progress=False)) == 18
+    shutil.rmtree(store)
+    assert len(load_samples(out, progress=False)) == 18  # the pseudo-labels do not depend on the cache
     # --split keeps one split (taken from the parquet file names here)
     out_val = tmp_path / "pseudo-val"
     assert main(["--checkpoint", str(tiny_checkpoint), "--unlabelled", str(ct2_parquet), "--split", "val", "--threshold", "0", "--out", str(out_val), "--quiet"]) == 0
