@@ -12,7 +12,6 @@ only to report the accuracy of what was kept (OUT/summary.json).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 from collections import Counter
@@ -53,7 +52,7 @@ def image_reference(sample: Sample, images_dir: Path) -> str:
     encoded = sample.read_bytes()
     with Image.open(io.BytesIO(encoded)) as image:
         suffix = (image.format or "png").lower()
-    path = images_dir / f"{hashlib.sha256(encoded).hexdigest()[:24]}.{suffix}"
+    path = images_dir / f"{sample.digest[:24]}.{suffix}"  # load_samples set it: the SHA-256 of these bytes
     images_dir.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encoded)
     return str(path.resolve())
