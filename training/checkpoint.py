@@ -30,6 +30,12 @@ def stored_state_dict(model: GenspotDetector) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(skip)}
 
 
+def tree_head_dict(model: GenspotDetector) -> dict[str, Any] | None:
+    """The fitted part of the tree head: its ensemble's tables and its caption-less scale."""
+    head = model.tree_head
+    return None if head is None else {**head.ensemble.to_dict(), "scale_without_caption": head.scale_without_caption}
+
+
 def save_checkpoint(
     path: str | Path,
     model: GenspotDetector,
@@ -47,7 +53,7 @@ def save_checkpoint(
         "labels_b": list(model.labels_b),
         "tokenizer_json": model.tokenizer.to_str(),
         "temperature": float(temperature),
-        "trees": model.tree_head.ensemble.to_dict() if model.tree_head is not None else None,
+        "trees": tree_head_dict(model),
         "metrics": metrics or {},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "train_args": train_args or {},
@@ -85,7 +91,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     model.tokenizer = CaptionTokenizer.from_str(payload["tokenizer_json"], config.text.max_tokens)
-    if payload.get("trees"):
-        model.attach_trees(TreeEnsemble.from_dict(payload["trees"]))  # after the tokenizer: reads a blank caption
+    if trees := payload.get("trees"):  # after the tokenizer: attaching reads a blank caption
+        model.attach_trees(TreeEnsemble.from_dict(trees), float(trees.get("scale_without_caption", 1.0)))
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.to(map_location).eval(), meta

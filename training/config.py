@@ -89,13 +89,16 @@ class TreesConfig:
     training on fixed statistics of the training images; its logit is mixed with the neural
     head's as ``(1 - weight) * neural + weight * trees`` when the image has a caption, with
     ``weight_without_caption`` (None: ``weight``) when it has none. ``patch_size`` > 0 takes the
-    statistics on tiles of that size (the image's logit is the mean over its tiles); ``seeds``
-    boosted models with different random states are averaged. The rest are the fit's settings
+    statistics on tiles of that size (the image's logit is the mean over its tiles); ``scales``,
+    ``gradient_scales`` and ``tone_scales`` are the average-pooling factors at which the residual,
+    edge and tone statistics are taken (``MultiScaleStatistics``); ``seeds`` boosted models with
+    different random states are averaged. The rest are the fit's settings
     (``HistGradientBoostingClassifier``)."""
 
     enabled: bool = False
     scales: tuple[int, ...] = (1, 2)
     gradient_scales: tuple[int, ...] = (1, 2, 4)
+    tone_scales: tuple[int, ...] = ()
     weight: float = 0.5
     weight_without_caption: float | None = None
     patch_size: int = 0
@@ -114,7 +117,7 @@ class TreesConfig:
             or 0.0 <= self.weight_without_caption <= 1.0,
             "patch_size must be >= 0 (0: whole image)": self.patch_size >= 0,
             "seeds must be >= 1": self.seeds >= 1,
-            "scales must be positive integers": bool(self.scales) and min([*self.scales, *self.gradient_scales]) >= 1,
+            "scales must be positive integers": bool(self.scales) and min([*self.scales, *self.gradient_scales, *self.tone_scales]) >= 1,
             "augmented_copies must be >= 0": self.augmented_copies >= 0,
             "trees must be >= 1": self.trees >= 1,
             "max_leaf_nodes must be >= 2": self.max_leaf_nodes >= 2,

@@ -211,6 +211,65 @@ class GradientStatistics(nn.Module):
             return torch.cat([histogram, torch.log(quantiles + 1e-4)], dim=1)
 
 
+class ToneStatistics(nn.Module):
+    """Colour, tone and local-contrast statistics [N, 3, H, W] -> [N, 37]: a 12-bin hue histogram
+    weighted by saturation; the fractions of clipped highlights and shadows; luma quantiles
+    (1-99 %); log quantiles of the variance of 8x8 luma blocks; colourfulness (mean and spread
+    of R-G and (R+G)/2-B); the correlations between R, G and B; saturation quantiles.
+
+    How the picture is exposed and coloured as a whole, which the residual statistics do not
+    describe; on the dev set they raise the val AUROC of every boosted-trees fit by about 0.005
+    (model card, experiment 49)."""
+
+    num_features = 37
+    hue_bins = 12
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma_levels", torch.tensor([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]), persistent=False)
+        self.register_buffer("block_levels", torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9]), persistent=False)
+        self.register_buffer("saturation_levels", torch.tensor([0.1, 0.5, 0.9, 0.99]), persistent=False)
+
+    def _hue_histogram(self, image: torch.Tensor, high: torch.Tensor, low: torch.Tensor,
+                       saturation: torch.Tensor) -> torch.Tensor:
+        red, green, blue = image[:, 0], image[:, 1], image[:, 2]
+        delta = high - low + 1e-6
+        hue = torch.where(
+            high == red, torch.remainder((green - blue) / delta, 6.0),
+            torch.where(high == green, (blue - red) / delta + 2.0, (red - green) / delta + 4.0),
+        ) / 6.0
+        index = (hue.clamp(0.0, 0.9999) * self.hue_bins).long().flatten(1)
+        histogram = torch.zeros(image.shape[0], self.hue_bins, dtype=torch.float32, device=image.device)
+        histogram.scatter_add_(1, index, saturation.flatten(1))
+        return histogram / (histogram.sum(dim=1, keepdim=True) + 1e-6)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(image.device.type, enabled=False):
+            image = image.float()
+            high, low = image.amax(dim=1), image.amin(dim=1)
+            saturation = (high - low) / (high + 1e-3)
+            clipped = torch.stack([(high >= 254 / 255).float().flatten(1).mean(1),
+                                   (low <= 1 / 255).float().flatten(1).mean(1)], dim=1)
+            luma = (image * self.luma).sum(dim=1)
+            luma_quantiles = torch.quantile(luma.flatten(1), self.luma_levels, dim=1).T
+            blocks = (luma * 255).unfold(1, 8, 8).unfold(2, 8, 8).flatten(3).var(dim=-1).flatten(1)
+            block_quantiles = torch.log(torch.quantile(blocks, self.block_levels, dim=1).T + 0.1)
+            red_green = (image[:, 0] - image[:, 1]).flatten(1)
+            yellow_blue = (0.5 * (image[:, 0] + image[:, 1]) - image[:, 2]).flatten(1)
+            colourfulness = torch.stack([red_green.std(1), yellow_blue.std(1), red_green.mean(1), yellow_blue.mean(1)], dim=1)
+            centred = image.flatten(2) - image.flatten(2).mean(dim=2, keepdim=True)
+            spread = centred.square().mean(dim=2).sqrt() + 1e-6
+            correlations = torch.stack([
+                (centred[:, i] * centred[:, j]).mean(1) / (spread[:, i] * spread[:, j]) for i, j in ((0, 1), (0, 2), (1, 2))
+            ], dim=1)
+            saturation_quantiles = torch.quantile(saturation.flatten(1), self.saturation_levels, dim=1).T
+            return torch.cat([
+                self._hue_histogram(image, high, low, saturation), clipped, luma_quantiles, block_quantiles,
+                colourfulness, correlations, saturation_quantiles,
+            ], dim=1)
+
+
 class ThumbnailCNN(nn.Module):
     """Picture average-pooled by ``stride`` -> four conv blocks (each halving) -> mean pooling: [N, 8 * channels]."""
 

@@ -80,16 +80,19 @@ class GenspotDetector(nn.Module):
     # -- boosted trees ---------------------------------------------------------------------------
     def tree_statistics(self) -> MultiScaleStatistics:
         """The fixed statistics the boosted-trees head reads (``config.trees``)."""
-        return MultiScaleStatistics(self.config.trees.scales, self.config.trees.gradient_scales)
+        trees = self.config.trees
+        return MultiScaleStatistics(trees.scales, trees.gradient_scales, trees.tone_scales)
 
-    def attach_trees(self, ensemble: TreeEnsemble) -> None:
-        """Mix a fitted boosted-trees ensemble into task A's logit from now on."""
+    def attach_trees(self, ensemble: TreeEnsemble, scale_without_caption: float = 1.0) -> None:
+        """Mix a fitted boosted-trees ensemble into task A's logit from now on
+        (``scale_without_caption``: see ``TreeHead``)."""
         trees = self.config.trees
         blank = self.caption_features([""])[0] if "text" in self.branches else None
         if blank is not None and trees.weight_without_caption not in (None, trees.weight):
             self._check_blank_captions_stand_out(blank)
         self.tree_head = TreeHead(
-            self.tree_statistics(), ensemble, trees.weight, trees.weight_without_caption, trees.patch_size, blank
+            self.tree_statistics(), ensemble, trees.weight, trees.weight_without_caption, trees.patch_size, blank,
+            scale_without_caption,
         )
 
     @torch.no_grad()

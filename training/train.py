@@ -318,12 +318,22 @@ class Validator:
 
     def calibrate(self) -> dict:
         """Temperature fitted on val logits with and without captions (the web has both), and the
-        calibrated val metrics both ways."""
+        calibrated val metrics both ways. When the tree head gives caption-less images their own
+        path, the temperature is fitted on the captioned images and that path gets a scale
+        (``TreeHead.scale_without_caption``) fitted on the val images with captions blanked."""
         with_captions, blank = self.predictions(False), self.predictions(True)
-        labels = [s.label_a for s in self.samples]
-        temperature = calibration.fit_temperature(np.concatenate([with_captions.logit_a, blank.logit_a]), labels + labels)
+        labels = np.array([s.label_a for s in self.samples])
+        head = self.model.tree_head
+        if head is not None and head.separates_captions:
+            captioned = np.array([bool(s.caption.strip()) for s in self.samples], dtype=bool)
+            temperature = calibration.fit_temperature(with_captions.logit_a[captioned], labels[captioned])
+            head.scale_without_caption = temperature / calibration.fit_temperature(blank.logit_a, labels)
+            with_captions, blank = self.predictions(False), self.predictions(True)
+        else:
+            temperature = calibration.fit_temperature(np.concatenate([with_captions.logit_a, blank.logit_a]), np.concatenate([labels, labels]))
         return {
             "temperature": temperature,
+            "scale_without_caption": head.scale_without_caption if head is not None else 1.0,
             "val": self.metrics(with_captions.with_temperature(temperature)),
             "val_blank_captions": self.metrics(blank.with_temperature(temperature)),
         }
@@ -398,9 +408,10 @@ def fit(args: argparse.Namespace, runtime: Runtime) -> int:
         (args.out / "metrics.json").write_text(json.dumps(final, indent=2), encoding="utf-8")
         plot_training_curves(history, args.out / "curves.png", best["epoch"])
         log.info(
-            "best epoch %d; val task-A macro-F1 %.4f with captions, %.4f blanked; temperature %.3f; %.0f s; wrote %s",
+            "best epoch %d; val task-A macro-F1 %.4f with captions, %.4f blanked; temperature %.3f (caption-less "
+            "logits scaled by %.3f); %.0f s; wrote %s",
             best["epoch"], final["val"]["task_a"]["macro_f1"], final["val_blank_captions"]["task_a"]["macro_f1"],
-            final["temperature"], time.monotonic() - started, checkpoint_path,
+            final["temperature"], final["scale_without_caption"], time.monotonic() - started, checkpoint_path,
         )
     return 0
 

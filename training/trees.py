@@ -6,7 +6,8 @@ histograms whose useful cues are thresholds on a few bins, which trees find and 
 or small MLPs, trained on so few images, do not. The statistics are ``GlobalStatistics`` (with
 the block-DCT spectrum) of the image and of its 2x average-pooled copy, so the trees also see
 how the traces change one octave down, plus ``GradientStatistics`` (edge orientation and
-strength) at three scales. With ``patch_size``, the statistics are taken on non-overlapping
+strength) at three scales and, optionally, ``ToneStatistics`` (colour, clipping, local
+contrast). With ``patch_size``, the statistics are taken on non-overlapping
 square tiles and the image's logit is the mean of its tiles' logits: four 128 px tiles of a
 256 px image give the trees four times as many (if noisier) training examples, and the mean
 over tiles smooths the decision (model card, experiment 40).
@@ -33,23 +34,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genspot.training.forensic import GlobalStatistics, GradientStatistics
+from genspot.training.forensic import GlobalStatistics, GradientStatistics, ToneStatistics
 
 
 class MultiScaleStatistics(nn.Module):
     """The trees' input [N, 3, S, S] -> [N, F]: ``GlobalStatistics(dct=True)`` of the image
-    average-pooled by each of ``scales``, and ``GradientStatistics`` by each of ``gradient_scales``."""
+    average-pooled by each of ``scales``, ``GradientStatistics`` by each of ``gradient_scales``
+    and ``ToneStatistics`` by each of ``tone_scales``."""
 
-    def __init__(self, scales: Sequence[int], gradient_scales: Sequence[int]) -> None:
+    def __init__(self, scales: Sequence[int], gradient_scales: Sequence[int], tone_scales: Sequence[int] = ()) -> None:
         super().__init__()
-        if not scales or any(int(s) < 1 for s in [*scales, *gradient_scales]):
-            raise ValueError(f"scales must be positive integers, got {list(scales)} and {list(gradient_scales)}")
+        if not scales or any(int(s) < 1 for s in [*scales, *gradient_scales, *tone_scales]):
+            raise ValueError(
+                f"scales must be positive integers, got {list(scales)}, {list(gradient_scales)} and {list(tone_scales)}"
+            )
         self.scales = [int(s) for s in scales]
         self.gradient_scales = [int(s) for s in gradient_scales]
+        self.tone_scales = [int(s) for s in tone_scales]
         self.statistics = GlobalStatistics(dct=True)
         self.gradients = GradientStatistics()
+        self.tone = ToneStatistics()
         self.num_features = (len(self.scales) * self.statistics.num_features
-                             + len(self.gradient_scales) * GradientStatistics.num_features)
+                             + len(self.gradient_scales) * GradientStatistics.num_features
+                             + len(self.tone_scales) * ToneStatistics.num_features)
 
     def forward(self, image: torch.Tensor, full_size: torch.Tensor | None = None) -> torch.Tensor:
         """``full_size``: ``self.statistics(image)`` when the caller has it already (not recomputed)."""
@@ -61,6 +68,7 @@ class MultiScaleStatistics(nn.Module):
                 for s in self.scales
             ]
             parts += [self.gradients(_pooled(image, s)) for s in self.gradient_scales]
+            parts += [self.tone(_pooled(image, s)) for s in self.tone_scales]
             return torch.cat(parts, dim=1)
 
 
@@ -190,19 +198,27 @@ class TreeHead(nn.Module):
     """Image -> (tiles ->) multi-scale statistics -> boosted trees -> task-A logit [N] (mean over
     tiles). ``weight`` / ``weight_without_caption``: its share in the mix with the neural head
     when a caption is given / missing; ``blank_text``: the text branch's features of a blank
-    caption (None without a text branch: then no image has a caption)."""
+    caption (None without a text branch: then no image has a caption).
+
+    ``scale_without_caption`` multiplies the mixed logit of an image without a caption. When the
+    two paths differ (``separates_captions``), training fits it so that the checkpoint's one
+    temperature calibrates both: the caption-less path rests on the trees alone and is far less
+    sharp than the captioned one, so a single temperature fitted on both left it miscalibrated."""
 
     def __init__(self, statistics: MultiScaleStatistics, ensemble: TreeEnsemble, weight: float,
                  weight_without_caption: float | None = None, patch_size: int = 0,
-                 blank_text: torch.Tensor | None = None) -> None:
+                 blank_text: torch.Tensor | None = None, scale_without_caption: float = 1.0) -> None:
         super().__init__()
         weight_without_caption = weight if weight_without_caption is None else weight_without_caption
         if not (0.0 <= weight <= 1.0 and 0.0 <= weight_without_caption <= 1.0):
             raise ValueError(f"tree weights must be in [0, 1], got {weight} and {weight_without_caption}")
+        if not scale_without_caption > 0.0:
+            raise ValueError(f"scale_without_caption must be positive, got {scale_without_caption}")
         self.statistics = statistics
         self.ensemble = ensemble
         self.weight = float(weight)
         self.weight_without_caption = float(weight_without_caption)
+        self.scale_without_caption = float(scale_without_caption)
         self.patch_size = int(patch_size)
         self.register_buffer("blank_text", None if blank_text is None else blank_text.float().flatten(), persistent=False)
 
@@ -213,6 +229,11 @@ class TreeHead(nn.Module):
         scores = self.ensemble(self.statistics(image_tiles(image, self.patch_size)))
         return scores.reshape(image.shape[0], -1).mean(dim=1)
 
+    @property
+    def separates_captions(self) -> bool:
+        """Whether images with and without a caption take different paths (weights) here."""
+        return self.blank_text is not None and self.weight != self.weight_without_caption
+
     def caption_given(self, text_features: torch.Tensor) -> torch.Tensor:
         """[N] bool: the text features are not those of a blank caption."""
         similarity = F.cosine_similarity(text_features.float(), self.blank_text.unsqueeze(0), dim=1)
@@ -220,13 +241,15 @@ class TreeHead(nn.Module):
 
     def mix(self, neural_logit: torch.Tensor, image: torch.Tensor, text_features: torch.Tensor | None = None,
             full_size: torch.Tensor | None = None) -> torch.Tensor:
-        """Weighted mean of the neural head's and the trees' task-A logits; the weight depends on
-        whether ``text_features`` (the text branch's output) come from a caption."""
-        trees = self(image, full_size)
-        weight = torch.full_like(trees, self.weight_without_caption)
-        if self.blank_text is not None and text_features is not None and self.weight != self.weight_without_caption:
-            weight = torch.where(self.caption_given(text_features), torch.full_like(trees, self.weight), weight)
-        return (1.0 - weight) * neural_logit.float() + weight * trees
+        """Weighted mean of the neural head's and the trees' task-A logits; the weight (and the
+        caption-less scale) depends on whether ``text_features`` (the text branch's output) come
+        from a caption."""
+        trees, neural = self(image, full_size), neural_logit.float()
+        without = self.scale_without_caption * ((1.0 - self.weight_without_caption) * neural + self.weight_without_caption * trees)
+        if text_features is None or not self.separates_captions:
+            return without
+        captioned = (1.0 - self.weight) * neural + self.weight * trees
+        return torch.where(self.caption_given(text_features), captioned, without)
 
 
 def fit_tree_ensemble(features: np.ndarray, labels: np.ndarray, *, trees: int, learning_rate: float,

