@@ -88,12 +88,13 @@ class GenspotDetector(nn.Module):
         (``scale_without_caption``: see ``TreeHead``)."""
         trees = self.config.trees
         blank = self.caption_features([""])[0] if "text" in self.branches else None
-        if blank is not None and trees.weight_without_caption not in (None, trees.weight):
-            self._check_blank_captions_stand_out(blank)
-        self.tree_head = TreeHead(
+        head = TreeHead(
             self.tree_statistics(), ensemble, trees.weight, trees.weight_without_caption, trees.patch_size, blank,
             scale_without_caption,
         )
+        if head.separates_captions:
+            self._check_blank_captions_stand_out(head.blank_text)
+        self.tree_head = head
 
     @torch.no_grad()
     def caption_features(self, captions: list[str]) -> torch.Tensor:
