@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import c2pa
 
-from ._model import Signal
+from ._model import C2paStatus, Signal
 from ._terms import classify_source_type, generator_named_in, source_type_term
 
 _OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
@@ -46,17 +46,38 @@ class _Action:
         return value if isinstance(value, str) else None
 
 
-def read_c2pa(data: bytes) -> list[Signal]:
+def read_c2pa(data: bytes) -> tuple[list[Signal], C2paStatus | None]:
+    """The manifest store's signals, and the active manifest's validity and signer."""
     mime = _sniff_mime(data)
     if mime is None:
-        return []
+        return [], None
     try:
         with c2pa.Context(c2pa.Settings.from_dict(_OFFLINE)) as context:
             with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
                 store = json.loads(reader.json())
     except c2pa.C2paError as exc:
-        return _reader_error(str(exc))
-    return signals_from_store(store)
+        return _reader_error(str(exc)), None
+    return signals_from_store(store), status_from_store(store)
+
+
+def status_from_store(store: dict) -> C2paStatus:
+    """``valid`` / ``untrusted`` / ``invalid`` from c2pa's validation state and codes, and the signer."""
+    codes = list(dict.fromkeys(str(status.get("code")) for status in store.get("validation_status") or []))
+    state = store.get("validation_state")
+    if state == "Trusted":
+        validity = "valid"
+    elif state == "Valid" or (state is None and not [code for code in codes if code not in _EXPECTED_OFFLINE]):
+        validity = "untrusted" if "signingCredential.untrusted" in codes or state is None else "valid"
+    else:
+        validity = "invalid"
+    signature = (store.get("manifests") or {}).get(store.get("active_manifest"), {}).get("signature_info") or {}
+    signer, issuer = signature.get("common_name"), signature.get("issuer")
+    return C2paStatus(
+        validity=validity,
+        signer=str(signer) if signer else None,
+        issuer=str(issuer) if issuer and issuer != signer else None,
+        codes=codes,
+    )
 
 
 def signals_from_store(store: dict) -> list[Signal]:

@@ -24,6 +24,25 @@ class Signal(msgspec.Struct, frozen=True):
     generator: str | None = None
 
 
+C2paValidity = Literal["valid", "untrusted", "invalid"]
+
+
+class C2paStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the active C2PA manifest holds up, and who signed it.
+
+    ``valid``: hashes and signature check out and the signer is on a trust list;
+    ``untrusted``: hashes and signature check out but the signer is on no trust list this
+    reader knows (offline, with no trust list loaded, the best any manifest can get: anyone
+    can sign a manifest with a certificate they made); ``invalid``: the signature, the
+    certificate or the hash binding to the image fails (``codes`` says which).
+    """
+
+    validity: C2paValidity
+    signer: str | None = None
+    issuer: str | None = None
+    codes: list[str] = []
+
+
 class Provenance(msgspec.Struct, frozen=True):
     """The conclusion from metadata alone.
 
@@ -36,13 +55,14 @@ class Provenance(msgspec.Struct, frozen=True):
     verdict: Verdict
     generator: str | None
     signals: list[Signal]
+    c2pa: C2paStatus | None = None
 
 
-def conclude(signals: list[Signal]) -> Provenance:
+def conclude(signals: list[Signal], c2pa: C2paStatus | None = None) -> Provenance:
     """Combine signals (in priority order) into one verdict."""
     for verdict in ("ai", "not-ai"):
         backing = [signal for signal in signals if signal.verdict == verdict]
         if backing:
             generator = next((signal.generator for signal in backing if signal.generator), None)
-            return Provenance(verdict=verdict, generator=generator, signals=signals)
-    return Provenance(verdict="unknown", generator=None, signals=signals)
+            return Provenance(verdict=verdict, generator=generator, signals=signals, c2pa=c2pa)
+    return Provenance(verdict="unknown", generator=None, signals=signals, c2pa=c2pa)

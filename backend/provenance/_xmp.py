@@ -7,6 +7,7 @@ The packet is parsed as XML and only named properties are read, in both RDF spel
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ElementTree
 
 from PIL import Image
@@ -20,6 +21,10 @@ _IPTC_EXT = "http://iptc.org/std/Iptc4xmpExt/"
 _XMP = "http://ns.adobe.com/xap/1.0/"
 _PHOTOSHOP = "http://ns.adobe.com/photoshop/1.0/"
 _DCTERMS = "http://purl.org/dc/terms/"
+_TC260 = "http://www.tc260.org.cn/ns/AIGC/"
+"""China's GB 45438-2025 implicit label (ByteDance Doubao / Jimeng and other Chinese services):
+``TC260:AIGC`` holds JSON whose ``Label`` is "1" (AI-generated), "2" (possibly) or "3" (suspected)."""
+_TC260_LABELS = {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspected AI-generated"}
 
 
 def xmp_packet(image: Image.Image) -> str | None:
@@ -50,9 +55,23 @@ def read_xmp(image: Image.Image) -> list[Signal]:
         signals.append(Signal("iptc_xmp", detail, verdict, named_generator if verdict == "ai" else None))
     if creator_tool and generator_named_in(creator_tool)[0]:
         signals.append(Signal("iptc_xmp", f"xmp:CreatorTool {creator_tool!r} is an AI generator", "ai", named_generator))
+    signals += [_tc260_signal(value) for value in _values(root, _TC260, "AIGC")[:4]]
     if provenance := _first(root, _DCTERMS, "provenance"):
         signals.append(Signal("iptc_xmp", f"dcterms:provenance points to a remote manifest: {provenance}"))
     return signals
+
+
+def _tc260_signal(value: str) -> Signal:
+    try:
+        label = json.loads(value)
+    except ValueError:
+        label = None
+    if not isinstance(label, dict):
+        return Signal("iptc_xmp", f"TC260:AIGC label that is not JSON: {value[:80]!r}")
+    code = str(label.get("Label", ""))
+    producer = str(label.get("ContentProducer") or "").strip()[:100] or None
+    detail = f"TC260:AIGC label {code} ({_TC260_LABELS.get(code, 'unknown code')})" + (f", producer {producer}" if producer else "")
+    return Signal("iptc_xmp", detail, "ai" if code == "1" else None, producer if code == "1" else None)
 
 
 def _generator_in(text: str | None) -> str | None:
