@@ -3,16 +3,23 @@
 ``load_samples(spec)`` returns ``Sample`` records whatever the source:
 
 - a folder with ``labels.csv`` (``image, caption, label_a, label_b[, split][, source]``);
-- a parquet file or a folder of them, in the CT2 schema: wide rows (``caption`` plus one
-  column per generator, six samples per row, ``coco_image`` real) or long rows (``Caption,
-  Image, Label_A, Label_B``); split taken from the file name (train/val/validation/test);
+- a parquet file or a folder of them, in one of the CT2 / Defactify 4 schemas, told apart by
+  their columns: wide training rows (``caption`` plus one image column per generator, six
+  samples per row, ``coco_image`` real), long rows (``Caption, Image, Label_A, Label_B``,
+  column names in any case) and the test split (``caption, image``: long rows without labels,
+  loadable with ``require_labels=False`` only); split taken from the file name
+  (train/val/validation/test), except that rows without labels are always ``test`` (the hub's
+  test files are named ``train-*.parquet``). Each parquet sample keeps its row number over the
+  files in sorted order (``Sample.row``, the row index of a CT2 submission);
 - a Hugging Face dataset name (needs the optional ``datasets`` package and a network).
 
 Every image is decoded once up front; unreadable ones are skipped and counted in the log,
 never stopping a run. Images that arrive as bytes (parquet cells, dataset rows) are written once
 to a content-addressed store on disk (``GENSPOT_IMAGE_STORE``, default ``~/.cache/genspot/images``)
-and read from there, so a CT2-sized set is streamed, not held in memory. ``DetectorDataset``
-turns samples into model inputs for training.
+and read from there, so a CT2-sized set is streamed, not held in memory. Validation splits are by group (``group_key``): CT2 shares one caption between a real photo
+and five generated images, and a text-to-image prompt makes several images, so an image-level
+split would put the same caption on both sides. ``DetectorDataset`` turns samples into model
+inputs for training.
 """
 
 from __future__ import annotations
@@ -49,8 +56,10 @@ WIDE_IMAGE_COLUMNS = {  # CT2 wide training rows: column -> generator name
     "dalle_image": "dalle",
     "midjourney_image": "midjourney",
 }
-LONG_COLUMNS = ("Caption", "Image", "Label_A", "Label_B")
-CT2_LABEL_B = (REAL, "sd21", "sdxl", "sd3", "dalle", "midjourney")  # Label_B 0..5
+LONG_COLUMNS = ("Caption", "Image", "Label_A", "Label_B")  # matched in any case ("caption, image" in the test split)
+# Label_B ids 0..5 of Defactify 4 (CT2): 0 real (MS COCO), 1 Stable Diffusion 2.1, 2 SDXL, 3 Stable
+# Diffusion 3, 4 DALL-E 3, 5 Midjourney v6. Label_A: 0 real, 1 AI-generated.
+CT2_LABEL_B = (REAL, "sd21", "sdxl", "sd3", "dalle", "midjourney")
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 IMAGE_STORE_ENV = "GENSPOT_IMAGE_STORE"
@@ -72,6 +81,8 @@ class Sample:
     data: bytes | None = None  # encoded image while it is read from a parquet cell / dataset row
     digest: str | None = None  # sha256 of the encoded image bytes (feature-cache keys)
     stored: bool = False  # ``path`` is a copy in the image store (a cache), not the user's file
+    row: int | None = None  # parquet / dataset row number over all files read (submission index)
+    group: str | None = None  # images that must stay on one side of a split (see ``group_key``)
 
     def read_bytes(self) -> bytes:
         return self.data if self.data is not None else Path(self.path).read_bytes()
@@ -124,6 +135,7 @@ def read_labels_csv(folder: Path, require_labels: bool = True) -> Iterator[Sampl
                 split=(row.get("split") or "").strip() or None,
                 source=(row.get("source") or "").strip() or None,
                 path=folder / row["image"],
+                group=(row.get("group") or "").strip() or None,
             )
 
 
@@ -157,6 +169,7 @@ def read_parquet(path: Path, require_labels: bool = True) -> Iterator[Sample]:
     import pyarrow.parquet as pq
 
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    row_number = 0  # over all files, in sorted order: the submission's row index
     for file in files:
         parquet = pq.ParquetFile(file)
         columns = parquet.schema_arrow.names
@@ -164,40 +177,66 @@ def read_parquet(path: Path, require_labels: bool = True) -> Iterator[Sample]:
         row_index = 0
         for batch in parquet.iter_batches(batch_size=256):
             for row in batch.to_pylist():
-                yield from ct2_row_samples(row, columns, f"{file.name}#{row_index}", split, str(file), require_labels)
+                key = f"{file.name}#{row_index}"
+                yield from ct2_row_samples(row, columns, key, split, str(file), require_labels, row_number)
                 row_index += 1
+                row_number += 1
+
+
+def ct2_schema(columns: list[str], where: str) -> tuple[str, dict[str, str]]:
+    """``("wide", {})``, or ``("long", {canonical lower-case name: column})`` for long rows
+    (labelled or, like the test split, not); any other set of columns is a one-line error."""
+    if any(c in columns for c in WIDE_IMAGE_COLUMNS):
+        _require_columns(columns, ["caption", *WIDE_IMAGE_COLUMNS], where)
+        return "wide", {}
+    by_lower = {c.lower(): c for c in columns}
+    if "caption" in by_lower and "image" in by_lower:
+        return "long", {c.lower(): by_lower[c.lower()] for c in LONG_COLUMNS if c.lower() in by_lower}
+    raise DataError(
+        f"{where}: unknown CT2 schema, found columns {', '.join(columns) or '(none)'}; expected wide training rows "
+        f"(caption, {', '.join(WIDE_IMAGE_COLUMNS)}), long rows ({', '.join(LONG_COLUMNS)}) or the test split (caption, image)"
+    )
 
 
 def ct2_row_samples(
-    row: dict, columns: list[str], key: str, split: str | None, where: str, require_labels: bool = True
+    row: dict, columns: list[str], key: str, split: str | None, where: str, require_labels: bool = True,
+    row_number: int | None = None,
 ) -> Iterator[Sample]:
-    """Samples of one CT2 row, wide (six images) or long (one image; labels optional when unlabelled)."""
-    if any(c in columns for c in WIDE_IMAGE_COLUMNS) or "caption" in columns:
-        _require_columns(columns, ["caption", *WIDE_IMAGE_COLUMNS], where)
+    """Samples of one CT2 row: six for a wide row, one for a long row (labels optional when unlabelled)."""
+    schema, names = ct2_schema(columns, where)
+    if schema == "wide":
+        caption = row["caption"] or ""
         for column, generator in WIDE_IMAGE_COLUMNS.items():
             yield Sample(
                 key=f"{key}:{column}",
-                caption=row["caption"] or "",
+                caption=caption,
                 label_a=int(generator != REAL),
                 label_b=generator,
                 split=split,
                 data=image_cell_bytes(row[column]),
+                row=row_number,
+                group=caption.strip() or key,  # the six images of a row stay together
             )
         return
-    _require_columns(columns, LONG_COLUMNS if require_labels else LONG_COLUMNS[:2], where)
+    if require_labels:
+        missing = [c for c in LONG_COLUMNS[2:] if c.lower() not in names]
+        if missing:
+            raise DataError(f"{where}: missing column {', '.join(repr(c) for c in missing)}")
     label_b = ""
-    if row.get("Label_B") is not None:
-        label_b_index = int(row["Label_B"])
+    if row.get(names.get("label_b")) is not None:
+        label_b_index = int(row[names["label_b"]])
         if not 0 <= label_b_index < len(CT2_LABEL_B):
             raise DataError(f"{where} {key}: Label_B must be 0..{len(CT2_LABEL_B) - 1}, got {label_b_index}")
         label_b = CT2_LABEL_B[label_b_index]
+    label_a = _int_label(row.get(names.get("label_a")), f"{where} {key}", require_labels)
     yield Sample(
         key=key,
-        caption=row["Caption"] or "",
-        label_a=_int_label(row.get("Label_A"), f"{where} {key}", require_labels),
+        caption=row[names["caption"]] or "",
+        label_a=label_a,
         label_b=label_b,
-        split=split,
-        data=image_cell_bytes(row["Image"]),
+        split=split if label_a in (0, 1) else "test",  # rows without labels can only be predicted
+        data=image_cell_bytes(row[names["image"]]),
+        row=row_number,
     )
 
 
@@ -231,6 +270,7 @@ def read_hf_dataset(name: str, require_labels: bool = True) -> Iterator[Sample]:
         dataset_dict = datasets.load_dataset(name)
     except Exception as exc:  # network, auth, unknown name
         raise DataError(f"cannot load Hugging Face dataset {name!r}: {exc}") from exc
+    row_number = 0
     for split_name, dataset in dataset_dict.items():
         for column, feature in dataset.features.items():
             if isinstance(feature, datasets.Image):
@@ -238,7 +278,8 @@ def read_hf_dataset(name: str, require_labels: bool = True) -> Iterator[Sample]:
         columns = list(dataset.column_names)
         for index, row in enumerate(dataset):
             split = SPLIT_NAMES.get(split_name)
-            yield from ct2_row_samples(row, columns, f"{split_name}#{index}", split, name, require_labels)
+            yield from ct2_row_samples(row, columns, f"{split_name}#{index}", split, name, require_labels, row_number)
+            row_number += 1
 
 
 def image_store() -> Path:
@@ -295,22 +336,55 @@ def generator_names(samples: Iterable[Sample]) -> list[str]:
     return sorted({s.label_b for s in samples if s.label_a == 1 and s.label_b and s.label_b != REAL})
 
 
+def group_key(sample: Sample) -> str:
+    """What keeps images together in a split: ``Sample.group`` (a wide CT2 row, a labels.csv
+    ``group`` column), else the caption (CT2: one caption for a real photo and its generated
+    images; folder data: the prompt), case and spacing ignored; an image without either is
+    its own group."""
+    if sample.group:
+        return sample.group
+    caption = " ".join(sample.caption.lower().split())
+    return f"caption:{caption}" if caption else f"key:{sample.key}"
+
+
+def shared_groups(train: list[Sample], val: list[Sample]) -> set[str]:
+    """Groups (captions, prompts) that have images on both sides."""
+    return {group_key(s) for s in train} & {group_key(s) for s in val}
+
+
 def split_samples(samples: list[Sample], val_fraction: float, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
-    """(train, val): the ``split`` column when it names a val split, else a stratified hold-out."""
+    """(train, val): the ``split`` column when it names a val split, else a hold-out of whole
+    groups (``group_key``), stratified by the set of classes in a group: within each stratum,
+    groups in a seeded random order join val while that brings its size closer to
+    ``val_fraction`` of the stratum."""
     if any(s.split == "val" for s in samples):
-        return [s for s in samples if s.split in (None, "train")], [s for s in samples if s.split == "val"]
-    pool = [s for s in samples if s.split != "test"]
-    by_class: dict[str, list[Sample]] = {}
-    for sample in pool:
-        by_class.setdefault(sample.label_b, []).append(sample)
+        train, val = [s for s in samples if s.split in (None, "train")], [s for s in samples if s.split == "val"]
+        leaked = shared_groups(train, val)
+        if leaked:
+            log.warning("%d caption/prompt group(s) have images in both train and val (e.g. %s)", len(leaked), sorted(leaked)[0])
+        return train, val
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        if sample.split != "test":
+            groups.setdefault(group_key(sample), []).append(sample)
+    strata: dict[tuple[str, ...], list[list[Sample]]] = {}
+    for name in sorted(groups):
+        members = groups[name]
+        strata.setdefault(tuple(sorted({s.label_b for s in members})), []).append(members)
     rng = random.Random(seed)
     train, val = [], []
-    for name in sorted(by_class):
-        group = by_class[name][:]
-        rng.shuffle(group)
-        n_val = round(len(group) * val_fraction) if len(group) > 1 else 0
-        val += group[:n_val]
-        train += group[n_val:]
+    for stratum in sorted(strata):
+        members = strata[stratum]
+        rng.shuffle(members)
+        total = sum(map(len, members))
+        target = round(total * val_fraction) if total > 1 else 0
+        taken = 0
+        for group in members:
+            if abs(taken + len(group) - target) < abs(taken - target):
+                val += group
+                taken += len(group)
+            else:
+                train += group
     return train, val
 
 
