@@ -11,6 +11,7 @@ from genspot.backend.provenance import Provenance
 
 MAX_ITEMS = 64
 Verdict = Literal["ai", "real", "uncertain"]
+DecidedBy = Literal["provenance", "model"]
 
 
 class DetectItem(msgspec.Struct, kw_only=True):
@@ -69,14 +70,34 @@ class ErrorInfo(msgspec.Struct, frozen=True):
     message: str
 
 
+class Thresholds(msgspec.Struct, frozen=True):
+    """``ai`` from ``threshold + uncertain_band`` up, ``real`` below ``threshold - uncertain_band``,
+    ``uncertain`` in between."""
+
+    threshold: float
+    uncertain_band: float
+
+
 class ItemResult(msgspec.Struct, kw_only=True):
     id: str | None
     status: Literal["ok", "error"]
     verdict: Verdict | None = None
+    decided_by: Annotated[
+        DecidedBy | None,
+        msgspec.Meta(description="whose evidence set the verdict: the file's provenance metadata or the model"),
+    ] = None
+    model_verdict: Annotated[
+        Verdict | None, msgspec.Meta(description="what the model alone says, by `thresholds`")
+    ] = None
+    conflict: Annotated[
+        str | None, msgspec.Meta(description="the evidence that disagrees with the verdict, in words; null when none does")
+    ] = None
     ai_probability: float | None = None
     source: Source | None = None
     sources: list[Source] = msgspec.field(default_factory=list)
     provenance: Provenance | None = None
+    sha256: Annotated[str | None, msgspec.Meta(description="SHA-256 of the image bytes judged (hex)")] = None
+    thresholds: Thresholds | None = None
     cached: bool = False
     model_version: str
     error: ErrorInfo | None = None
@@ -104,13 +125,6 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     invalid_params: Annotated[
         list[InvalidParam], msgspec.Meta(description="on 400 answers: each field to fix")
     ] = []
-
-
-class Thresholds(msgspec.Struct, frozen=True):
-    """``ai`` above ``threshold + uncertain_band``, ``real`` below ``threshold - uncertain_band``."""
-
-    threshold: float
-    uncertain_band: float
 
 
 class ModelInfo(msgspec.Struct, kw_only=True):

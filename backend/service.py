@@ -82,6 +82,7 @@ class DetectionService:
         self.batcher = batcher
         self.metrics = metrics
         self.thresholds = Thresholds(settings.threshold, settings.uncertain_band)
+        self.uses_alt_text = bundle.alt_text_is_safe if settings.use_alt_text is None else settings.use_alt_text
         self._decode_pool = decode_pool
         self._inflight: dict[str, asyncio.Future] = {}
 
@@ -103,8 +104,8 @@ class DetectionService:
 
     async def _detect_one(self, item: ItemInput) -> ItemResult:
         try:
-            detection, cached = await self._detection(item)
-            verdict, source = decide(detection, self.thresholds, self.bundle.labels)
+            detection, cached, digest = await self._detection(item)
+            decision = decide(detection, self.thresholds, self.bundle.labels)
         except ItemError as exc:
             return self._error(item, exc.code, exc.message)
         except Exception:  # a bug costs its item only; CancelledError is no Exception and passes
@@ -114,11 +115,16 @@ class DetectionService:
         return ItemResult(
             id=item.id,
             status="ok",
-            verdict=verdict,
+            verdict=decision.verdict,
+            decided_by=decision.decided_by,
+            model_verdict=decision.model_verdict,
+            conflict=decision.conflict,
             ai_probability=round(detection.ai_probability, 6),
-            source=source,
+            source=decision.source,
             sources=detection.sources,
             provenance=detection.provenance,
+            sha256=digest,
+            thresholds=self.thresholds,
             cached=cached,
             model_version=self.bundle.version,
         )
@@ -128,14 +134,15 @@ class DetectionService:
         self.metrics.item_errors.labels(code).inc()
         return ItemResult(id=item.id, status="error", model_version=self.bundle.version, error=ErrorInfo(code, message))
 
-    async def _detection(self, item: ItemInput) -> tuple[Detection, bool]:
-        caption = item.caption if self.settings.use_alt_text else None
+    async def _detection(self, item: ItemInput) -> tuple[Detection, bool, str]:
+        """The detection, whether it came from the cache, and the image's SHA-256 (hex)."""
+        caption = item.caption if self.uses_alt_text else None
         caption_digest = caption_hash(caption)
         remote = item.url is not None and not item.url.startswith("data:")
         if remote:
             found = await self._cached_for_url(item.url, caption_digest)
             if found is not None:
-                return found, True
+                return found[0], True, found[1]
             data = await self._single_flight(f"fetch:{item.url}", lambda: self._download(item.url, item.page_url))
         else:
             data = item.data if item.url is None else _data_url_bytes(item.url)
@@ -144,20 +151,23 @@ class DetectionService:
             await self.cache.set(cache_keys.url_key(item.url), digest.encode(), self.settings.url_ttl_s)
         found = await self._cached(digest, caption_digest)
         if found is not None:
-            return found, True
+            return found, True, digest
         key = cache_keys.result_key(digest, self.bundle.version, caption_digest)
         detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, caption))
-        return detection, False
+        return detection, False, digest
 
-    async def _cached_for_url(self, url: str, caption_digest: str) -> Detection | None:
-        """The cached result for the bytes this URL served recently, if both entries are still there."""
+    async def _cached_for_url(self, url: str, caption_digest: str) -> tuple[Detection, str] | None:
+        """The cached result (and image digest) for the bytes this URL served recently, if both entries are still there."""
         key = cache_keys.url_key(url)
         known_digest = await self.cache.get(key)
         if known_digest and not _SHA256_HEX.fullmatch(known_digest):
             log.warning("ignoring a corrupt URL cache entry %s", key)
             known_digest = None
         self.metrics.cache.labels("url", "hit" if known_digest else "miss").inc()
-        return await self._cached(known_digest.decode(), caption_digest) if known_digest else None
+        if not known_digest:
+            return None
+        found = await self._cached(known_digest.decode(), caption_digest)
+        return (found, known_digest.decode()) if found is not None else None
 
     async def _cached(self, digest: str, caption_digest: str) -> Detection | None:
         raw = await self.cache.get(cache_keys.result_key(digest, self.bundle.version, caption_digest))

@@ -1,19 +1,49 @@
-"""Turn probabilities and metadata into the answer a user reads: verdict and likely source.
+"""Turn probabilities and metadata into the answer a user reads: verdict, likely source, and
+which evidence decided.
 
 Results are cached as raw probabilities (:class:`Detection`), and verdicts are derived here on
 every answer, so changing the thresholds never needs a cache flush.
+
+The policy (docs/backend.md, "How evidence combines"), strongest evidence first:
+
+1. Metadata that proves AI generation (a C2PA or IPTC AI source type, an AI tool's
+   C2PA creation, Stable Diffusion parameters, a generator's name or claim in EXIF / PNG
+   text, a TC260 AIGC label) -> ``ai``, decided by provenance, whatever the model says.
+   Nobody gains by forging an AI label onto a photo as often as by stripping one, and the
+   label is shown with where it was found.
+2. An intact C2PA manifest (its hashes and signature check out) that declares a capture or
+   an edit history without any AI source -> ``real``, decided by provenance. When its
+   signer is on no trust list (``untrusted``: offline, anyone can sign a manifest with a
+   certificate they made) and the model says ``ai``, the two disagree: ``uncertain``,
+   still decided by provenance, with the model's view in ``conflict``.
+3. Weak capture evidence (camera EXIF Make/Model, an XMP capture source type, a capture
+   declared in an *invalid* manifest) is easy to copy onto any file: it never makes an
+   image ``real``, but it holds a model ``ai`` verdict at ``uncertain`` (decided by the
+   model, the disagreement in ``conflict``).
+4. Otherwise the model decides, by the thresholds.
 """
 
 from __future__ import annotations
 
 import re
 
+import msgspec
 import numpy as np
 
-from genspot.backend.schemas import Detection, Source, Thresholds, Verdict
+from genspot.backend.provenance import Provenance
+from genspot.backend.schemas import DecidedBy, Detection, Source, Thresholds, Verdict
 
 TOP_SOURCES = 3
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_INTACT = ("valid", "untrusted")
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    verdict: Verdict
+    source: Source
+    decided_by: DecidedBy
+    model_verdict: Verdict
+    conflict: str | None = None
 
 
 def top_sources(p_source: np.ndarray, labels: list[str], k: int = TOP_SOURCES) -> list[Source]:
@@ -30,17 +60,51 @@ def model_verdict(p_ai: float, thresholds: Thresholds) -> Verdict:
     return "uncertain"
 
 
-def decide(detection: Detection, thresholds: Thresholds, labels: list[str]) -> tuple[Verdict, Source]:
-    """Verdict and source: metadata that proves AI wins over the model, and names the source if it can."""
+def decide(detection: Detection, thresholds: Thresholds, labels: list[str]) -> Decision:
+    """Verdict, source and deciding evidence, by the policy in this module's docstring."""
     provenance = detection.provenance
+    p_ai = detection.ai_probability
+    by_model = model_verdict(p_ai, thresholds)
+    model_says = f"the model alone says {by_model} (AI probability {p_ai:.0%})"
     if provenance is not None and provenance.verdict == "ai":
-        if provenance.generator:
-            return "ai", Source(_match_label(provenance.generator, labels), 1.0)
-        return "ai", detection.sources[0] if detection.sources else Source("unknown", 1.0)
-    verdict = model_verdict(detection.ai_probability, thresholds)
-    if verdict == "real" or not detection.sources:
-        return verdict, Source("real", round(1.0 - detection.ai_probability, 6))
-    return verdict, detection.sources[0]
+        source = Source(_match_label(provenance.generator, labels), 1.0) if provenance.generator else _first_source(detection)
+        return Decision(verdict="ai", source=source, decided_by="provenance", model_verdict=by_model,
+                        conflict=None if by_model == "ai" else model_says)
+    if provenance is not None and provenance.verdict == "not-ai":
+        signed = _signed_capture(provenance)
+        if signed and (provenance.c2pa.validity == "valid" or by_model != "ai"):
+            return Decision(verdict="real", source=Source("real", 1.0), decided_by="provenance", model_verdict=by_model,
+                            conflict=model_says if by_model == "ai" else None)
+        if by_model == "ai":
+            evidence = signed or _weak_capture(provenance)
+            return Decision(verdict="uncertain", source=_first_source(detection), model_verdict=by_model,
+                            decided_by="provenance" if signed else "model", conflict=f"{model_says}, but {evidence}")
+    if by_model == "real" or not detection.sources:
+        return Decision(verdict=by_model, source=Source("real", round(1.0 - p_ai, 6)), decided_by="model", model_verdict=by_model)
+    return Decision(verdict=by_model, source=detection.sources[0], decided_by="model", model_verdict=by_model)
+
+
+def _first_source(detection: Detection) -> Source:
+    return detection.sources[0] if detection.sources else Source("unknown", 1.0)
+
+
+def _signed_capture(provenance: Provenance) -> str | None:
+    """What an intact C2PA manifest declaring a capture or an AI-free history says, else None."""
+    status = provenance.c2pa
+    if status is None or status.validity not in _INTACT:
+        return None
+    signal = next((s for s in provenance.signals if s.kind == "c2pa" and s.verdict == "not-ai"), None)
+    if signal is None:
+        return None
+    trust = "a trusted signer" if status.validity == "valid" else "a signer on no trust list"
+    return f"a C2PA manifest signed by {status.signer or 'an unnamed signer'} ({trust}) says: {signal.detail}"
+
+
+def _weak_capture(provenance: Provenance) -> str:
+    signal = next(s for s in provenance.signals if s.verdict == "not-ai")
+    if signal.kind == "exif":
+        return f"{signal.detail} (camera EXIF is easy to copy onto any file, so it only holds the verdict at uncertain)"
+    return f"{signal.detail} (unverified: {signal.kind} metadata without an intact signature)"
 
 
 def _match_label(generator: str, labels: list[str]) -> str:
