@@ -90,7 +90,29 @@ def _genspot_problem(request: Request, exc: GenspotError) -> Response:
     return problem(request, exc.http_status, f"{exc.field}: {exc.message}" if params else exc.message, params)
 
 
+_BODY_PARSERS = ("litestar._kwargs", "litestar._multipart", "litestar.serialization", "litestar.connection")
+"""Modules that read and parse request bodies: an error raised inside them is the body's fault."""
+
+_BODY_REASONS: dict[type[Exception], str] = {
+    RecursionError: "not valid JSON (nested too deeply)",
+    UnicodeDecodeError: "a multipart part without a filename must be UTF-8 text; send image files as parts "
+    "with a filename (curl -F files=@a.jpg)",
+}
+
+
+def _raised_by_body_parsing(exc: BaseException) -> bool:
+    frames = []
+    traceback = exc.__traceback__
+    while traceback is not None:
+        frames.append(traceback.tb_frame.f_globals.get("__name__", ""))
+        traceback = traceback.tb_next
+    return any(module.startswith(_BODY_PARSERS) for module in frames)
+
+
 def _unexpected_problem(request: Request, exc: Exception) -> Response:
+    reason = next((text for kind, text in _BODY_REASONS.items() if isinstance(exc, kind)), None)
+    if reason is not None and _raised_by_body_parsing(exc):  # hostile input Litestar does not turn into a 400
+        return problem(request, 400, f"body: {reason}", [InvalidParam("body", reason)])
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(request, 500, "internal error; the server log has the details")
 
