@@ -18,7 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import genspot
 from genspot.backend.access import API_KEY_HEADER
-from genspot.backend.controllers import DetectController, HealthController
+from genspot.backend.controllers import DetectController, FeedbackController, HealthController
 from genspot.backend.problems import EXCEPTION_HANDLERS
 from genspot.backend.runtime import open_runtime
 from genspot.backend.settings import Settings
@@ -73,7 +73,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
         max_age=3600,
     )
     return Litestar(
-        route_handlers=[DetectController, HealthController],
+        route_handlers=[DetectController, FeedbackController, HealthController],
         lifespan=[lifespan],
         middleware=[_request_metrics],
         exception_handlers=EXCEPTION_HANDLERS,

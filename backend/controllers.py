@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import Body
 
-from genspot.backend.access import access_guard
+from genspot.backend.access import API_KEY_HEADER, access_guard, client_address
 from genspot.backend.errors import RequestError
+from genspot.backend.feedback import FeedbackReceipt, FeedbackRequest, FeedbackStore
+from genspot.backend.ratelimit import RateLimiter
 from genspot.backend.problems import problem_responses
 from genspot.backend.schemas import (
     MAX_ITEMS,
@@ -77,6 +81,45 @@ class DetectController(Controller):
     @get("/model", summary="The served model: version, generator labels, verdict thresholds", responses=_ACCESS_REFUSALS)
     async def model(self, state: State) -> ModelInfo:
         return state.runtime.service.model_info()
+
+
+_FEEDBACK_WINDOW_S = 3600
+
+
+def _feedback_parts(state: State) -> tuple[FeedbackStore, RateLimiter]:
+    """The store and its per-client limiter, made on first use (one per process)."""
+    if not hasattr(state, "feedback"):
+        settings = state.runtime.settings
+        state.feedback = (FeedbackStore(settings.feedback_path), RateLimiter(settings.feedback_per_client_per_hour, _FEEDBACK_WINDOW_S))
+    return state.feedback
+
+
+class FeedbackController(Controller):
+    path = "/v1"
+    guards = [access_guard]
+    tags = ["moderation"]
+
+    @post(
+        "/feedback",
+        status_code=201,
+        summary="Report a wrong verdict (stored unverified, with the image's SHA-256)",
+        responses=problem_responses(400, 401, 413, 429),
+        request_max_body_size=16 * 1024,
+    )
+    async def feedback(self, data: FeedbackRequest, request: Request, state: State) -> FeedbackReceipt:
+        # JSON only: a web page's "simple" cross-origin POST (text/plain, form) cannot send this
+        # content type without a CORS preflight, which page origins fail.
+        if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != "application/json":
+            raise RequestError("send the report as application/json", field="content-type")
+        store, limiter = _feedback_parts(state)
+        client = client_address(request, state.runtime.settings.trust_forwarded_for)
+        retry_after = await limiter.check("feedback", client)
+        if retry_after is not None:
+            raise TooManyRequestsException(
+                f"too many reports from this address; retry in {int(retry_after)} s", headers={"Retry-After": str(int(retry_after))}
+            )
+        reporter = store.reporter_id(client, request.headers.get(API_KEY_HEADER.lower()))
+        return await asyncio.to_thread(store.add, data, reporter)
 
 
 class HealthController(Controller):

@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = r"^(chrome|moz)-extension://[a-z0-9-]+$"
 
+    # wrong-verdict reports (POST /v1/feedback, backend/feedback.py): JSON Lines file, reports per client per hour
+    feedback_path: str = "~/.local/share/genspot/feedback.jsonl"
+    feedback_per_client_per_hour: int = 20
     def __post_init__(self) -> None:
         problems = []
         if not 0.0 < self.threshold < 1.0:

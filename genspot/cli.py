@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("genspot.backend.serve", "run the detection service"),
     "scan": ("genspot.backend.scan", "run the detection pipeline on local files or URLs"),
 }
+    "feedback": ("genspot.backend.feedback_cli", "export wrong-verdict reports (POST /v1/feedback) as label candidates"),
 
 
 def _usage() -> str:
