@@ -13,13 +13,14 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("genspot.training.train", "train a detector on a labelled folder or CT2 parquet"),
     "evaluate": ("genspot.training.evaluate", "evaluate a checkpoint: metrics, plots, predictions"),
+    "predict": ("genspot.training.submission", "predict with a checkpoint: a CT2 submission, or p_ai per image"),
     "pseudo-label": ("genspot.training.pseudo_label", "label unlabelled images with a checkpoint"),
     "export": ("genspot.export.cli", "export a checkpoint to a TorchScript / TensorRT bundle"),
     "bench": ("genspot.export.bench", "measure a bundle's throughput against the paper's pipeline"),
     "serve": ("genspot.backend.serve", "run the detection service"),
     "scan": ("genspot.backend.scan", "run the detection pipeline on local files or URLs"),
-}
     "feedback": ("genspot.backend.feedback_cli", "export wrong-verdict reports (POST /v1/feedback) as label candidates"),
+}
 
 
 def _usage() -> str:

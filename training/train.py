@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-fraction", type=float, help="hold-out fraction when the data has no val split")
     parser.add_argument("--caption-dropout", type=float, help="probability of training with an empty caption")
     parser.add_argument("--no-augment", action="store_true", help="image augmentations off (caption dropout stays)")
-    parser.add_argument("--pseudo-labels", nargs="+", default=[], metavar="DIR", help="labels.csv folders added to train")
+    parser.add_argument("--val-data", help="validation set of its own (e.g. CT2's official validation parquet): all of it is val, "
+                        "and --data's own val split, if any, is not used")
+    parser.add_argument("--pseudo-labels", nargs="+", default=[], metavar="DIR",
+                        help="labels.csv folders added to train (their rows marked split=val, if any, go to val)")
     parser.add_argument("--blank-val-captions", action="store_true", help="select the best epoch with captions blanked")
     parser.add_argument("--max-train", type=int, help="use at most N training samples (stratified)")
     parser.add_argument("--max-val", type=int, help="use at most N validation samples (stratified)")
@@ -185,11 +188,17 @@ def subsample(samples: list[Sample], limit: int | None, seed: int) -> list[Sampl
 
 def load_data(args: argparse.Namespace, train_config: TrainConfig, progress: bool) -> tuple[list[Sample], list[Sample]]:
     samples = load_samples(args.data, progress=progress)
-    train, val = split_samples(samples, train_config.val_fraction, train_config.seed)
+    if args.val_data:
+        train = [s for s in samples if s.split in (None, "train")]
+        val = [dataclasses.replace(s, split="val") for s in load_samples(args.val_data, progress=progress)]
+    else:
+        train, val = split_samples(samples, train_config.val_fraction, train_config.seed)
     for folder in args.pseudo_labels:
-        pseudo = [dataclasses.replace(s, split="train") for s in load_samples(folder, progress=progress)]
-        log.info("added %d pseudo-labelled samples from %s", len(pseudo), folder)
-        train += pseudo
+        pseudo = load_samples(folder, progress=progress)
+        pseudo_val = [s for s in pseudo if s.split == "val"]
+        log.info("added %d pseudo-labelled samples from %s (%d to val)", len(pseudo), folder, len(pseudo_val))
+        train += [dataclasses.replace(s, split="train") for s in pseudo if s.split != "val"]
+        val += pseudo_val
     train = subsample(train, args.max_train, train_config.seed)
     val = subsample(val, args.max_val, train_config.seed)
     if not train or not val:

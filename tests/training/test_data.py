@@ -170,3 +170,83 @@ def test_unlabelled_ct2_long_parquet(tmp_path):
     assert [(s.label_a, s.label_b, s.caption, s.split) for s in samples] == [(-1, "", "a", "test"), (-1, "", "", "test")]
     with pytest.raises(DataError, match="missing column 'Label_A', 'Label_B'"):
         load_samples(tmp_path, progress=False)
+
+
+# -- the CT2 schemas, told apart by their columns ------------------------------------------------
+def test_ct2_test_split_loads_unlabelled_with_row_numbers_over_shards(tmp_path):
+    from tests.fixtures.ct2 import write_test_shards
+
+    truth = write_test_shards(tmp_path / "Defactify4_Test" / "data", (3, 2))
+    samples = load_samples(tmp_path / "Defactify4_Test", require_labels=False, progress=False)
+    assert [s.row for s in samples] == list(range(5)) == list(range(len(truth)))
+    assert [s.key for s in samples] == [f"train-00000-of-00002.parquet#{i}" for i in range(3)] + \
+        [f"train-00001-of-00002.parquet#{i}" for i in range(2)]
+    # named train-* on the hub, but rows without labels are the test split
+    assert {(s.split, s.label_a, s.label_b) for s in samples} == {("test", -1, "")}
+    assert samples[4].caption == "test caption 4"
+    with pytest.raises(DataError, match="missing column 'Label_A', 'Label_B'"):
+        load_samples(tmp_path / "Defactify4_Test", progress=False)  # training needs labels
+
+
+def test_ct2_long_columns_in_any_case_and_optional_labels(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.fixtures.data import png_bytes, synthetic_picture
+
+    picture = png_bytes(synthetic_picture("real", np.random.default_rng(0)))
+    pq.write_table(pa.table({"caption": ["x", "y"], "image": [picture] * 2, "label_a": [1, 0], "label_b": [3, 0]}),
+                   tmp_path / "validation.parquet")
+    samples = load_samples(tmp_path, progress=False)
+    assert [(s.label_a, s.label_b, s.split, s.row) for s in samples] == [(1, "sd3", "val", 0), (0, "real", "val", 1)]
+
+
+def test_ct2_train_wide_rows_keep_their_row_and_caption_group(tmp_path):
+    from tests.fixtures.ct2 import write_train_wide
+
+    write_train_wide(tmp_path / "train.parquet", 2)
+    samples = load_samples(tmp_path, progress=False)
+    assert [s.row for s in samples] == [0] * 6 + [1] * 6
+    assert {s.group for s in samples[:6]} == {"wide caption 0"}
+
+
+def test_unknown_parquet_schema_names_the_columns_found_and_expected(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"prompt": ["x"], "picture": [b""]}), tmp_path / "odd.parquet")
+    with pytest.raises(DataError) as info:
+        load_samples(tmp_path, require_labels=False, progress=False)
+    message = str(info.value)
+    assert "unknown CT2 schema, found columns prompt, picture" in message
+    assert "coco_image" in message and "Caption, Image, Label_A, Label_B" in message and "(caption, image)" in message
+    assert "\n" not in message
+
+
+# -- splits by caption / prompt group ----------------------------------------------------------
+def test_hold_out_keeps_each_ct2_caption_on_one_side(tmp_path):
+    from tests.fixtures.ct2 import write_long
+
+    write_long(tmp_path / "data.parquet", n_captions=10)  # no split in the name: a hold-out
+    samples = [s for s in load_samples(tmp_path, progress=False)]
+    assert {s.split for s in samples} == {None}
+    train, val = split_samples(samples, 0.2, seed=3)
+    assert len(val) == 12 and len(train) == 48  # two whole captions of six images
+    assert not {s.caption for s in train} & {s.caption for s in val}
+    assert sorted(s.label_b for s in val) == sorted(["real", "sd21", "sdxl", "sd3", "dalle", "midjourney"] * 2)
+    again = split_samples(samples, 0.2, seed=3)[1]
+    assert [s.key for s in again] == [s.key for s in val]  # repeatable
+    assert {s.caption for s in split_samples(samples, 0.2, seed=4)[1]} != {s.caption for s in val}
+
+
+def test_hold_out_keeps_each_prompt_on_one_side_in_folder_data(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    rows = ["image,caption,label_a,label_b"]
+    rows += [f"x.png,Prompt {p}  Number,1,gen" for p in range(6) for _ in range(3)]  # 6 prompts x 3 images
+    rows += ["x.png,,1,gen"] * 2 + ["x.png,a photo,0,real"] * 4
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    samples = load_samples(tmp_path, progress=False)
+    train, val = split_samples(samples, 0.25, seed=0)
+    assert not {s.caption.lower() for s in train if s.caption} & {s.caption.lower() for s in val if s.caption}
+    assert {s.label_b for s in val} == {"gen"}  # the only real prompt group (4 images) is too big for 1 val image
+    assert 4 <= sum(s.label_b == "gen" for s in val) <= 6
