@@ -1,4 +1,10 @@
-"""Who may call the detection API, and how often: API keys and rate limits, as a route guard."""
+"""Who may call the detection API, and how often: API keys and rate limits, as route guards.
+
+With API keys configured, every wrong or missing key counts against the caller's address; past
+``auth_failures_per_client`` failures in a window, that address gets 429 for the rest of the
+window, whatever key it sends (a right guess must look like a wrong one). ``/schema`` needs a key
+too unless ``open_schema`` says otherwise; health, readiness and metrics stay open.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers import BaseRouteHandler
 
 API_KEY_HEADER = "X-API-Key"
+SCHEMA_PATH = "/schema"
 
 
 def client_address(connection: ASGIConnection, trust_forwarded_for: bool) -> str:
@@ -27,18 +34,42 @@ def _known_key(key: str, keys: tuple[str, ...]) -> bool:
     return any(matches)
 
 
+def _too_many(retry_after: float) -> TooManyRequestsException:
+    return TooManyRequestsException(
+        f"rate limit exceeded; retry in {int(retry_after)} s", headers={"Retry-After": str(int(retry_after))}
+    )
+
+
+async def _authenticate(connection: ASGIConnection) -> str | None:
+    """The caller's valid key (None when no keys are configured); 401 or 429 otherwise."""
+    runtime = connection.app.state.runtime
+    settings = runtime.settings
+    if not settings.api_keys:
+        return None
+    address = client_address(connection, settings.trust_forwarded_for)
+    if (retry_after := await runtime.auth_failure_limiter.exceeded("auth", address)) is not None:
+        raise _too_many(retry_after)
+    key = connection.headers.get(API_KEY_HEADER.lower())
+    if key and _known_key(key, settings.api_keys):
+        return key
+    if (retry_after := await runtime.auth_failure_limiter.check("auth", address)) is not None:
+        raise _too_many(retry_after)
+    raise NotAuthorizedException(f"missing or unknown API key (send it in the {API_KEY_HEADER} header)")
+
+
 async def access_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """401 without a valid key when keys are configured; 429 over the per-client or per-key limit."""
     runtime = connection.app.state.runtime
-    settings = runtime.settings
-    key = connection.headers.get(API_KEY_HEADER.lower())
-    valid_key = bool(key) and _known_key(key, settings.api_keys)
-    if settings.api_keys and not valid_key:
-        raise NotAuthorizedException(f"missing or unknown API key (send it in the {API_KEY_HEADER} header)")
-    retry_after = await runtime.client_limiter.check("client", client_address(connection, settings.trust_forwarded_for))
-    if retry_after is None and valid_key:
+    key = await _authenticate(connection)
+    retry_after = await runtime.client_limiter.check("client", client_address(connection, runtime.settings.trust_forwarded_for))
+    if retry_after is None and key is not None:
         retry_after = await runtime.key_limiter.check("key", key)
     if retry_after is not None:
-        raise TooManyRequestsException(
-            f"rate limit exceeded; retry in {int(retry_after)} s", headers={"Retry-After": str(int(retry_after))}
-        )
+        raise _too_many(retry_after)
+
+
+async def schema_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """An app-wide guard: the OpenAPI routes need a valid key unless the schema is open."""
+    path = connection.scope["path"]
+    if (path == SCHEMA_PATH or path.startswith(SCHEMA_PATH + "/")) and not connection.app.state.runtime.settings.schema_is_open:
+        await _authenticate(connection)

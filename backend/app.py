@@ -17,7 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import genspot
-from genspot.backend.access import API_KEY_HEADER
+from genspot.backend.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
 from genspot.backend.controllers import DetectController, FeedbackController, HealthController
 from genspot.backend.problems import EXCEPTION_HANDLERS
 from genspot.backend.runtime import open_runtime
@@ -76,6 +76,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
         route_handlers=[DetectController, FeedbackController, HealthController],
         lifespan=[lifespan],
         middleware=[_request_metrics],
+        guards=[schema_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=cors,
         request_max_body_size=settings.max_request_bytes,
@@ -83,7 +84,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
             title="genspot",
             version=genspot.__version__,
             description="Tell which images are AI-generated and which generator most likely made them.",
-            path="/schema",
+            path=SCHEMA_PATH,
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )

@@ -35,6 +35,7 @@ class Runtime:
     service: DetectionService
     key_limiter: RateLimiter
     client_limiter: RateLimiter
+    auth_failure_limiter: RateLimiter
 
 
 def fetch_settings(settings: Settings) -> FetchSettings:
@@ -78,4 +79,5 @@ async def open_runtime(settings: Settings, bundle: Bundle | None = None) -> Asyn
             service=service,
             key_limiter=RateLimiter(settings.rate_limit_per_key, settings.rate_limit_window_s, shared),
             client_limiter=RateLimiter(settings.rate_limit_per_client, settings.rate_limit_window_s, shared),
+            auth_failure_limiter=RateLimiter(settings.auth_failures_per_client, settings.rate_limit_window_s, shared),
         )

@@ -71,6 +71,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_per_key: int = 600
     rate_limit_per_client: int = 120
     rate_limit_window_s: int = 60
+    # wrong or missing API keys per client address and window before that address gets 429
+    auth_failures_per_client: int = 10
+    # whether /schema answers without a key; None: open unless api_keys are set
+    open_schema: bool | None = None
     trust_forwarded_for: bool = False
     max_request_bytes: int = 32 * MB
     cors_origins: tuple[str, ...] = ()
@@ -90,6 +94,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if problems:
             raise SettingsError("; ".join(problems))
+
+    @property
+    def schema_is_open(self) -> bool:
+        """``/schema`` without a key: as ``open_schema`` says, else only on an instance without keys."""
+        return self.open_schema if self.open_schema is not None else not self.api_keys
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -137,7 +146,7 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
-_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex"}
+_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "open_schema"}
 
 
 def _build(values: dict[str, Any]) -> Settings:
