@@ -248,7 +248,7 @@ def test_refusals_match_the_documented_problem_schema(service_settings):
     settings = service_settings.replace(api_keys=("k1",), rate_limit_per_client=3, max_request_bytes=2000)
     key = {"X-API-Key": "k1"}
     with TestClient(create_app(settings)) as client:
-        openapi = client.get("/schema/openapi.json").json()
+        openapi = client.get("/schema/openapi.json", headers=key).json()
         refusals = [  # the first three count against the client's limit of 3, the unkeyed one does not
             client.post("/v1/detect", json={"items": [{"id": "neither url nor image"}]}, headers=key),
             client.post("/v1/detect", content=b'{"items": [', headers={**key, "content-type": "application/json"}),
