@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -45,3 +46,46 @@ def test_scan_table_urls_and_errors(image_folder, tiny_bundle, image_server, mon
 def test_scan_refuses_a_missing_file_in_one_line(tmp_path, tiny_bundle, capsys):
     assert scan.main([str(tmp_path / "missing.jpg"), "--bundle", str(tiny_bundle)]) == 2
     assert capsys.readouterr().err.strip() == f"genspot scan: error: no such file, folder or URL: {tmp_path / 'missing.jpg'}"
+
+
+def test_scan_urls_file_streams_jsonl_with_progress_and_summary(image_folder, tiny_bundle, image_server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GENSPOT_ALLOWED_PORTS", str(image_server.port))
+    listed = [image_server.url("photo.jpg", "t=jsonl"), image_server.url("page.png", "t=jsonl"), str(image_folder / "sd.png"), str(tmp_path / "gone.jpg")]
+    url_file = tmp_path / "queue.txt"
+    url_file.write_text("# moderation queue\n\n" + "\n".join(listed) + "\n")
+    streamed: list[bool] = []
+    real_write = scan.sys.stdout.write
+
+    def spy(text):  # whether each line reaches stdout while the scan still runs (inside its event loop)
+        try:
+            asyncio.get_running_loop()
+            streamed.append(True)
+        except RuntimeError:
+            streamed.append(False)
+        return real_write(text)
+
+    monkeypatch.setattr(scan.sys.stdout, "write", spy)
+    code = scan.main(["--urls", str(url_file), "--jsonl", "--bundle", str(tiny_bundle), "--allow-loopback", "--concurrency", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    results = [json.loads(line) for line in out.splitlines()]
+    assert sorted(result["id"] for result in results) == sorted(listed)
+    by_id = {result["id"]: result for result in results}
+    assert by_id[listed[0]]["status"] == "ok" and len(by_id[listed[0]]["sha256"]) == 64 and by_id[listed[0]]["thresholds"]
+    assert by_id[listed[1]]["error"]["code"] == "not_an_image"
+    assert by_id[listed[2]]["decided_by"] == "provenance" and by_id[listed[2]]["verdict"] == "ai"
+    assert by_id[listed[3]]["error"]["code"] == "unreadable_file"
+    assert streamed == [True] * 4, "one write per result, each while the scan still runs"
+    assert "4/4" in err, "a progress bar on stderr"
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("genspot scan: 4 image(s): ") and "2 error (" in summary and "decided by provenance: 1" in summary
+
+
+def test_scan_summary_counts_verdicts(image_folder, tiny_bundle, capsys):
+    assert scan.main([str(image_folder), "--bundle", str(tiny_bundle), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()[1:]
+    counts = {kind: sum(line.split()[0] == kind for line in lines) for kind in ("ai", "real", "uncertain")}
+    assert err.strip() == (
+        f"genspot scan: 4 image(s): {counts['ai']} ai, {counts['real']} real, {counts['uncertain']} uncertain, 0 error; decided by provenance: 1"
+    )
