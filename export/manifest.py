@@ -12,7 +12,15 @@ from typing import Any
 import torch
 
 from genspot import __version__, imaging
-from genspot.bundle import FORMAT, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
+from genspot.bundle import (
+    ALT_TEXT_FULL,
+    ALT_TEXT_SOURCE_ONLY,
+    ALT_TEXT_UNUSED,
+    FORMAT,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+)
 
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
@@ -49,6 +57,13 @@ def branch_normalization(detector: torch.nn.Module) -> dict[str, Any]:
         elif name != "text":
             record[name] = {"mean": None, "std": None, "note": "reads high-frequency residuals of the [0, 1] image"}
     return record
+
+
+def alt_text_use(detector: torch.nn.Module) -> str:
+    """What the bundle's alt-text input can change (``genspot.bundle.Bundle.alt_text``)."""
+    if "text" not in detector.branch_names:
+        return ALT_TEXT_UNUSED
+    return ALT_TEXT_SOURCE_ONLY if detector.text_for_b_only else ALT_TEXT_FULL
 
 
 def backbones(config: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +108,7 @@ def build_manifest(
         "input_range": [0.0, 1.0],
         "normalization": branch_normalization(detector),
         "max_text_tokens": int(config.get("text", {}).get("max_tokens", 128)),
+        "alt_text": alt_text_use(detector),
         "dtype": DTYPE_NAMES[dtype],
         "quantization": quantization,
         "device": device,

@@ -33,6 +33,9 @@ REQUIRED_FIELDS = ("format", "kind", "labels", "image_size", "resize_policy", "m
 TEXT_CACHE_SIZE = 4096
 
 
+ALT_TEXT_FULL, ALT_TEXT_SOURCE_ONLY, ALT_TEXT_UNUSED = "full", "source_only", "unused"
+
+
 class BundleError(Exception):
     """A bundle is missing, malformed, of an unsupported version, or unusable on this machine."""
 
@@ -160,6 +163,18 @@ class Bundle:
     def version(self) -> str:
         """Model version: a hash of the exported weights."""
         return str(self.manifest["model_version"])
+
+    @property
+    def alt_text(self) -> str:
+        """How the model reads alt-text: ``source_only`` (head B only: it cannot change p_ai),
+        ``unused`` (no text branch) or ``full`` (p_ai depends on it; bundles from before this
+        field are ``full``)."""
+        return str(self.manifest.get("alt_text", ALT_TEXT_FULL))
+
+    @property
+    def alt_text_is_safe(self) -> bool:
+        """Whether a page's alt-text cannot move p_ai, so the service may send it by default."""
+        return self.alt_text != ALT_TEXT_FULL
 
     @property
     def image_size(self) -> int:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genspot.text import CaptionTokenizer
+from genspot.training import onnx_clip
 from genspot.training.config import ImageBranchConfig, TextBranchConfig
 
 PACKAGE_PREFIX = "package:"
@@ -34,14 +35,18 @@ def backbone_key(config: ImageBranchConfig | TextBranchConfig) -> str:
 
 
 class ImageBranch(nn.Module):
-    """An open_clip image tower; output = pooled (optionally projected) embedding."""
+    """An open_clip image tower; output = pooled (optionally projected) embedding, or with
+    ``pooled="layers"`` the class token of every block, each through the tower's final LayerNorm,
+    concatenated ([N, blocks * width]): earlier blocks keep low-level traces that the last one,
+    trained for semantics, has let go (cf. RINE, Koutlis & Papadopoulos, 2024)."""
 
     def __init__(self, config: ImageBranchConfig, load_weights: bool = True):
         super().__init__()
         from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
         self.visual = _build_visual(config, load_weights)
-        if config.pooled == "pre_projection":
+        self.every_layer = config.pooled == "layers"
+        if config.pooled in ("pre_projection", "layers"):
             self.visual.proj = None
         size = self.visual.image_size
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
@@ -51,21 +56,37 @@ class ImageBranch(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         with torch.no_grad():
-            self.output_dim = int(self.visual(torch.zeros(1, 3, self.input_size, self.input_size)).shape[-1])
+            self.output_dim = int(self(torch.zeros(1, 3, self.input_size, self.input_size)).shape[-1])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.shape[-1] != self.input_size or image.shape[-2] != self.input_size:
             image = F.interpolate(
                 image, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False, antialias=True
             )
-        return self.visual((image - self.mean) / self.std)
+        image = (image - self.mean) / self.std
+        return self._class_tokens(image) if self.every_layer else self.visual(image)
+
+    def _class_tokens(self, image: torch.Tensor) -> torch.Tensor:
+        visual = self.visual
+        tokens = visual._embeds(image)
+        batch_first = visual.transformer.batch_first
+        if not batch_first:
+            tokens = tokens.transpose(0, 1)
+        classes = []
+        for block in visual.transformer.resblocks:
+            tokens = block(tokens)
+            classes.append(visual.ln_post(tokens[:, 0] if batch_first else tokens[0]))
+        return torch.cat(classes, dim=1)
 
 
 def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
+    """The tower as open_clip's ``VisionTransformer``, whichever way its weights come: from the
+    hub by tag, a local checkpoint, or an ONNX export converted once into the user's cache."""
     import open_clip
     from open_clip.model import CLIPVisionCfg, _build_vision_tower
 
-    if config.model_cfg is not None or not (load_weights and config.pretrained):
+    local = bool(config.pretrained) and config.pretrained.startswith(onnx_clip.ONNX_PREFIX)
+    if config.model_cfg is not None or local or not (load_weights and config.pretrained):
         model_cfg = config.model_cfg or open_clip.get_model_config(config.model_name)
         if model_cfg is None:
             raise BranchBuildError(f"unknown open_clip model {config.model_name!r} (and no model_cfg given)")
@@ -85,7 +106,14 @@ def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
 
 
 def _load_visual_weights(visual: nn.Module, path: str) -> None:
-    """Load a local checkpoint of a whole CLIP model (``visual.*`` keys) or of the tower alone."""
+    """Load an ONNX export (``onnx:...``), or a local checkpoint of a whole CLIP model
+    (``visual.*`` keys) or of the tower alone."""
+    if path.startswith(onnx_clip.ONNX_PREFIX):
+        try:
+            visual.load_state_dict(onnx_clip.load_state_dict(path))
+        except onnx_clip.OnnxClipError as exc:
+            raise BranchBuildError(str(exc)) from exc
+        return
     if not Path(path).is_file():
         raise BranchBuildError(f"image weights {path!r}: no such file (a custom model_cfg needs a local path)")
     state = torch.load(path, map_location="cpu", weights_only=True)

@@ -30,11 +30,21 @@ class ImageBranchConfig:
     null for random weights; ``model_cfg`` defines an architecture inline (tests, custom towers)."""
 
     enabled: bool = False
-    model_name: str = "ViT-B-32"
+    model_name: str = "ViT-B-32-quickgelu"
     pretrained: str | None = "openai"
     model_cfg: dict | None = None
-    pooled: str = "pre_projection"  # "pre_projection" (the paper's 768-d pooler output) | "projection"
+    pooled: str = "pre_projection"  # "pre_projection" (the paper's 768-d pooler output) | "projection" | "layers"
     freeze: bool = True
+
+    def __post_init__(self) -> None:
+        # OpenAI's CLIP weights were trained with QuickGELU; open_clip builds GELU for the plain name and
+        # only warns, and the features drift (cosine ~0.97 against the real tower).
+        openai_weights = self.pretrained == "openai" or (self.pretrained or "").startswith("onnx:")
+        if self.enabled and openai_weights and self.model_cfg is None and not self.model_name.endswith("-quickgelu"):
+            raise ConfigError(
+                f"image: OpenAI CLIP weights ({self.pretrained!r}) need the QuickGELU tower: "
+                f"model_name {self.model_name + '-quickgelu'!r}, not {self.model_name!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,9 @@ class TextBranchConfig:
     pooling: str = "cls"  # "cls" (the paper) | "mean"
     max_tokens: int = 128
     freeze: bool = True
+    # False: the caption reaches head B (which generator) only, never head A (AI or real): alt-text
+    # is written by the page's author, so it may help name a generator but cannot decide the verdict.
+    task_a: bool = True
 
 
 @dataclass(frozen=True)
@@ -196,7 +209,7 @@ class TrainConfig(_FileSection):
 
 _MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 _CHOICES = {
-    ("image", "pooled"): ("pre_projection", "projection"),
+    ("image", "pooled"): ("pre_projection", "projection", "layers"),
     ("text", "pooling"): ("cls", "mean"),
     ("fusion", "kind"): ("concat", "attention"),
     ("loss", "weighting"): ("sum", "uncertainty"),

@@ -51,9 +51,15 @@ class GenspotDetector(nn.Module):
         if config.forensic.enabled:
             self.branches["forensic"] = ForensicBranch(**config.forensic.params)
         self.branch_names = [name for name in BRANCH_NAMES if name in self.branches]
-        self.fusion = create_fusion([self.branches[n].output_dim for n in self.branch_names], config.fusion)
+        # Branches fused for both heads; a text branch left out of task A reaches head B alone.
+        self.fused_branches = [n for n in self.branch_names if n != "text" or config.text.task_a]
+        if not self.fused_branches:
+            raise ValueError("config gives task A no branch (only a text branch, with text.task_a false)")
+        self.text_for_b_only = len(self.fused_branches) < len(self.branch_names)
+        self.fusion = create_fusion([self.branches[n].output_dim for n in self.fused_branches], config.fusion)
         self.head_a = nn.Linear(config.fusion.hidden_dim, 1)
-        self.head_b = nn.Linear(config.fusion.hidden_dim, len(self.labels_b))
+        text_dim = self.branches["text"].output_dim if self.text_for_b_only else 0
+        self.head_b = nn.Linear(config.fusion.hidden_dim + text_dim, len(self.labels_b))
         self.tree_head: TreeHead | None = None  # attached after training (``attach_trees``)
         self._freeze_backbones()
         self._tokenizer: CaptionTokenizer | None = None
@@ -87,7 +93,7 @@ class GenspotDetector(nn.Module):
         """Mix a fitted boosted-trees ensemble into task A's logit from now on
         (``scale_without_caption``: see ``TreeHead``)."""
         trees = self.config.trees
-        blank = self.caption_features([""])[0] if "text" in self.branches else None
+        blank = self.caption_features([""])[0] if "text" in self.fused_branches else None
         head = TreeHead(
             self.tree_statistics(), ensemble, trees.weight, trees.weight_without_caption, trees.patch_size, blank,
             scale_without_caption,
@@ -172,8 +178,9 @@ class GenspotDetector(nn.Module):
         }
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        fused = self.fusion([features[n].float() for n in self.branch_names])
-        return self.head_a(fused).squeeze(-1), self.head_b(fused)
+        fused = self.fusion([features[n].float() for n in self.fused_branches])
+        source_input = torch.cat([fused, features["text"].float()], dim=1) if self.text_for_b_only else fused
+        return self.head_a(fused).squeeze(-1), self.head_b(source_input)
 
     def forward(
         self,

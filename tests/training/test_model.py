@@ -40,7 +40,7 @@ def test_packaged_configs_load_and_round_trip(name):
 
 def test_paper_config_is_the_paper_architecture():
     config, train = load_model_config("paper"), load_train_config("paper")
-    assert (config.image.model_name, config.image.pretrained, config.image.pooled) == ("ViT-B-32", "openai", "pre_projection")
+    assert (config.image.model_name, config.image.pretrained, config.image.pooled) == ("ViT-B-32-quickgelu", "openai", "pre_projection")
     assert (config.text.source, config.text.pooling, config.text.max_tokens) == ("bert-base-uncased", "cls", 128)
     assert (config.fusion.kind, config.fusion.hidden_dim, config.forensic.enabled) == ("concat", 512, False)
     assert (train.lr, train.weight_decay, train.epochs) == (2e-5, 0.01, 8)
