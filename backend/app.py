@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import genspot
 from genspot.backend.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
+from genspot.backend.browser import browser_guard
 from genspot.backend.controllers import DetectController, FeedbackController, HealthController
 from genspot.backend.problems import EXCEPTION_HANDLERS
 from genspot.backend.runtime import open_runtime
@@ -76,7 +77,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
         route_handlers=[DetectController, FeedbackController, HealthController],
         lifespan=[lifespan],
         middleware=[_request_metrics],
-        guards=[schema_guard],
+        guards=[browser_guard, schema_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=cors,
         request_max_body_size=settings.max_request_bytes,

@@ -49,7 +49,7 @@ def _item_inputs(request: DetectRequest) -> list[ItemInput]:
 
 
 _ACCESS_REFUSALS = problem_responses(401, 429)  # access_guard
-_BODY_REFUSALS = problem_responses(400, 401, 413, 429)
+_BODY_REFUSALS = problem_responses(400, 401, 403, 413, 415, 429)
 
 
 class DetectController(Controller):

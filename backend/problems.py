@@ -30,7 +30,9 @@ _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _DOCUMENTED_REFUSALS = {
     400: "malformed request: `invalid_params` names each field to fix",
     401: "API keys are configured and the X-API-Key header is missing or unknown",
+    403: "a browser request from an Origin that is not allowed (only the extension and configured origins)",
     413: "request body larger than the configured limit",
+    415: "the body is not in the route's media type (application/json, or multipart/form-data for uploads)",
     429: "over a rate limit; the Retry-After header says in how many seconds to retry",
 }
 

@@ -75,10 +75,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     auth_failures_per_client: int = 10
     # whether /schema answers without a key; None: open unless api_keys are set
     open_schema: bool | None = None
+    # wrong or missing API keys per client address and window before that address gets 429
+    auth_failures_per_client: int = 10
+    # whether /schema answers without a key; None: open unless api_keys are set
+    open_schema: bool | None = None
     trust_forwarded_for: bool = False
     max_request_bytes: int = 32 * MB
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = r"^(chrome|moz)-extension://[a-z0-9-]+$"
+    # refuse POSTs whose browser Origin is neither in cors_origins nor matches cors_origin_regex (backend/browser.py)
+    check_origin: bool = True
 
     # wrong-verdict reports (POST /v1/feedback, backend/feedback.py): JSON Lines file, reports per client per hour
     feedback_path: str = "~/.local/share/genspot/feedback.jsonl"
@@ -94,6 +100,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if problems:
             raise SettingsError("; ".join(problems))
+
+    @property
+    def schema_is_open(self) -> bool:
+        """``/schema`` without a key: as ``open_schema`` says, else only on an instance without keys."""
+        return self.open_schema if self.open_schema is not None else not self.api_keys
 
     @property
     def schema_is_open(self) -> bool:
@@ -146,7 +157,7 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
-_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "open_schema"}
+_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "open_schema", "open_schema"}
 
 
 def _build(values: dict[str, Any]) -> Settings:
