@@ -11,7 +11,9 @@ image that our own, lower, pixel limit rejects anyway.)
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
@@ -19,6 +21,11 @@ from genspot.backend.errors import GenspotError, ImageDecodeError, ImageTooLarge
 from genspot.imaging import to_rgb
 
 DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_SIDE = 65_535
+"""No web image is longer than this (JPEG's own limit). Decoding time grows with the rows, so a
+77 KB PNG of 1 x 40,000,000 (within the pixel limit) took 3.6 s; refused from the header instead."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS"})
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
 """Web image formats only: no EPS (Ghostscript), TIFF codecs, or other exotic plugins.
 MPO (phone photos with a gain map or depth image) opens through the JPEG plugin."""
@@ -32,7 +39,7 @@ _SIGNATURES = {
 }
 
 
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
     """Parse the header only (lazy Pillow image), enforcing the format list and pixel limit."""
     try:
         with warnings.catch_warnings():
@@ -50,16 +57,58 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     if width * height > max_pixels:
         image.close()
         raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    if max(width, height) > max_side:
+        image.close()
+        raise ImageTooLarge(f"image is {width}x{height}; no side may be longer than {max_side} pixels")
     return image
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+@dataclass(frozen=True)
+class Decoded:
+    """The picture, and why the file's metadata was left out to decode it (None when it was not)."""
+
+    picture: Image.Image
+    metadata_skipped: str | None = None
+
+
+def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE) -> Decoded:
+    """:func:`decode_image`, except that a PNG whose metadata chunks are oversized or broken (a 2 MB
+    zTXt, a bad checksum) is decoded again without them: metadata must never cost the verdict."""
+    try:
+        return Decoded(decode_image(data, max_pixels, max_side))
+    except ImageDecodeError as exc:
+        if isinstance(exc, (NotAnImage, ImageTooLarge)) or not data.startswith(_PNG_SIGNATURE):
+            raise
+        pixels_only = _png_pixel_chunks(data)
+        if pixels_only is None or pixels_only == data:
+            raise
+        picture = decode_image(pixels_only, max_pixels, max_side)
+        return Decoded(picture, f"PNG metadata chunks were not read (oversized or broken: {exc.message})")
+
+
+def _png_pixel_chunks(data: bytes) -> bytes | None:
+    """The PNG with only the chunks the pixels need, or None when its chunk structure is broken."""
+    kept, at = [_PNG_SIGNATURE], len(_PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, end = data[at + 4 : at + 8], at + 12 + length
+        if end > len(data):
+            return None
+        if kind in _PNG_PIXEL_CHUNKS:
+            kept.append(data[at:end])
+        at = end
+        if kind == b"IEND":
+            return b"".join(kept)
+    return None
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
     """Decoded RGB picture: first frame, EXIF orientation applied, alpha flattened on white.
 
     Raises NotAnImage (``not_an_image``), ImageTooLarge (``too_large``) or
     ImageDecodeError (``decode_failed``, e.g. truncated or corrupt data).
     """
-    image = open_image(data, max_pixels)
+    image = open_image(data, max_pixels, max_side)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -26,10 +26,10 @@ import msgspec
 from genspot.backend import cache as cache_keys
 from genspot.backend.batcher import MicroBatcher
 from genspot.backend.cache import Cache
-from genspot.backend.decode import decode_image
+from genspot.backend.decode import decode_picture
 from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ItemError, UnsupportedUrl
 from genspot.backend.metrics import Metrics
-from genspot.backend.provenance import Provenance, read_provenance
+from genspot.backend.provenance import Provenance, Signal, read_provenance
 from genspot.backend.schemas import (
     Detection,
     ErrorInfo,
@@ -209,9 +209,11 @@ class DetectionService:
         provenance = _read_provenance(data)
         if provenance is not None:
             self.metrics.provenance.labels(provenance.verdict).inc()
-        picture = decode_image(data, self.settings.max_pixels)
+        decoded = decode_picture(data, self.settings.max_pixels)
+        if decoded.metadata_skipped:  # the pixels are judged; the result says what was not read
+            provenance = _with_skipped(provenance, decoded.metadata_skipped)
         try:
-            return provenance, self.bundle.preprocess(picture)
+            return provenance, self.bundle.preprocess(decoded.picture)
         except (OSError, ValueError) as exc:  # Pillow fails lazily on some truncated files
             raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
@@ -234,6 +236,13 @@ def _read_provenance(data: bytes) -> Provenance | None:
         log.warning("provenance reading failed", exc_info=True)
         return None
     return None if provenance.verdict == "unknown" and not provenance.signals else provenance
+
+
+def _with_skipped(provenance: Provenance | None, reason: str) -> Provenance:
+    skipped = Signal("skipped", reason)
+    if provenance is None:
+        return Provenance(verdict="unknown", generator=None, signals=[skipped])
+    return msgspec.structs.replace(provenance, signals=[*provenance.signals, skipped])
 
 
 def _data_url_bytes(url: str) -> bytes:
