@@ -12,7 +12,7 @@ import pytest
 
 from genspot.training.data import IMAGE_STORE_ENV, load_samples
 from genspot.training.predict import Predictions
-from genspot.training.pseudo_label import main, pseudo_label_confidence
+from genspot.training.pseudo_label import main, pseudo_labels_b, select_balanced, task_a_confidence
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -20,41 +20,80 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_confidence_needs_both_heads_only_for_ai():
-    p_ai = np.array([0.95, 0.95, 0.1, 0.6])
-    probs_b = np.array([[0.9, 0.1], [0.55, 0.45], [0.5, 0.5], [0.99, 0.01]])
-    predictions = Predictions(logit_a=np.zeros(4), logits_b=np.zeros((4, 2)), p_ai=p_ai, probs_b=probs_b)
-    # AI & B sure -> min(.95, .9); AI & B unsure -> .55; real -> A only (.9); A unsure -> .6
-    assert pseudo_label_confidence(predictions) == pytest.approx([0.9, 0.55, 0.9, 0.6])
+def make_predictions(p_ai: list[float], probs_b: list[list[float]] | None = None) -> Predictions:
+    p = np.asarray(p_ai, dtype=float)
+    probs = np.asarray(probs_b if probs_b is not None else [[0.5, 0.5]] * len(p), dtype=float)
+    return Predictions(logit_a=np.zeros(len(p)), logits_b=np.zeros(probs.shape), p_ai=p, probs_b=probs)
+
+
+def test_quota_keeps_the_same_share_of_each_predicted_class():
+    # 10 predicted real, all confident; 10 predicted AI, only 2 confident (what the old rule starved)
+    p_ai = [0.01 + 0.008 * i for i in range(10)] + [0.85, 0.95] + [0.55 + 0.02 * i for i in range(8)]
+    confidence = task_a_confidence(make_predictions(p_ai))
+    kept, per_class = select_balanced(confidence, np.asarray(p_ai) >= 0.5, 0.8, "quota")
+    assert per_class["ai"] == {"predicted": 10, "candidates": 2, "kept": 2, "min_kept_confidence": pytest.approx(0.85)}
+    assert per_class["real"]["candidates"] == 10 and per_class["real"]["kept"] == 2  # the same 20% share
+    assert list(kept) == [0, 1, 10, 11]  # the most confident real ones, and both confident AI ones
+    kept_all, per_class_all = select_balanced(confidence, np.asarray(p_ai) >= 0.5, 0.8, "none")
+    assert len(kept_all) == 12 and per_class_all["real"]["kept"] == 10
+
+
+def test_quota_keeps_the_predicted_proportions_and_both_classes():
+    p_ai = [0.05] * 20 + [0.9] * 5 + [0.6] * 5  # 20 real, 10 AI of which 5 confident
+    confidence = task_a_confidence(make_predictions(p_ai))
+    _, per_class = select_balanced(confidence, np.asarray(p_ai) >= 0.5, 0.8, "quota")
+    assert (per_class["real"]["kept"], per_class["ai"]["kept"]) == (10, 5)
+    _, one_class = select_balanced(confidence[:20], np.zeros(20, dtype=bool), 0.8, "quota")  # nothing predicted AI
+    assert one_class["real"]["kept"] == 20 and one_class["ai"] == {"predicted": 0, "candidates": 0, "kept": 0, "min_kept_confidence": None}
+
+
+def test_head_b_names_the_generator_only_when_sure():
+    predictions = make_predictions([0.95, 0.95, 0.1], [[0.9, 0.1], [0.55, 0.45], [0.5, 0.5]])
+    assert pseudo_labels_b(predictions, ["gan", "diffusion"], 0.6) == ["gan", "", "real"]
+    assert pseudo_labels_b(predictions, ["gan", "diffusion"], 0.5) == ["gan", "gan", "real"]
 
 
 @pytest.fixture(scope="module")
-def evaluated(tiny_checkpoint, synthetic_dataset, tmp_path_factory) -> dict[str, dict]:
+def soft_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint with a high temperature: it separates the synthetic classes with
+    confidences that all round to 1, and the keep rule needs some spread to be tested."""
+    import torch
+
+    from genspot.training.checkpoint import read_checkpoint
+
+    payload = read_checkpoint(tiny_checkpoint)
+    payload["temperature"] = 8.0
+    path = tmp_path_factory.mktemp("soft") / "model.pt"
+    torch.save(payload, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def evaluated(soft_checkpoint, synthetic_dataset, tmp_path_factory) -> dict[str, dict]:
     """Per image, the evaluate command's predictions (to cross-check pseudo-label's choices)."""
     from genspot.training.evaluate import main as evaluate
 
     out = tmp_path_factory.mktemp("eval")
-    assert evaluate(["--checkpoint", str(tiny_checkpoint), "--data", str(synthetic_dataset), "--out", str(out), "--quiet"]) == 0
+    assert evaluate(["--checkpoint", str(soft_checkpoint), "--data", str(synthetic_dataset), "--out", str(out), "--quiet"]) == 0
     return {row["image"]: row for row in read_rows(out / "predictions.csv")}
 
 
-def expected_confidence(row: dict) -> float:
-    p_ai = float(row["p_ai"])
-    confidence_a = max(p_ai, 1 - p_ai)
-    return confidence_a if row["pred_label_b"] == "real" else min(confidence_a, float(row["p_label_b"]))
+def confidence_a(row: dict) -> float:
+    return max(float(row["p_ai"]), 1 - float(row["p_ai"]))
 
 
-def test_labelled_folder_keeps_confident_and_reports_accuracy(tiny_checkpoint, synthetic_dataset, evaluated, tmp_path):
+def test_labelled_folder_keeps_confident_and_reports_accuracy(soft_checkpoint, synthetic_dataset, evaluated, tmp_path):
     # threshold in the widest gap between confidences, so the CSV's 6-digit rounding cannot matter
-    confidences = np.unique([expected_confidence(row) for row in evaluated.values()])
+    confidences = np.unique([confidence_a(row) for row in evaluated.values()])
     widest = int(np.argmax(np.diff(confidences)))
     assert confidences[widest + 1] - confidences[widest] > 1e-5, "tiny checkpoint gives (nearly) equal confidences"
     threshold = float(confidences[widest:widest + 2].mean())
     out = tmp_path / "round1"
-    args = ["--checkpoint", str(tiny_checkpoint), "--unlabelled", str(synthetic_dataset), "--threshold", str(threshold), "--out", str(out), "--quiet"]
+    args = ["--checkpoint", str(soft_checkpoint), "--unlabelled", str(synthetic_dataset), "--threshold", str(threshold),
+            "--threshold-b", "0", "--balance", "none", "--out", str(out), "--quiet"]
     assert main(args) == 0
     rows = read_rows(out / "labels.csv")
-    expected = {key for key, row in evaluated.items() if expected_confidence(row) >= threshold}
+    expected = {key for key, row in evaluated.items() if confidence_a(row) >= threshold}
     assert 0 < len(expected) < len(evaluated)
     assert {str(Path(r["image"]).relative_to(synthetic_dataset)) for r in rows} == expected
     for row in rows:
@@ -65,11 +104,38 @@ def test_labelled_folder_keeps_confident_and_reports_accuracy(tiny_checkpoint, s
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_samples"] == 24 and summary["n_kept"] == len(rows)
     assert sum(summary["kept_per_class"].values()) == len(rows)
+    assert summary["task_a"]["ai"]["kept"] == sum(r["label_a"] == "1" for r in rows)
     correct = sum(evaluated[str(Path(r["image"]).relative_to(synthetic_dataset))]["label_b"] == r["label_b"] for r in rows)
     assert summary["accuracy"]["task_b_accuracy"] == pytest.approx(correct / len(rows))
     # the output is valid training data for the next round
     samples = load_samples(out, progress=False)
     assert len(samples) == len(rows) and all(s.split == "train" for s in samples)
+
+
+def test_quota_on_a_folder_and_a_val_share_of_whole_caption_groups(soft_checkpoint, synthetic_dataset, evaluated, tmp_path):
+    confidences = np.unique([confidence_a(row) for row in evaluated.values()])
+    middle = len(confidences) // 2
+    threshold = float(confidences[middle - 1:middle + 1].mean())  # between two values: rounding cannot matter
+    out = tmp_path / "quota"
+    assert main(["--checkpoint", str(soft_checkpoint), "--unlabelled", str(synthetic_dataset), "--threshold", str(threshold),
+                 "--val-share", "0.3", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = read_rows(out / "labels.csv")
+    predicted = {"ai": [r for r in evaluated.values() if float(r["p_ai"]) >= 0.5],
+                 "real": [r for r in evaluated.values() if float(r["p_ai"]) < 0.5]}
+    confident = {c: [r for r in group if confidence_a(r) >= threshold] for c, group in predicted.items()}
+    assert all(predicted.values()) and all(confident.values()), "the tiny model should predict both classes confidently"
+    share = min(len(confident[c]) / len(predicted[c]) for c in predicted)
+    for name in ("ai", "real"):
+        entry = summary["task_a"][name]
+        assert (entry["predicted"], entry["candidates"]) == (len(predicted[name]), len(confident[name]))
+        assert entry["kept"] == int(np.ceil(share * len(predicted[name]) - 1e-9)) > 0  # the same share of each class
+        assert entry["kept"] == sum(r["label_a"] == str(int(name == "ai")) for r in rows)
+        assert entry["min_kept_confidence"] >= threshold
+    val = [r for r in rows if r["split"] == "val"]
+    assert summary["n_val"] == len(val) and 0 < len(val) < len(rows)
+    train_captions = {r["caption"] for r in rows if r["split"] == "train" and r["caption"]}
+    assert not train_captions & {r["caption"] for r in val if r["caption"]}  # a caption group is on one side only
 
 
 def test_image_folder_round_trip_into_training(tiny_checkpoint, synthetic_dataset, tmp_path):
