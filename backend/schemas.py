@@ -51,10 +51,12 @@ class DetectRequest(msgspec.Struct, kw_only=True):
 
 
 class Source(msgspec.Struct, frozen=True):
-    """A likely origin: a generator name (probability given the image is AI) or ``real``."""
+    """A likely origin: a generator name (probability given the image is AI) or ``real``.
+    ``name``: how to show the label, from the bundle manifest's ``display_names`` (None: not given)."""
 
     label: str
     probability: float
+    name: str | None = None
 
 
 class Detection(msgspec.Struct, kw_only=True, frozen=True):
@@ -130,6 +132,9 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
 class ModelInfo(msgspec.Struct, kw_only=True):
     version: str
     labels: list[str]
+    display_names: Annotated[
+        dict[str, str], msgspec.Meta(description="label -> name to show, from the bundle manifest (labels without one: none)")
+    ] = {}
     thresholds: Thresholds
     image_size: int
     kind: str

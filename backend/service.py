@@ -38,7 +38,7 @@ from genspot.backend.schemas import (
     Thresholds,
 )
 from genspot.backend.settings import Settings
-from genspot.backend.verdict import decide, top_sources
+from genspot.backend.verdict import decide, display_names, named, top_sources
 from genspot.bundle import Bundle
 from genspot.text import caption_hash
 
@@ -82,6 +82,7 @@ class DetectionService:
         self.batcher = batcher
         self.metrics = metrics
         self.thresholds = Thresholds(settings.threshold, settings.uncertain_band)
+        self.display_names = display_names(bundle.manifest)
         self.uses_alt_text = bundle.alt_text_is_safe if settings.use_alt_text is None else settings.use_alt_text
         self._decode_pool = decode_pool
         self._inflight: dict[str, asyncio.Future] = {}
@@ -91,6 +92,7 @@ class DetectionService:
         return ModelInfo(
             version=self.bundle.version,
             labels=self.bundle.labels,
+            display_names=self.display_names,
             thresholds=self.thresholds,
             image_size=self.bundle.image_size,
             kind=str(manifest["kind"]),
@@ -120,8 +122,8 @@ class DetectionService:
             model_verdict=decision.model_verdict,
             conflict=decision.conflict,
             ai_probability=round(detection.ai_probability, 6),
-            source=decision.source,
-            sources=detection.sources,
+            source=named([decision.source], self.display_names)[0],
+            sources=named(detection.sources, self.display_names),
             provenance=detection.provenance,
             sha256=digest,
             thresholds=self.thresholds,

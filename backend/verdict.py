@@ -26,6 +26,8 @@ The policy (docs/backend.md, "How evidence combines"), strongest evidence first:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -44,6 +46,19 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     decided_by: DecidedBy
     model_verdict: Verdict
     conflict: str | None = None
+
+
+def display_names(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The manifest's ``display_names`` (label -> name), keeping only well-formed string pairs."""
+    names = manifest.get("display_names")
+    if not isinstance(names, Mapping):
+        return {}
+    return {str(label): name.strip()[:80] for label, name in names.items() if isinstance(name, str) and name.strip()}
+
+
+def named(sources: list[Source], names: Mapping[str, str]) -> list[Source]:
+    """``sources`` with their display names filled in where the manifest gives one."""
+    return [Source(s.label, s.probability, names.get(s.label, s.name)) for s in sources]
 
 
 def top_sources(p_source: np.ndarray, labels: list[str], k: int = TOP_SOURCES) -> list[Source]:
