@@ -9,7 +9,6 @@ with a dynamic batch size and (text) a dynamic sequence length.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from genspot.text import CaptionTokenizer
 from genspot.training import onnx_clip
 from genspot.training.config import ImageBranchConfig, TextBranchConfig
 
-PACKAGE_PREFIX = "package:"
+PACKAGE_PREFIX = onnx_clip.PACKAGE_PREFIX
 
 
 class BranchBuildError(RuntimeError):
@@ -126,11 +125,9 @@ def resolve_text_source(source: str) -> str:
     """``package:MODULE/SUBDIR`` -> that folder; other sources (folders, hub names) unchanged."""
     if not source.startswith(PACKAGE_PREFIX):
         return source
-    module, _, subdir = source[len(PACKAGE_PREFIX) :].partition("/")
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
+    module, folder = onnx_clip.package_path(source)
+    if folder is None:
         raise BranchBuildError(f"text encoder {source!r}: Python package {module!r} is not installed")
-    folder = Path(list(spec.submodule_search_locations)[0]) / subdir
     if not (folder / "config.json").is_file():
         raise BranchBuildError(f"text encoder {source!r}: {folder} has no config.json")
     return str(folder)

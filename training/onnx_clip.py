@@ -55,6 +55,16 @@ class OnnxClipError(RuntimeError):
     """An ONNX file that is absent or is not a CLIP image tower this module can convert."""
 
 
+def package_path(spec: str) -> tuple[str, Path | None]:
+    """``package:MODULE/INNER`` -> (MODULE, the path INNER inside that installed package, or None
+    when the package is not installed)."""
+    module, _, inner = spec[len(PACKAGE_PREFIX) :].partition("/")
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        return module, None
+    return module, Path(list(found.submodule_search_locations)[0]) / inner
+
+
 def resolve_onnx_path(pretrained: str) -> Path:
     """``onnx:PATH`` or ``onnx:package:MODULE/FILE`` -> the file; a clear error when it is absent."""
     spec = pretrained.removeprefix(ONNX_PREFIX)
@@ -63,11 +73,9 @@ def resolve_onnx_path(pretrained: str) -> Path:
         if not path.is_file():
             raise OnnxClipError(f"image weights {pretrained!r}: no such file {path}")
         return path
-    module, _, inner = spec[len(PACKAGE_PREFIX) :].partition("/")
-    found = importlib.util.find_spec(module)
-    if found is None or not found.submodule_search_locations:
+    module, path = package_path(spec)
+    if path is None:
         raise OnnxClipError(f"image weights {pretrained!r}: Python package {module!r} is not installed; {_INSTALL_HINT}")
-    path = Path(list(found.submodule_search_locations)[0]) / inner
     if not path.is_file():
         raise OnnxClipError(f"image weights {pretrained!r}: {path} is missing from package {module!r}; {_INSTALL_HINT}")
     return path

@@ -20,4 +20,5 @@ def service_settings(tiny_bundle, image_server) -> Settings:
         decode_threads=2,
         breaker_reset_s=0.3,
         cors_origins=("chrome-extension://abcdefghijklmnopabcdefghijklmnop",),
+        use_alt_text=True,  # the tiny bundle's p_ai reads captions ("full"): tests send them on purpose
     )

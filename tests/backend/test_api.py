@@ -7,6 +7,7 @@ import io
 import logging
 
 import jsonschema_rs
+import msgspec
 import pytest
 from litestar.testing import TestClient
 from PIL import Image
@@ -82,8 +83,7 @@ def test_ignored_alt_text_never_reaches_the_model_or_the_cache_key(service_setti
     """With use_alt_text off, or left to the bundle (the test bundle's manifest says ``alt_text``
     "full": its p_ai reads captions), one image under any alt-text is one result."""
     url = image_server.url("photo.jpg", f"t=alt-{use_alt_text}")
-    settings = service_settings.replace(use_alt_text=use_alt_text)  # None: "not given", the default (auto)
-    assert settings.use_alt_text is use_alt_text
+    settings = msgspec.structs.replace(service_settings, use_alt_text=use_alt_text)  # None: the default, auto
     with TestClient(create_app(settings)) as client:
         results = [_detect(client, {"url": url, **caption})[0] for caption in (
             {"alt_text": "a photo of a dog"}, {"alt_text": "a Midjourney render"}, {},
