@@ -167,7 +167,7 @@ def pseudo_label(args: argparse.Namespace) -> dict:
         "blank_captions": args.blank_captions,
         "n_samples": len(samples),
         "n_kept": len(rows),
-        "n_val": len(to_val),
+        "n_val": sum(row["split"] == "val" for row in rows),
         "task_a": per_class,
         "predicted_per_class": dict(sorted(Counter(labels_b).items())),
         "kept_per_class": dict(sorted(Counter(kept_labels).items())),

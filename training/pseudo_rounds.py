@@ -90,6 +90,9 @@ def run_rounds(args: argparse.Namespace) -> dict:
         round_dir = args.out / f"round{number}"
         log.info("round %d of %d: pseudo-labelling %s with %s", number, args.rounds, args.unlabelled, checkpoint)
         summary = pseudo_label(argparse.Namespace(**{**vars(args), "checkpoint": checkpoint, "out": round_dir}))
+        if not summary["n_kept"]:
+            confident = ", ".join(f"{c} {v['candidates']} of {v['predicted']}" for c, v in summary["task_a"].items())
+            raise DataError(f"round {number} kept no image (confident at {args.threshold}: {confident}); lower --threshold")
         checkpoint = train_round(args, round_dir, round_dir / "run")
         result = evaluate_round(args, checkpoint, round_dir / "eval")
         previous = history[-1]["task_a_macro_f1"]

@@ -189,3 +189,60 @@ def test_parquet_images_are_written_out(tiny_checkpoint, ct2_parquet, tmp_path, 
     out_val = tmp_path / "pseudo-val"
     assert main(["--checkpoint", str(tiny_checkpoint), "--unlabelled", str(ct2_parquet), "--split", "val", "--threshold", "0", "--out", str(out_val), "--quiet"]) == 0
     assert len(read_rows(out_val / "labels.csv")) == 6
+
+
+def write_dev_slice(dev: Path, folder: Path, picks: dict[tuple[str, int], int], skip: int = 0) -> Path:
+    """A labels.csv folder of dev images referenced by absolute path (nothing copied):
+    ``picks[(split, label_a)]`` images of each, after skipping ``skip`` of each."""
+    rows = read_rows(dev / "labels.csv")
+    chosen = []
+    for (split, label_a), n in picks.items():
+        pool = [r for r in rows if r["split"] == split and r["label_a"] == str(label_a)]
+        chosen += pool[skip:skip + n]
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["image", "caption", "label_a", "label_b", "split"])
+        writer.writeheader()
+        writer.writerows({**{k: r[k] for k in ("caption", "label_a", "label_b", "split")}, "image": str(dev / r["image"])}
+                         for r in chosen)
+    return folder
+
+
+def test_two_rounds_on_a_dev_slice_keep_both_classes_and_are_evaluated(dev_data_dir, tmp_path):
+    from genspot.training.train import main as train
+
+    labelled = write_dev_slice(dev_data_dir, tmp_path / "labelled", {("train", 0): 12, ("train", 1): 12, ("val", 0): 8, ("val", 1): 8})
+    pool = write_dev_slice(dev_data_dir, tmp_path / "pool", {("train", 0): 15, ("train", 1): 15}, skip=12)
+    start = tmp_path / "round0-run"
+    assert train(["--data", str(labelled), "--out", str(start), "--config", "tiny", "--epochs", "1", "--quiet"]) == 0
+    out = tmp_path / "pseudo"
+    assert main(["--checkpoint", str(start / "model.pt"), "--unlabelled", str(pool), "--out", str(out), "--rounds", "2",
+                 "--data", str(labelled), "--config", "tiny", "--train-args", "--epochs 1", "--threshold", "0.5",
+                 "--val-share", "0.2", "--blank-captions", "--quiet"]) == 0
+    report = json.loads((out / "rounds.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [0, 1, 2] and report["pool_images_in_held_out"] == 0
+    previous = report["rounds"][0]
+    for entry in report["rounds"][1:]:
+        round_dir = out / f"round{entry['round']}"
+        summary = json.loads((round_dir / "summary.json").read_text())
+        assert summary["checkpoint"] == previous["checkpoint"]  # labelled by the previous round's model
+        rows = read_rows(round_dir / "labels.csv")
+        kept = {"real": sum(r["label_a"] == "0" for r in rows), "ai": sum(r["label_a"] == "1" for r in rows)}
+        assert entry["kept_task_a"] == kept and kept["real"] > 0 and kept["ai"] > 0  # both classes, counted per class
+        assert summary["accuracy"]["n_labelled"] == len(rows)  # the pool's labels only grade the pseudo-labels
+        n_val = sum(r["split"] == "val" for r in rows)
+        assert n_val == entry["n_val"] > 0
+        assert f"added {len(rows)} pseudo-labelled samples from {round_dir} ({n_val} to val)" in (round_dir / "run" / "train.log").read_text()
+        metrics = json.loads((round_dir / "eval" / "metrics.json").read_text())  # the retrained model, on the held-out val
+        assert metrics["checkpoint"] == entry["checkpoint"] == str(round_dir / "run" / "model.pt")
+        assert metrics["n_samples"] == 16 and metrics["blank_captions"] is True
+        assert entry["task_a_macro_f1"] == metrics["task_a"]["macro_f1"]
+        assert entry["delta_task_a_macro_f1"] == pytest.approx(entry["task_a_macro_f1"] - previous["task_a_macro_f1"])
+        assert entry["helped"] == (entry["delta_task_a_macro_f1"] > 0)
+        previous = entry
+
+
+def test_rounds_need_labelled_data(tiny_checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(tiny_checkpoint), "--unlabelled", str(tmp_path), "--out", str(tmp_path / "o"), "--rounds", "2"])
+    assert "--rounds needs --data" in capsys.readouterr().err
