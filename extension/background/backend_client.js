@@ -1,4 +1,5 @@
-// The genspot backend's HTTP API, as the extension uses it: POST /v1/detect and GET /v1/model.
+// The genspot backend's HTTP API, as the extension uses it: POST /v1/detect, POST /v1/feedback
+// and GET /v1/model.
 // Network and HTTP failures are re-raised as BackendError with a stable code and a one-line
 // message that the popup can show as is.
 
@@ -68,4 +69,17 @@ export async function postDetect(settings, items) {
 /** The served model's labels, version and thresholds (used by the options page's connection check). */
 export async function getModelInfo(settings) {
   return request(settings, "/v1/model", { headers: headersFor(settings) }, INFO_TIMEOUT_MS);
+}
+
+const REPORT_FIELDS = ["sha256", "correct_label", "reported_verdict", "decided_by", "model_version", "generator", "image_url", "comment"];
+
+/** Report a wrong verdict; only the known fields are sent. Answers {id, status, verification}. */
+export async function postFeedback(settings, report) {
+  const body = Object.fromEntries(REPORT_FIELDS.filter((name) => report[name] != null).map((name) => [name, report[name]]));
+  return request(
+    settings,
+    "/v1/feedback",
+    { method: "POST", headers: { ...headersFor(settings), "Content-Type": "application/json" }, body: JSON.stringify(body) },
+    INFO_TIMEOUT_MS,
+  );
 }

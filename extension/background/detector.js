@@ -7,9 +7,16 @@ import { cacheKey, getCached, putCached } from "./result_cache.js";
 import { fetchImageBase64, ImageFetchError } from "./image_bytes.js";
 
 // Item errors after which the browser sends the bytes it can fetch: the image needs the
-// user's cookies (fetch_failed) or lives on an address the backend refuses to visit, such as
-// an intranet host (blocked_address).
+// user's cookies (fetch_failed), lives on an address the backend refuses to visit, such as
+// an intranet host (blocked_address), or on a port the backend does not fetch from, such as
+// a local dev site on :8080 (unsupported_url, for the port only: a malformed URL stays an error).
 const BYTES_FALLBACK_CODES = new Set(["fetch_failed", "blocked_address"]);
+const PORT_REFUSED = /^port \d+ is not allowed/;
+
+export function needsBytes(error) {
+  if (!error) return false;
+  return BYTES_FALLBACK_CODES.has(error.code) || (error.code === "unsupported_url" && PORT_REFUSED.test(error.message ?? ""));
+}
 const BATCH = { maxItems: 16, maxWaitMs: 50 };
 
 const batchers = new Map(); // one per backend + key, so a settings change starts a new queue
@@ -37,7 +44,7 @@ async function ask(settings, item) {
   }
 }
 
-async function askWithBytes(settings, item) {
+async function askWithBytes(settings, item, reason) {
   let imageB64;
   try {
     imageB64 = await fetchImageBase64(item.url);
@@ -46,7 +53,7 @@ async function askWithBytes(settings, item) {
     throw error;
   }
   const { url, ...rest } = item;
-  return { ...(await ask(settings, { ...rest, image_b64: imageB64 })), via: "bytes" };
+  return { ...(await ask(settings, { ...rest, image_b64: imageB64 })), via: "bytes", fallback: reason };
 }
 
 /**
@@ -61,8 +68,8 @@ export async function detect(settings, item, { fresh = false } = {}) {
     if (cached) return { ...cached, via: "cache" };
   }
   let result = { ...(await ask(settings, item)), via: item.url ? "url" : "bytes" };
-  if (result.status === "error" && item.url && BYTES_FALLBACK_CODES.has(result.error?.code)) {
-    result = await askWithBytes(settings, item);
+  if (result.status === "error" && item.url && needsBytes(result.error)) {
+    result = await askWithBytes(settings, item, result.error.message);
   }
   if (result.status === "ok") await putCached(key, result);
   return result;

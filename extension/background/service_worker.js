@@ -3,10 +3,14 @@
 
 import "../shared/messages.js";
 import "../shared/settings.js";
+import { BackendError, postFeedback } from "./backend_client.js";
 import { detect } from "./detector.js";
 
 const { MSG, settings: userSettings } = globalThis.genspot;
 const BADGE_COLOUR = "#b3261e";
+const MENU_ID = "genspot-check";
+// "page" and "frame" too: a CSS background is not an "image" to the context menu.
+const MENU_CONTEXTS = ["image", "page", "frame", "link"];
 
 async function handleDetect(message, sender) {
   const settings = await userSettings.loadSettings();
@@ -18,16 +22,46 @@ async function handleDetect(message, sender) {
 
 async function handlePageStats(message, sender) {
   const tabId = sender.tab?.id;
-  if (tabId === undefined) return {};
+  if (tabId === undefined || sender.frameId !== 0) return {};
   const ai = message.stats.ai;
   await chrome.action.setBadgeText({ tabId, text: ai > 0 ? String(ai) : "" });
   await chrome.action.setBadgeBackgroundColor({ tabId, color: BADGE_COLOUR });
   return {};
 }
 
+/** Only the extension's own pages (the popup) may report: a content script runs beside page code. */
+function fromExtensionPage(sender) {
+  return typeof sender.url === "string" && sender.url.startsWith(chrome.runtime.getURL(""));
+}
+
+async function handleReport(message, sender) {
+  if (!fromExtensionPage(sender)) return { error: { code: "refused", message: "reports come from the genspot popup only" } };
+  const settings = await userSettings.loadSettings();
+  try {
+    return await postFeedback(settings, message.report ?? {});
+  } catch (error) {
+    if (error instanceof BackendError) return { error: { code: error.code, message: error.message } };
+    throw error;
+  }
+}
+
+/** The context menu: the content script of the clicked frame finds the image or CSS background and checks it. */
+async function handleContextMenu(info, tab) {
+  if (info.menuItemId !== MENU_ID || tab?.id === undefined) return null;
+  const message = { type: MSG.CHECK_CONTEXT_TARGET, srcUrl: info.srcUrl ?? null };
+  try {
+    return await chrome.tabs.sendMessage(tab.id, message, { frameId: info.frameId ?? 0 });
+  } catch {
+    return null; // no content script in that frame (a browser page, a file: URL)
+  }
+}
+// The tests run this path directly: a native context menu cannot be clicked by automation.
+globalThis.genspot.handleContextMenu = handleContextMenu;
+
 const HANDLERS = {
   [MSG.DETECT]: handleDetect,
   [MSG.PAGE_STATS]: handlePageStats,
+  [MSG.REPORT]: handleReport,
 };
 
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
@@ -37,4 +71,14 @@ chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
     sendResponse({ status: "error", error: { code: "extension_error", message: String(error?.message ?? error) } }),
   );
   return true; // the answer is sent asynchronously
+});
+
+chrome.runtime.onInstalled.addListener(() => {
+  chrome.contextMenus.removeAll(() => {
+    chrome.contextMenus.create({ id: MENU_ID, title: "Check this image with genspot", contexts: MENU_CONTEXTS });
+  });
+});
+
+chrome.contextMenus.onClicked.addListener((info, tab) => {
+  handleContextMenu(info, tab);
 });

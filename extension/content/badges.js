@@ -22,6 +22,8 @@ globalThis.genspot = globalThis.genspot || {};
     .ai { background: #a4161a; }
     .real { background: #1b5e20; }
     .uncertain { background: #37474f; min-width: 24px; text-align: center; }
+    /* "could not check": quiet, outlined, never mistaken for a verdict */
+    .error { background: rgba(255, 255, 255, 0.92); color: #37474f; border: 1.5px dashed #546e7a; font-weight: 500; }
     .panel {
       display: none; position: absolute; top: calc(100% + 6px); left: 0; width: max-content; max-width: 320px; padding: 8px 10px;
       background: #fff; color: #1a1a1a; border: 1px solid #888; border-radius: 8px; box-shadow: 0 4px 16px rgba(0, 0, 0, 0.35);
@@ -88,7 +90,7 @@ globalThis.genspot = globalThis.genspot || {};
       if (event.key === "Escape") toggle(false); // focus stays on the badge
     });
     button.addEventListener("blur", () => toggle(false));
-    return { host, button, list };
+    return { host, button, list, toggle };
   }
 
   /**
@@ -162,6 +164,17 @@ globalThis.genspot = globalThis.genspot || {};
 
     clear() {
       [...this.badges.keys()].forEach((img) => this.remove(img));
+    }
+
+    /** Scrolls to an image and opens its badge's details (the popup's "show"); false without a badge. */
+    reveal(img) {
+      img.scrollIntoView({ block: "center", inline: "nearest" });
+      const badge = this.badges.get(img);
+      if (!badge) return false;
+      place(badge, img);
+      badge.button.focus({ preventScroll: true });
+      badge.toggle(true);
+      return true;
     }
 
     /** Moves every badge to its image; drops badges whose image left the page. */

@@ -54,6 +54,39 @@ globalThis.genspot = globalThis.genspot || {};
     return null;
   }
 
+  const CSS_URL = /url\(\s*(["']?)(.*?)\1\s*\)/g;
+  const ANCESTORS = 6; // how far up a right-clicked element's parents a background image is looked for
+
+  /** The first http(s), data: or blob: image URL of an element's CSS background, or "". */
+  function backgroundUrl(element) {
+    const value = getComputedStyle(element).backgroundImage || "";
+    for (const match of value.matchAll(CSS_URL)) {
+      if (/^(https?:|data:image\/|blob:)/i.test(match[2])) return new URL(match[2], document.baseURI).href;
+    }
+    return "";
+  }
+
+  /**
+   * What a right-click meant to check: the <img> showing `srcUrl` (the context menu's image),
+   * else the nearest element at or above `element` with a CSS background image.
+   * Returns {element, url, caption} or null.
+   */
+  function contextTarget(element, srcUrl) {
+    if (srcUrl) {
+      const images = [element, ...document.querySelectorAll("img")].filter((node) => node instanceof HTMLImageElement);
+      const img = images.find((node) => imageUrl(node) === srcUrl || node.src === srcUrl);
+      if (img) return { element: img, url: imageUrl(img), caption: captionOf(img) };
+    }
+    for (let node = element, depth = 0; node instanceof Element && depth < ANCESTORS; node = node.parentElement, depth += 1) {
+      const url = node instanceof HTMLImageElement ? imageUrl(node) : backgroundUrl(node);
+      if (url) {
+        const caption = node instanceof HTMLImageElement ? captionOf(node) : (node.getAttribute("aria-label") || node.getAttribute("title") || "").replace(/\s+/g, " ").trim();
+        return { element: node, url, caption };
+      }
+    }
+    return null;
+  }
+
   /**
    * Calls `onImage(img, url)` once per image and URL, when the image is near the viewport,
    * loaded and at least 64x64: visible images first, lazy and script-added images as they
@@ -131,5 +164,5 @@ globalThis.genspot = globalThis.genspot || {};
     }
   }
 
-  globalThis.genspot.images = Object.freeze({ captionOf, itemFor, ImageWatcher });
+  globalThis.genspot.images = Object.freeze({ captionOf, itemFor, contextTarget, ImageWatcher });
 })();

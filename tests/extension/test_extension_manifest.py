@@ -22,7 +22,7 @@ def referenced_files() -> list[str]:
 
 def test_manifest_v3_with_minimal_permissions():
     assert MANIFEST["manifest_version"] == 3
-    assert MANIFEST["permissions"] == ["storage"]
+    assert MANIFEST["permissions"] == ["storage", "contextMenus"]
     assert MANIFEST["host_permissions"] == ["http://*/*", "https://*/*"]
     assert "web_accessible_resources" not in MANIFEST
     assert "externally_connectable" not in MANIFEST

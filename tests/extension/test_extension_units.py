@@ -12,6 +12,7 @@ LOAD_MODULES = """async () => {
   await import("/shared/settings.js");
   await import("/content/verdicts.js");
   globalThis.batcher = await import("/background/batcher.js");
+  globalThis.detector = await import("/background/detector.js");
 }"""
 
 
@@ -53,6 +54,7 @@ def test_badge_texts_and_labels(extension_page):
     assert ai["kind"] == "ai" and ai["text"] == "AI 94% · Midjourney v3"
     assert ai["ariaLabel"].startswith("genspot: likely AI-generated, 94% probability, most likely Midjourney v3")
     rows = dict(ai["rows"])
+    assert ai["rows"][:2] == [["Verdict", "Likely AI-generated"], ["Decided by", "the model: AI probability 94%"]], "deciding evidence first"
     assert rows["AI probability"] == "94%" and rows["Likely sources"] == "Midjourney v3 70%, DALL·E 2 20%"
     assert rows["Model"] == "tiny-1" and rows["Provenance"] == "no metadata found" and rows["Checked"] == "your browser sent the image bytes"
 
@@ -60,7 +62,9 @@ def test_badge_texts_and_labels(extension_page):
     assert describe(extension_page, ok("real", 0.1, label="real")) is None, "'Likely real' badges are off by default"
     real = describe(extension_page, ok("real", 0.1, label="real"), showReal=True)
     assert real["text"] == "Likely real" and "AI probability 10%" in real["ariaLabel"]
-    assert describe(extension_page, {"status": "error", "error": {"code": "fetch_failed", "message": "x"}}) is None
+    unchecked = describe(extension_page, {"status": "error", "error": {"code": "fetch_failed", "message": "HTTP 403"}})
+    assert unchecked["kind"] == "error" and unchecked["text"] == "not checked", "could not check: its own quiet badge, never 'real'"
+    assert "could not check" in unchecked["ariaLabel"] and dict(unchecked["rows"])["Reason"] == "HTTP 403"
 
 
 def test_threshold_only_makes_ai_badges_stricter(extension_page):
@@ -107,3 +111,59 @@ def test_batcher_sends_16_items_or_waits_50_ms(extension_page):
     assert batches["sizes"] == [16, 4, 1]
     assert batches["results"] == [i * 10 for i in range(20)] and batches["lone"] == 70
     assert batches["ms"] >= 100, "the partial batches each waited for more items"
+
+
+def test_unsure_source_head_says_unknown_generator_and_manifest_names_win(extension_page):
+    unsure = ok("ai", 0.9)
+    unsure["source"] = {"label": "dalle_mini", "probability": 0.3}
+    assert describe(extension_page, unsure)["text"] == "AI 90% · unknown generator"
+    named = ok("ai", 0.9)
+    named["source"] = {"label": "dalle_mini", "probability": 0.7, "name": "DALL·E Mini (2022)"}
+    named["sources"] = [named["source"]]
+    shown = describe(extension_page, named)
+    assert shown["text"] == "AI 90% · DALL·E Mini (2022)" and dict(shown["rows"])["Likely sources"] == "DALL·E Mini (2022) 70%"
+
+
+def test_uncertain_details_explain_the_backend_band_and_the_users_limit(extension_page):
+    band = ok("uncertain", 0.55)
+    band["thresholds"] = {"threshold": 0.5, "uncertain_band": 0.15}
+    why = dict(describe(extension_page, band)["rows"])["Why “?”"]
+    assert why == 'AI probability 55% is between the backend\'s limits: below 35% is "real", from 65% "AI"'
+    stricter = ok("ai", 0.7)
+    stricter["thresholds"] = band["thresholds"]
+    rows = dict(describe(extension_page, stricter, threshold=0.8)["rows"])
+    assert "at or above the backend's AI limit (65%) but below your minimum (80%" in rows["Why “?”"]
+    assert describe(extension_page, stricter)["kind"] == "ai", "the default follows the backend's own AI limit"
+
+
+def test_conflicting_evidence_is_shown_after_the_deciding_one(extension_page):
+    c2pa = {"validity": "untrusted", "signer": "Adobe C2PA", "issuer": "Adobe Inc.", "codes": ["signingCredential.untrusted"]}
+    signals = [{"kind": "c2pa", "detail": "valid C2PA history (c2pa.opened) declares no AI source", "verdict": "not-ai", "generator": "Adobe Photoshop"}]
+    edit = ok("real", 0.4, label="real", provenance={"verdict": "not-ai", "generator": "Adobe Photoshop", "signals": signals, "c2pa": c2pa})
+    edit["decided_by"] = "provenance"
+    shown = describe(extension_page, edit, showReal=True)
+    assert shown["text"] == "Real (C2PA)"
+    assert shown["rows"][1][0] == "Decided by" and shown["rows"][1][1].startswith("the file's metadata: no AI declared (Adobe Photoshop)")
+    assert dict(shown["rows"])["C2PA"] == "intact, but the signer is on no trust list · signed by Adobe C2PA, Adobe Inc."
+    clash = dict(edit, verdict="uncertain", ai_probability=0.89, conflict="the model alone says ai (AI probability 89%), but ...")
+    clashed = describe(extension_page, clash)
+    assert clashed["text"] == "? · evidence disagrees"
+    assert [row[0] for row in clashed["rows"][:4]] == ["Verdict", "Decided by", "Disagrees", "Why “?”"]
+    invalid = dict(c2pa, validity="invalid", codes=["signingCredential.untrusted", "signingCredential.invalid"])
+    assert dict(describe(extension_page, dict(clash, provenance=dict(edit["provenance"], c2pa=invalid)))["rows"])["C2PA"].startswith(
+        "INVALID (signingCredential.invalid)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "fallback"),
+    [
+        ({"code": "fetch_failed", "message": "HTTP 403"}, True),
+        ({"code": "blocked_address", "message": "private address"}, True),
+        ({"code": "unsupported_url", "message": "port 8080 is not allowed (allowed: 80, 443)"}, True),
+        ({"code": "unsupported_url", "message": "only http and https URLs are fetched, not 'ftp'"}, False),
+        ({"code": "not_an_image", "message": "HTML"}, False),
+    ],
+)
+def test_bytes_fallback_triggers(extension_page, error, fallback):
+    assert extension_page.evaluate("(error) => detector.needsBytes(error)", error) is fallback

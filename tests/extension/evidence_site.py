@@ -1,0 +1,150 @@
+"""A small site for the evidence tests, served on a free port of 127.0.0.1 (never 80 or 443):
+a camera JPEG (Canon EXIF), a Photoshop edit with a valid AI-free C2PA manifest (a real
+file from ../shared/data/provenance), a Stable Diffusion PNG (provenance proves AI), an image
+the browser shows but nobody else may download (the "could not check" case), and a CSS
+background (only the context menu can check it). Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from tests.fixtures.services import SD_PARAMETERS
+
+PROVENANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance"
+C2PA_EDIT = PROVENANCE / "c2pa" / "edit_photoshop_no_ai.jpg"
+PAGE_PATH = "/evidence.html"
+SHOWN_ONLY_PATH = "/img/shown-only.jpg"  # served to <img> loads only: a fetch() (the bytes fallback) gets 500
+
+
+def _picture(seed: int, size: int = 256) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    pixels = np.stack([np.sin(7 * x + seed), np.cos(5 * y - seed), np.sin(3 * (x + y))], -1) * 100 + 128 + rng.normal(0, 10, (size, size, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def _jpeg(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, **options)
+    return buffer.getvalue()
+
+
+def camera_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS REBEL T3"
+    return _jpeg(_picture(1), exif=exif)
+
+
+def sd_png(seed: int) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", SD_PARAMETERS)
+    buffer = io.BytesIO()
+    _picture(seed).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def make_files() -> dict[str, tuple[bytes, str]]:
+    """URL path -> (bytes, content type)."""
+    return {
+        "/img/camera.jpg": (camera_jpeg(), "image/jpeg"),
+        "/img/c2pa-edit.jpg": (C2PA_EDIT.read_bytes(), "image/jpeg"),
+        "/img/sd.png": (sd_png(2), "image/png"),
+        "/img/background.png": (sd_png(3), "image/png"),
+        SHOWN_ONLY_PATH: (_jpeg(_picture(4)), "image/jpeg"),
+    }
+
+
+PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>evidence</title>
+<style>
+  body {{ margin: 0; padding: 16px; display: flex; flex-wrap: wrap; gap: 16px; font: 14px sans-serif; }}
+  img, .hero {{ display: block; width: 220px; height: 220px; }}
+  .hero {{ background: #ddd url(/img/background.png) center / cover no-repeat; }}
+  .hero span {{ display: block; padding: 8px; }}
+</style></head>
+<body>
+  <img data-test="camera" src="/img/camera.jpg" alt="a street at noon">
+  <img data-test="c2pa-edit" src="/img/c2pa-edit.jpg" alt="an edited photo">
+  <img data-test="sd" src="/img/sd.png" alt="a lighthouse">
+  <img data-test="shown-only" src="{SHOWN_ONLY_PATH}" alt="a picture behind a wall">
+  <div data-test="background" class="hero"><span>Welcome</span></div>
+</body></html>"""
+
+
+@dataclass
+class SiteRequest:
+    path: str
+    fetch_dest: str
+    user_agent: str
+    status: int
+
+
+@dataclass
+class EvidenceSite:
+    files: dict[str, tuple[bytes, str]]
+    port: int = 0
+    requests: list[SiteRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str = PAGE_PATH) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def requests_for(self, path: str) -> list[SiteRequest]:
+        with self.lock:
+            return [request for request in self.requests if request.path == path]
+
+
+def _handler(site: EvidenceSite) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            dest = self.headers.get("Sec-Fetch-Dest", "")
+            if path == PAGE_PATH:
+                status, body, kind = 200, PAGE.encode(), "text/html; charset=utf-8"
+            elif path == SHOWN_ONLY_PATH and dest != "image":
+                status, body, kind = 500, b"images here are for <img> only", "text/plain"
+            elif path in site.files:
+                status, (body, kind) = 200, site.files[path]
+            else:
+                status, body, kind = 404, b"not found", "text/plain"
+            with site.lock:
+                site.requests.append(SiteRequest(path, dest, self.headers.get("User-Agent", ""), status))
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+class RunningEvidenceSite:
+    def __init__(self):
+        self.site = EvidenceSite(make_files())
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.site))
+        self.httpd.daemon_threads = True
+        self.site.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="evidence-site", daemon=True)
+
+    def __enter__(self) -> EvidenceSite:
+        self.thread.start()
+        return self.site
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
