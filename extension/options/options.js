@@ -3,7 +3,7 @@
 import "../shared/settings.js";
 import { getModelInfo } from "../background/backend_client.js";
 
-const { loadSettings, saveSettings, normalizeBackendUrl, parseSiteList } = globalThis.genspot.settings;
+const { loadSettings, hasSavedSettings, saveSettings, normalizeBackendUrl, parseSiteList } = globalThis.genspot.settings;
 const form = document.getElementById("options");
 const fields = form.elements;
 const status = document.getElementById("status");
@@ -16,13 +16,23 @@ function showStatus(text, isError = false) {
 const percent = (value) => `${Math.round(Number(value) * 100)}%`;
 const FALLBACK_AI_LIMIT = 0.65; // the backend's default threshold + uncertain band
 
-/** The slider's left end is the backend's AI limit (threshold + uncertain band): below it a slider would change nothing. */
-function setLimits(thresholds) {
+const UNREAD = {
+  unsaved: "Save your backend (or use \"Check connection\") to read its limits",
+  reading: "Reading the backend's limits",
+  unreachable: "The backend's limits could not be read",
+};
+
+/**
+ * The slider's left end is the backend's AI limit (threshold + uncertain band): below it a
+ * slider would change nothing. Without `thresholds`, `why` (a key of UNREAD) says
+ * why the backend's defaults are assumed.
+ */
+function setLimits(thresholds, why = "unreachable") {
   const aiLimit = thresholds ? thresholds.threshold + thresholds.uncertain_band : FALLBACK_AI_LIMIT;
   fields.threshold.min = String(Math.min(0.99, Math.round(aiLimit * 100) / 100));
   document.getElementById("threshold-limits").textContent = thresholds
     ? `This backend: "AI" from ${percent(aiLimit)}, "real" below ${percent(thresholds.threshold - thresholds.uncertain_band)}.`
-    : `The backend's limits could not be read; assuming its defaults ("AI" from ${percent(FALLBACK_AI_LIMIT)}).`;
+    : `${UNREAD[why]}; assuming its defaults ("AI" from ${percent(FALLBACK_AI_LIMIT)}).`;
 }
 
 function showThreshold() {
@@ -32,15 +42,18 @@ function showThreshold() {
     : percent(fields.threshold.value);
 }
 
-/** Reads the saved backend's limits; the slider keeps the saved minimum unless the user moved it meanwhile. */
+/**
+ * Reads the limits of the backend the user saved (never of one only typed into the form:
+ * the options page contacts no address the user has not chosen). The slider keeps the saved
+ * minimum unless the user moved it meanwhile.
+ */
 async function readBackendLimits(settings) {
   let thresholds = null;
   try {
-    thresholds = (await getModelInfo(settings)).thresholds;
+    thresholds = (await getModelInfo(settings)).thresholds ?? null;
   } catch {
     // unreachable or refused: the defaults stand, and "Check connection" says why
   }
-  if (!thresholds) return;
   const untouched = fields.threshold.dataset.touched !== "true";
   setLimits(thresholds);
   if (untouched) fields.threshold.value = String(Math.max(settings.threshold, Number(fields.threshold.min)));
@@ -73,8 +86,11 @@ function readForm() {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    fillForm(await saveSettings(readForm()));
+    const saved = await saveSettings(readForm());
+    fillForm(saved);
     showStatus("Saved.");
+    fields.threshold.dataset.touched = "false"; // the form now shows what was saved
+    readBackendLimits(saved); // the saved backend's limits (it may be a new one)
   } catch (error) {
     showStatus(error.message, true);
   }
@@ -98,7 +114,10 @@ fields.threshold.addEventListener("input", () => {
   fields.threshold.dataset.touched = "true";
   showThreshold();
 });
+// Only a backend the user saved is asked for its limits on load: a fresh install contacts
+// nothing until the user saves one (or checks the connection).
 const stored = await loadSettings();
-setLimits(null);
+const everSaved = await hasSavedSettings();
+setLimits(null, everSaved ? "reading" : "unsaved");
 fillForm(stored);
-readBackendLimits(stored);
+if (everSaved) readBackendLimits(stored);

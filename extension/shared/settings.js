@@ -25,6 +25,11 @@ globalThis.genspot = globalThis.genspot || {};
     return { ...DEFAULT_SETTINGS, ...stored };
   }
 
+  /** Whether the settings were ever saved (by the options page or the popup's site switch). */
+  async function hasSavedSettings() {
+    return SETTINGS_KEY in (await chrome.storage.local.get(SETTINGS_KEY));
+  }
+
   /** Merge `changes` into the stored settings and return the result. */
   async function saveSettings(changes) {
     const settings = { ...(await loadSettings()), ...changes };
@@ -88,6 +93,7 @@ globalThis.genspot = globalThis.genspot || {};
   globalThis.genspot.settings = Object.freeze({
     DEFAULT_SETTINGS,
     loadSettings,
+    hasSavedSettings,
     saveSettings,
     onSettingsChanged,
     normalizeBackendUrl,

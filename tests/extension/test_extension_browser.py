@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -219,7 +220,8 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     assert {item["url"]: item["alt_text"] for item in items if "url" in item} == by_url
     assert not [item for item in items if "page_url" in item]
     assert {r.url for r in browser.worker_requests()} == {f"{backend.url}/v1/detect", site.image_url("cookie")}
-    elsewhere = [r.url for r in browser.requests if not r.url.startswith((site.url(""), backend.url, "chrome-extension://", "data:"))]
+    # (the options page asked the saved backend for its limits; never the default one before the save)
+    elsewhere = [r.url for r in browser.requests if not r.url.startswith((site.url("/"), f"{backend.url}/", "chrome-extension://", "data:"))]
     assert elsewhere == []
     by_bytes = {site.images[name].caption for name in ("data-uri", "cookie")}
     assert {item["alt_text"] for item in items if "image_b64" in item} == by_bytes
@@ -284,9 +286,25 @@ def test_session_cache_site_switch_and_rescan(browser, site, tiny_bundle, backen
     browser.wait_for_badges(page, len(ABOVE_FOLD))
 
 
+def options_limits(browser) -> str:
+    """The options page's line about the saved backend's limits, once it has read them (or given up)."""
+    page = browser.context.new_page()
+    page.goto(browser.extension_url("options/options.html"))
+    limits = page.locator("#threshold-limits")
+    expect(limits).not_to_have_text(re.compile("^Reading"))
+    text = limits.text_content()
+    page.close()
+    return text
+
+
 def test_options_page_switches_the_backend(browser, site, tiny_bundle, backend_server):
     first = start_backend(backend_server, tiny_bundle, site)
-    second = start_backend(backend_server, tiny_bundle, site, api_keys=["second-key"])
+    second = start_backend(backend_server, tiny_bundle, site, api_keys=["second-key"], threshold=0.6, uncertain_band=0.1)
+
+    # A fresh install's options page contacts nothing (not even the default backend) until a backend is saved.
+    assert options_limits(browser) == 'Save your backend (or use "Check connection") to read its limits; assuming its defaults ("AI" from 65%).'
+    assert [r.url for r in browser.requests if not r.url.startswith("chrome-extension://")] == []
+
     browser.configure(first.url, show_real=True)
     page = browser.context.new_page()
     page.goto(site.url())
@@ -296,6 +314,9 @@ def test_options_page_switches_the_backend(browser, site, tiny_bundle, backend_s
 
     browser.configure(second.url, api_key="second-key", show_real=True, send_page_url=True)
     assert browser.settings()["backendUrl"] == second.url
+    assert options_limits(browser) == 'This backend: "AI" from 70%, "real" below 50%.', "the saved backend's own limits, read with its key"
+    to_model = [r for r in browser.requests if r.url.endswith("/v1/model")]
+    assert to_model and {r.url for r in to_model} <= {f"{first.url}/v1/model", f"{second.url}/v1/model"}
     page.reload()
     browser.wait_for_badges(page, len(ABOVE_FOLD))
     assert metric(second, "genspot_items_total") >= len(ABOVE_FOLD)
@@ -305,13 +326,26 @@ def test_options_page_switches_the_backend(browser, site, tiny_bundle, backend_s
     assert {item.get("page_url") for r in to_second for item in json.loads(r.post_data)["items"]} == {site.url()}
 
 
-def test_unreachable_backend_shows_errors_not_badges(browser, site):
+def test_unreachable_backend_shows_not_checked_badges(browser, site):
+    # "Likely real" badges stay off (the default): an image that could not be checked must
+    # still show that, and never look like the silent "real" of an image without a badge.
     down = f"http://127.0.0.1:{free_port()}"
     browser.configure(down)
     page = browser.context.new_page()
     page.goto(site.url())
     popup = browser.open_popup(site.url())
     expect(popup.locator("#count-error")).to_have_text(str(len(ABOVE_FOLD)), timeout=30_000)
-    assert popup.text_content("#last-error") == f"cannot reach the backend at {down} (is it running?)"
-    assert browser.badges(page) == []
+    message = f"cannot reach the backend at {down} (is it running?)"
+    assert popup.text_content("#last-error") == message
+    assert browser.popup_counts(popup) == {"ai": 0, "real": 0, "uncertain": 0, "error": len(ABOVE_FOLD)}
+    expect(popup.locator("#images li.error .chip")).to_have_text(["not checked"] * len(ABOVE_FOLD))
+
+    badges = {badge["image"]: badge for badge in browser.wait_for_badges(page, len(ABOVE_FOLD))}
+    assert sorted(badges) == sorted(ABOVE_FOLD), "one quiet badge on each image it could not check (none on the icon)"
+    for name, badge in badges.items():
+        assert (badge["verdict"], badge["text"]) == ("error", "not checked"), name
+        assert badge["visible"], f"page CSS hid the badge on {name}"
+        assert badge["aria_label"] == f"genspot: could not check this image ({message}). Press Enter for details.", name
+        assert badge["details"].startswith("VerdictCould not check this image") and f"Reason{message}" in badge["details"], name
+        assert "real" not in badge["text"].lower() and "Likely real" not in badge["details"], name
     assert {r.url for r in browser.worker_requests()} == {f"{down}/v1/detect"}
