@@ -1,8 +1,9 @@
 """A small site for the evidence tests, served on a free port of 127.0.0.1 (never 80 or 443):
-a camera JPEG (Canon EXIF), a Photoshop edit with a valid AI-free C2PA manifest (a real
-file from ../shared/data/provenance), a Stable Diffusion PNG (provenance proves AI), an image
-the browser shows but nobody else may download (the "could not check" case), and a CSS
-background (only the context menu can check it). Every request is recorded.
+a camera JPEG (Canon EXIF), a Photoshop edit whose intact C2PA manifest declares no AI (a
+real file from ../shared/data/provenance, signed by Adobe, a signer on no trust list here),
+a Stable Diffusion PNG (provenance proves AI), an image the browser shows but nobody else may
+download (the "could not check" case), and a CSS background (only the context menu can check
+it). Every request is recorded; the server is extension_site's.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from extension_site import Request, RunningSite, SiteHandler
+from PIL import Image, ImageOps, PngImagePlugin
 
 from tests.fixtures.services import SD_PARAMETERS
 
@@ -38,9 +39,12 @@ def _jpeg(image: Image.Image, **options) -> bytes:
 
 
 def camera_jpeg() -> bytes:
+    """A camera JPEG (Canon EXIF). Its pixels are the C2PA edit's, mirrored: the tiny test model
+    gives them an AI probability well inside (0, 1), so backend thresholds can make the model
+    call it either real or AI (the model scores the generated pictures 0)."""
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = "Canon", "Canon EOS REBEL T3"
-    return _jpeg(_picture(1), exif=exif)
+    return _jpeg(ImageOps.mirror(Image.open(C2PA_EDIT).convert("RGB")), exif=exif)
 
 
 def sd_png(seed: int) -> bytes:
@@ -80,71 +84,36 @@ PAGE = f"""<!doctype html>
 
 
 @dataclass
-class SiteRequest:
-    path: str
-    fetch_dest: str
-    user_agent: str
-    status: int
-
-
-@dataclass
 class EvidenceSite:
     files: dict[str, tuple[bytes, str]]
     port: int = 0
-    requests: list[SiteRequest] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str = PAGE_PATH) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def requests_for(self, path: str) -> list[SiteRequest]:
-        with self.lock:
-            return [request for request in self.requests if request.path == path]
 
-
-def _handler(site: EvidenceSite) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
+def _handler(site: EvidenceSite) -> type[SiteHandler]:
+    class Handler(SiteHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            dest = self.headers.get("Sec-Fetch-Dest", "")
             if path == PAGE_PATH:
                 status, body, kind = 200, PAGE.encode(), "text/html; charset=utf-8"
-            elif path == SHOWN_ONLY_PATH and dest != "image":
+            elif path == SHOWN_ONLY_PATH and self.headers.get("Sec-Fetch-Dest", "") != "image":
                 status, body, kind = 500, b"images here are for <img> only", "text/plain"
             elif path in site.files:
                 status, (body, kind) = 200, site.files[path]
             else:
                 status, body, kind = 404, b"not found", "text/plain"
             with site.lock:
-                site.requests.append(SiteRequest(path, dest, self.headers.get("User-Agent", ""), status))
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+                site.requests.append(self.seen(status))
+            self.reply(status, body, kind)
 
     return Handler
 
 
-class RunningEvidenceSite:
-    def __init__(self):
-        self.site = EvidenceSite(make_files())
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.site))
-        self.httpd.daemon_threads = True
-        self.site.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="evidence-site", daemon=True)
-
-    def __enter__(self) -> EvidenceSite:
-        self.thread.start()
-        return self.site
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+def running_evidence_site() -> RunningSite:
+    """Context manager giving the running EvidenceSite (extension_site's server, this site's pages)."""
+    site = EvidenceSite(make_files())
+    return RunningSite(site, _handler(site))

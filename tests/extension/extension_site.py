@@ -210,17 +210,36 @@ class TestSite:
             return [request for request in self.requests if request.path == path]
 
 
+class SiteHandler(BaseHTTPRequestHandler):
+    """The test sites' request handler base: quiet, keep-alive, and `reply()` without caching."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def seen(self, status: int) -> Request:
+        """This request as a site records it."""
+        path = self.path.split("?", 1)[0]
+        return Request(path, self.headers.get("Cookie", ""), self.headers.get("User-Agent", ""), self.headers.get("Sec-Fetch-Dest", ""), status)
+
+    def reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 def _handler_for(site: TestSite) -> type[BaseHTTPRequestHandler]:
     files = {image.path: image for image in site.images.values() if not image.path.startswith("data:")}
     fallbacks = {"/img/srcset-fallback.jpg", "/img/picture-fallback.jpg"}
     page = page_html(site.images).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
+    class Handler(SiteHandler):
         def do_GET(self) -> None:
             cookie = self.headers.get("Cookie", "")
             path = self.path.split("?", 1)[0]
@@ -237,30 +256,26 @@ def _handler_for(site: TestSite) -> type[BaseHTTPRequestHandler]:
             else:
                 status, body, content_type = 404, b"not found", "text/plain"
             with site.lock:
-                site.requests.append(Request(path, cookie, self.headers.get("User-Agent", ""), self.headers.get("Sec-Fetch-Dest", ""), status))
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+                site.requests.append(self.seen(status))
+            self.reply(status, body, content_type, headers)
 
     return Handler
 
 
 class RunningSite:
-    """Context manager: serves a TestSite on a free port of 127.0.0.1 in a thread."""
+    """Context manager: serves a site on a free port of 127.0.0.1 in a thread and sets its `port`.
 
-    def __init__(self, site: TestSite):
+    `handler` answers its requests; by default the gallery's (for a TestSite).
+    """
+
+    def __init__(self, site, handler: type[BaseHTTPRequestHandler] | None = None):
         self.site = site
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(site))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler or _handler_for(site))
         self.httpd.daemon_threads = True
         site.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="test-site", daemon=True)
 
-    def __enter__(self) -> TestSite:
+    def __enter__(self):
         self.thread.start()
         return self.site
 
