@@ -3,7 +3,8 @@ a camera JPEG (Canon EXIF), a Photoshop edit whose intact C2PA manifest declares
 real file from ../shared/data/provenance, signed by Adobe, a signer on no trust list here),
 a Stable Diffusion PNG (provenance proves AI), an image the browser shows but nobody else may
 download (the "could not check" case), and a CSS background (only the context menu can check
-it). Every request is recorded; the server is extension_site's.
+it); a second page shows a picture in an iframe (also for the context menu). Every request is
+recorded; the server is extension_site's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ PROVENANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "p
 C2PA_EDIT = PROVENANCE / "c2pa" / "edit_photoshop_no_ai.jpg"
 PAGE_PATH = "/evidence.html"
 SHOWN_ONLY_PATH = "/img/shown-only.jpg"  # served to <img> loads only: a fetch() (the bytes fallback) gets 500
+FRAMED_PAGE_PATH = "/framed.html"  # a page whose only picture is inside an iframe
+FRAME_PATH = "/frame.html"
+FRAMED_IMAGE_PATH = "/img/framed.png"
 
 
 def _picture(seed: int, size: int = 256) -> Image.Image:
@@ -62,6 +66,7 @@ def make_files() -> dict[str, tuple[bytes, str]]:
         "/img/c2pa-edit.jpg": (C2PA_EDIT.read_bytes(), "image/jpeg"),
         "/img/sd.png": (sd_png(2), "image/png"),
         "/img/background.png": (sd_png(3), "image/png"),
+        FRAMED_IMAGE_PATH: (sd_png(5), "image/png"),
         SHOWN_ONLY_PATH: (_jpeg(_picture(4)), "image/jpeg"),
     }
 
@@ -82,6 +87,16 @@ PAGE = f"""<!doctype html>
   <div data-test="background" class="hero"><span>Welcome</span></div>
 </body></html>"""
 
+FRAMED_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>framed</title></head>
+<body><p>An embedded gallery:</p><iframe src="{FRAME_PATH}" width="300" height="300" title="gallery"></iframe></body></html>"""
+
+FRAME = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><style>body {{ margin: 8px; }} img {{ display: block; width: 220px; height: 220px; }}</style></head>
+<body><img data-test="framed" src="{FRAMED_IMAGE_PATH}" alt="a harbour at dusk"></body></html>"""
+
+PAGES = {PAGE_PATH: PAGE, FRAMED_PAGE_PATH: FRAMED_PAGE, FRAME_PATH: FRAME}
+
 
 @dataclass
 class EvidenceSite:
@@ -98,8 +113,8 @@ def _handler(site: EvidenceSite) -> type[SiteHandler]:
     class Handler(SiteHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == PAGE_PATH:
-                status, body, kind = 200, PAGE.encode(), "text/html; charset=utf-8"
+            if path in PAGES:
+                status, body, kind = 200, PAGES[path].encode(), "text/html; charset=utf-8"
             elif path == SHOWN_ONLY_PATH and self.headers.get("Sec-Fetch-Dest", "") != "image":
                 status, body, kind = 500, b"images here are for <img> only", "text/plain"
             elif path in site.files:

@@ -1,11 +1,13 @@
 """The extension in real Chromium explains its badges: which evidence decided, which disagrees,
 "could not check" apart from real, the bytes fallback for a page on a non-80/443 port, the
-context-menu check of a CSS background, and a wrong-verdict report that reaches /v1/feedback.
+context-menu check of a CSS background and of an image in an iframe, and a wrong-verdict
+report that reaches /v1/feedback.
 
 The site (evidence_site.py) runs on a free port and the backend keeps its default allowed
 ports (80, 443), so it refuses every image URL of the page with `unsupported_url` and the
 extension must send the bytes. The backend's thresholds pin the tiny test model's verdict
-("real" for every picture, or "ai" for every picture), so the metadata's part is what varies.
+("real" for every picture, or "ai" for every picture), so the metadata's part is what varies;
+the test first checks that the model's probabilities for the two photos lie between them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 
 import httpx
 import pytest
-from evidence_site import C2PA_EDIT, SHOWN_ONLY_PATH, running_evidence_site
+from evidence_site import C2PA_EDIT, FRAME_PATH, FRAMED_IMAGE_PATH, FRAMED_PAGE_PATH, SHOWN_ONLY_PATH, running_evidence_site
 from extension_browser import launch_extension
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
@@ -27,6 +29,17 @@ pytestmark = pytest.mark.browser
 SHOWN = ["camera", "c2pa-edit", "sd", "shown-only"]
 MODEL_SAYS_REAL = {"threshold": 0.999, "uncertain_band": 0.0}
 MODEL_SAYS_AI = {"threshold": 0.001, "uncertain_band": 0.0}
+
+# The context menu's handler run for each frame of a tab in turn, as a click in that frame would
+# (info.frameId): an extension without the webNavigation permission cannot list a tab's frames.
+# Answers the first frame id whose content script checked an image, with its answer.
+CHECK_IN_FRAMES_JS = """async ([tabId, srcUrl]) => {
+  for (let frameId = 0; frameId < 5000; frameId += 1) {
+    const answer = await genspot.handleContextMenu({ menuItemId: "genspot-check", frameId, srcUrl, pageUrl: "" }, { id: tabId });
+    if (answer?.checked) return { frameId, answer };
+  }
+  return null;
+}"""
 
 # Every badge keyed by the data-test name of the element (an <img> or not) whose corner it sits on.
 BADGES_JS = """() => {
@@ -184,3 +197,23 @@ def test_context_menu_checks_a_css_background_and_the_popup_reports_a_wrong_verd
     assert (record["correct_label"], record["reported_verdict"], record["decided_by"]) == ("ai", "real", "model")
     assert record["image_url"] == site.url("/img/camera.jpg") and record["verification"] == "unverified"
     assert [r for r in browser.worker_requests() if r.url == f"{backend.url}/v1/feedback"], "sent by the service worker"
+
+
+def test_context_menu_checks_an_image_inside_an_iframe(browser, site, tiny_bundle, backend_server, tmp_path):
+    backend = start(backend_server, tiny_bundle, tmp_path / "feedback.jsonl", MODEL_SAYS_REAL)
+    browser.configure(backend.url, show_real=True)
+    page = browser.context.new_page()
+    page.goto(site.url(FRAMED_PAGE_PATH))
+    frame = page.frame(url=site.url(FRAME_PATH))
+    frame.wait_for_function("() => document.querySelector('img').complete")
+    assert shown_badges(frame) == {}, "images in iframes are checked on request only"
+
+    frame.click("[data-test=framed]", button="right")
+    image_url = site.url(FRAMED_IMAGE_PATH)
+    checked = browser.service_worker.evaluate(CHECK_IN_FRAMES_JS, [browser.tab_id(site.url(FRAMED_PAGE_PATH)), image_url])
+    assert checked and checked["frameId"] != 0, "the iframe's content script checked it, not the top page's"
+    assert checked["answer"] == {"checked": True, "url": image_url, "status": "ok"}
+    framed = badges(frame, ["framed"])["framed"]
+    assert framed["text"].startswith("AI (metadata)") and "Decided bythe file's metadata" in framed["details"]
+    assert "your browser sent the image bytes" in framed["details"], "the site's port is refused, so the bytes went"
+    assert shown_badges(page) == {}, "the badge is drawn inside the iframe, on its image"
