@@ -1,7 +1,9 @@
 """``create_app(settings)``: the Litestar application of the detection service.
 
 Settings are passed in, never read at import time. The lifespan opens the runtime (bundle,
-cache, fetcher, batcher, metrics) onto ``app.state.runtime`` and closes it on shutdown.
+cache, fetcher, batcher, metrics) onto ``app.state.runtime`` and closes it on shutdown; from
+the server's SIGTERM on, requests that cannot finish in time are answered 503
+(:mod:`genspot.backend.shutdown`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from genspot.backend.controllers import DetectController, FeedbackController, He
 from genspot.backend.problems import EXCEPTION_HANDLERS
 from genspot.backend.runtime import open_runtime
 from genspot.backend.settings import Settings
+from genspot.backend.shutdown import Drain
 from genspot.bundle import Bundle
 
 
@@ -56,15 +59,17 @@ def _request_metrics(app: ASGIApp) -> ASGIApp:
 
 def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
     """The service for ``settings``; pass an already loaded ``bundle`` to skip loading it (tests)."""
+    drain = Drain(settings.graceful_shutdown_s)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings, bundle) as runtime:
-            app.state.runtime = runtime
-            try:
-                yield
-            finally:
-                del app.state.runtime
+        with drain.on_signals():
+            async with open_runtime(settings, bundle) as runtime:
+                app.state.runtime = runtime
+                try:
+                    yield
+                finally:
+                    del app.state.runtime
 
     cors = CORSConfig(
         allow_origins=list(settings.cors_origins),
@@ -76,7 +81,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
     return Litestar(
         route_handlers=[DetectController, FeedbackController, HealthController],
         lifespan=[lifespan],
-        middleware=[_request_metrics],
+        middleware=[_request_metrics, drain.middleware],
         guards=[browser_guard, schema_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=cors,

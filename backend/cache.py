@@ -4,8 +4,10 @@ Keys (all single-key commands, so valid on Redis Cluster; the hash tag keeps eve
 image on one slot):
 
 - ``genspot:r:{<sha256 of image bytes>}:<model version>:<caption hash>`` -> encoded result
-- ``genspot:u:{<sha256 of url>}`` -> sha256 of the bytes last fetched from that URL (short TTL,
-  lets repeated URLs skip the download)
+- ``genspot:u:{<sha256 of url>}:<digest of the request variant>`` -> :class:`UrlEntry`, what the
+  URL served last when fetched with that variant (the headers the fetcher sends and the page
+  origin its Referer comes from: hosts answer hot-links and some User-Agents differently).
+  Trusted as is for ``url_fresh_s``, then revalidated with the host (``url_ttl_s`` at most).
 
 Redis must never take the service down: every call has a short timeout, a failed call counts
 against a circuit breaker, and any failure reads as a miss (or a skipped write).
@@ -16,12 +18,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import msgspec
+
 from genspot.backend.breaker import CircuitBreaker
+from genspot.backend.fetch import Validators
 from genspot.backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +39,41 @@ def result_key(image_sha256: str, model_version: str, caption_digest: str) -> st
     return f"{PREFIX}:r:{{{image_sha256}}}:{model_version}:{caption_digest}"
 
 
-def url_key(url: str) -> str:
-    return f"{PREFIX}:u:{{{hashlib.sha256(url.encode('utf-8')).hexdigest()}}}"
+def url_key(url: str, variant: str) -> str:
+    """The URL entry's key: one per URL and request variant (``SafeFetcher.request_variant``)."""
+    url_digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    variant_digest = hashlib.sha256(variant.encode("utf-8")).hexdigest()[:16]
+    return f"{PREFIX}:u:{{{url_digest}}}:{variant_digest}"
+
+
+class UrlEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What one URL served, fetched with one request variant: the bytes' SHA-256 (hex), when
+    the host last confirmed it (Unix time, shared by every process), and what that response
+    offered to revalidate it with (None: nothing; the entry can only be downloaded again)."""
+
+    sha256: str
+    checked_at: float
+    validators: Validators | None = None
+
+
+class CorruptEntry(ValueError):
+    """A cache value that is not what this code writes (another writer, a bug, tampering)."""
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+encode_url_entry = msgspec.json.Encoder().encode
+_decode_url_entry = msgspec.json.Decoder(UrlEntry).decode
+
+
+def decode_url_entry(raw: bytes) -> UrlEntry:
+    """The entry in ``raw``; :class:`CorruptEntry` if it is not one this code wrote."""
+    try:
+        entry = _decode_url_entry(raw)
+    except msgspec.DecodeError as exc:
+        raise CorruptEntry(f"not a URL entry: {exc}") from exc
+    if not _SHA256_HEX.fullmatch(entry.sha256):
+        raise CorruptEntry("the digest is not a SHA-256")
+    return entry
 
 
 class Cache(Protocol):

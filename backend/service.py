@@ -5,7 +5,13 @@ SHA-256 -> cached result, or provenance + decode + preprocess (worker threads) -
 micro-batcher -> cache. Items of one request run concurrently; an item's failure becomes
 that item's error result and never touches the others, even an unexpected exception (logged
 with its traceback, answered with code ``internal_error``). Identical work in flight at the
-same time (the same URL, the same image and caption) is done once.
+same time (the same URL fetched the same way, the same image and caption) is done once.
+
+URL entries (``cache.url_key``) are per URL *and* request variant, so a page that gets a host's
+hot-link placeholder never decides what another page's item gets. An entry is used without a
+download for ``url_fresh_s``; after that a host that gave an ETag or Last-Modified is asked
+with a conditional request (304: the entry stands, refreshed; 200: the new bytes replace it),
+and an entry without validators is downloaded again.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import base64
 import binascii
 import hashlib
 import logging
-import re
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,9 +31,10 @@ import msgspec
 
 from genspot.backend import cache as cache_keys
 from genspot.backend.batcher import MicroBatcher
-from genspot.backend.cache import Cache
+from genspot.backend.cache import Cache, CorruptEntry, UrlEntry
 from genspot.backend.decode import decode_picture
 from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ItemError, UnsupportedUrl
+from genspot.backend.fetch import FetchedImage, Validators
 from genspot.backend.metrics import Metrics
 from genspot.backend.provenance import Provenance, Signal, read_provenance
 from genspot.backend.schemas import (
@@ -46,7 +53,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Detection).decode
-_SHA256_HEX = re.compile(rb"[0-9a-f]{64}")  # what a URL cache entry holds: the image's digest
 
 
 @dataclass(frozen=True)
@@ -140,17 +146,12 @@ class DetectionService:
         """The detection, whether it came from the cache, and the image's SHA-256 (hex)."""
         caption = item.caption if self.uses_alt_text else None
         caption_digest = caption_hash(caption)
-        remote = item.url is not None and not item.url.startswith("data:")
-        if remote:
-            found = await self._cached_for_url(item.url, caption_digest)
-            if found is not None:
-                return found[0], True, found[1]
-            data = await self._single_flight(f"fetch:{item.url}", lambda: self._download(item.url, item.page_url))
-        else:
-            data = item.data if item.url is None else _data_url_bytes(item.url)
-        digest = hashlib.sha256(data).hexdigest()
-        if remote:
-            await self.cache.set(cache_keys.url_key(item.url), digest.encode(), self.settings.url_ttl_s)
+        if item.url is not None and not item.url.startswith("data:"):
+            return await self._detection_for_url(item, caption, caption_digest)
+        data = item.data if item.url is None else _data_url_bytes(item.url)
+        return await self._detection_for_bytes(data, hashlib.sha256(data).hexdigest(), caption, caption_digest)
+
+    async def _detection_for_bytes(self, data: bytes, digest: str, caption: str | None, caption_digest: str) -> tuple[Detection, bool, str]:
         found = await self._cached(digest, caption_digest)
         if found is not None:
             return found, True, digest
@@ -158,18 +159,40 @@ class DetectionService:
         detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, caption))
         return detection, False, digest
 
-    async def _cached_for_url(self, url: str, caption_digest: str) -> tuple[Detection, str] | None:
-        """The cached result (and image digest) for the bytes this URL served recently, if both entries are still there."""
-        key = cache_keys.url_key(url)
-        known_digest = await self.cache.get(key)
-        if known_digest and not _SHA256_HEX.fullmatch(known_digest):
-            log.warning("ignoring a corrupt URL cache entry %s", key)
-            known_digest = None
-        self.metrics.cache.labels("url", "hit" if known_digest else "miss").inc()
-        if not known_digest:
+    async def _detection_for_url(self, item: ItemInput, caption: str | None, caption_digest: str) -> tuple[Detection, bool, str]:
+        """Skip the download while the URL entry is fresh, revalidate it once stale, else download."""
+        key = cache_keys.url_key(item.url, self.fetcher.request_variant(item.page_url))
+        entry = await self._url_entry(key)
+        found = await self._cached(entry.sha256, caption_digest) if entry is not None else None
+        validators = None
+        if found is not None:  # only an entry whose result is at hand can save the download
+            if time.time() - entry.checked_at < self.settings.url_fresh_s:
+                self.metrics.cache.labels("url", "hit").inc()
+                return found, True, entry.sha256
+            validators = entry.validators
+        self.metrics.cache.labels("url", "miss" if found is None else "stale").inc()
+        fetched = await self._single_flight(f"fetch:{key}:{validators}", lambda: self._download(item, validators))
+        if fetched.not_modified:
+            self.metrics.cache.labels("url", "revalidated").inc()
+            await self._remember_url(key, entry.sha256, validators)
+            return found, True, entry.sha256
+        digest = hashlib.sha256(fetched.data).hexdigest()
+        await self._remember_url(key, digest, fetched.validators)
+        return await self._detection_for_bytes(fetched.data, digest, caption, caption_digest)
+
+    async def _url_entry(self, key: str) -> UrlEntry | None:
+        raw = await self.cache.get(key)
+        if raw is None:
             return None
-        found = await self._cached(known_digest.decode(), caption_digest)
-        return (found, known_digest.decode()) if found is not None else None
+        try:
+            return cache_keys.decode_url_entry(raw)
+        except CorruptEntry as exc:
+            log.warning("ignoring a corrupt URL cache entry %s (%s)", key, exc)
+            return None
+
+    async def _remember_url(self, key: str, digest: str, validators: Validators | None) -> None:
+        entry = UrlEntry(sha256=digest, checked_at=time.time(), validators=validators)
+        await self.cache.set(key, cache_keys.encode_url_entry(entry), self.settings.url_ttl_s)
 
     async def _cached(self, digest: str, caption_digest: str) -> Detection | None:
         raw = await self.cache.get(cache_keys.result_key(digest, self.bundle.version, caption_digest))
@@ -182,19 +205,14 @@ class DetectionService:
             log.warning("ignoring an undecodable cache entry for %s", digest)
             return None
 
-    async def _download(self, url: str, page_url: str | None) -> bytes:
-        """The bytes at ``url``, asked for as an image on ``page_url`` (the Referer's origin).
-
-        Downloads and the URL cache entry are keyed by the URL alone: image bytes do not vary
-        with the Referer in practice, so items of different pages share them (concurrent ones
-        share the first one's download and Referer).
-        """
+    async def _download(self, item: ItemInput, validators: Validators | None) -> FetchedImage:
+        """The image at ``item.url``, asked for as an image on ``item.page_url`` (the Referer's
+        origin); a conditional request when ``validators`` are given."""
         try:
-            fetched = await self.fetcher.fetch(url, page_url)
+            return await self.fetcher.fetch(item.url, item.page_url, validators)
         except ItemError as exc:
             self.metrics.fetch_errors.labels(exc.code).inc()
             raise
-        return fetched.data
 
     async def _compute(self, key: str, data: bytes, caption: str | None) -> Detection:
         loop = asyncio.get_running_loop()
@@ -220,13 +238,20 @@ class DetectionService:
             raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
     async def _single_flight(self, key: str, start: Callable[[], Awaitable[T]]) -> T:
-        """Run ``start()`` once for every caller asking for ``key`` while it runs."""
+        """Run ``start()`` once for every caller asking for ``key`` while it runs; a caller
+        that is cancelled (a request answered 503 on shutdown) leaves the work running for the others."""
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running)
         task = asyncio.ensure_future(start())
         self._inflight[key] = task
-        task.add_done_callback(lambda _: self._inflight.pop(key, None))
+
+        def settled(done: asyncio.Future) -> None:
+            self._inflight.pop(key, None)
+            if not done.cancelled():
+                done.exception()  # retrieved here: when every caller was cancelled, nobody else looks
+
+        task.add_done_callback(settled)
         return await asyncio.shield(task)
 
 

@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_cluster: bool = False
     cache_ttl_s: int = 7 * 24 * 3600
     url_ttl_s: int = 3600
+    # how long a URL entry is used without asking its host; after that, a conditional request (backend/service.py)
+    url_fresh_s: float = 60.0
     memory_cache_items: int = 10_000
     redis_timeout_ms: int = 200
     redis_retries: int = 1

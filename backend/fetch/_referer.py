@@ -24,7 +24,7 @@ _ORIGIN = re.compile(r"https?://(?:[a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?
 def referer_for(page_url: str | None, request_url: str | httpx.URL) -> str | None:
     """The Referer header to send with a request for ``request_url`` made for an image on
     ``page_url``, or None when none should be sent."""
-    origin = _origin(page_url) if page_url else None
+    origin = page_origin(page_url)
     if origin is None:
         return None
     if origin.startswith("https:") and httpx.URL(request_url).scheme != "https":
@@ -32,8 +32,14 @@ def referer_for(page_url: str | None, request_url: str | httpx.URL) -> str | Non
     return origin
 
 
-def _origin(page_url: str) -> str | None:
-    """``scheme://host[:port]/`` of an http(s) address (port only when not the default), or None."""
+def page_origin(page_url: str | None) -> str | None:
+    """``scheme://host[:port]/`` of an http(s) address (port only when not the default), or None.
+
+    Every Referer a fetch for ``page_url`` sends is this origin or nothing (which, hop by hop,
+    depends on the hop's URL only), so two pages of one origin get identical requests.
+    """
+    if not page_url:
+        return None
     try:
         url = httpx.URL(page_url)
         host = url.raw_host.decode("ascii")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
 
@@ -38,10 +39,33 @@ class FetchSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"FetchSettings.allowed_ports must be TCP ports, got {self.allowed_ports!r}")
 
 
+VALIDATOR_PATTERN = r"^[\x21-\x7e][\x20-\x7e]{0,255}\Z"
+"""An ETag or Last-Modified worth keeping: printable ASCII (safe to send back), at most 256 characters."""
+_Validator = Annotated[str, msgspec.Meta(pattern=VALIDATOR_PATTERN)]
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """How to ask whether a response changed: the URL that answered (after redirects) and its
+    ``ETag`` / ``Last-Modified`` (at least one is set). Decoding it with msgspec (a cache
+    entry) checks both against :data:`VALIDATOR_PATTERN`."""
+
+    url: str
+    etag: _Validator | None = None
+    last_modified: _Validator | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FetchedImage:
-    """The body of the last response, its declared type, and the URL it came from."""
+    """The body of the last response, its declared type, and the URL it came from.
+
+    ``validators``: what that response offered for a later conditional request (None if
+    nothing). ``not_modified``: the host answered 304 to the validators the fetch was given,
+    so the body (``data``) is empty and the bytes known from before are still current.
+    """
 
     data: bytes
     content_type: str | None
     final_url: str
+    validators: Validators | None = None
+    not_modified: bool = False

@@ -200,12 +200,22 @@ def redis_client(service_settings, redis_server):
         yield test_client
 
 
-@pytest.mark.parametrize("planted", [b"\xff\xfe\x00 not utf-8", b"{not-a-digest}", b"ab" * 40])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        b"\xff\xfe\x00 not utf-8",
+        b"{not-a-digest}",
+        b"ab" * 40,
+        b'{"sha256": "' + b"ab" * 40 + b'", "checked_at": 0}',
+        b'{"sha256": "' + b"ab" * 32 + b'", "checked_at": 0, "validators": {"url": "http://x/", "etag": "v\\r\\nX-Injected: 1"}}',
+    ],
+)
 def test_a_corrupt_url_cache_entry_is_a_miss(redis_client, redis_server, image_server, caplog, planted):
     """Whatever sits in Redis under a URL's key (another writer, a bug, an attacker with access),
     the item is judged as if nothing were cached, and the entry is replaced by the real digest."""
     url = image_server.url("photo.jpg", "t=corrupt")
-    redis_server.client().set(cache_keys.url_key(url), planted)
+    key = cache_keys.url_key(url, redis_client.app.state.runtime.service.fetcher.request_variant(None))
+    redis_server.client().set(key, planted)
     with caplog.at_level(logging.WARNING, logger="genspot.backend.service"):
         (result,) = _detect(redis_client, {"url": url})
     _assert_ok(result, redis_client.get("/v1/model").json()["version"])
@@ -214,7 +224,7 @@ def test_a_corrupt_url_cache_entry_is_a_miss(redis_client, redis_server, image_s
     assert metric_value(metrics, "genspot_cache_total", entry="url", outcome="miss") == 1
     assert metric_value(metrics, "genspot_item_errors_total", code="internal_error") == 0
     assert any("corrupt URL cache entry" in record.getMessage() for record in caplog.records)
-    assert len(redis_server.client().get(cache_keys.url_key(url))) == 64  # overwritten with the digest
+    assert cache_keys.decode_url_entry(redis_server.client().get(key)).sha256 == result["sha256"]  # overwritten
 
 
 @pytest.mark.parametrize(
