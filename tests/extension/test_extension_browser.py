@@ -291,7 +291,7 @@ def options_limits(browser) -> str:
     page = browser.context.new_page()
     page.goto(browser.extension_url("options/options.html"))
     limits = page.locator("#threshold-limits")
-    expect(limits).not_to_have_text(re.compile("^Reading"))
+    expect(limits).to_have_text(re.compile(r"^(?!Reading)\S"))  # filled in, and not still reading
     text = limits.text_content()
     page.close()
     return text
