@@ -120,4 +120,5 @@ const stored = await loadSettings();
 const everSaved = await hasSavedSettings();
 setLimits(null, everSaved ? "reading" : "unsaved");
 fillForm(stored);
+document.getElementById("fields").disabled = false;
 if (everSaved) readBackendLimits(stored);

@@ -73,6 +73,7 @@ class ExtensionBrowser:
         """Fill in and save the options page, as a user would."""
         page = self.context.new_page()
         page.goto(self.extension_url("options/options.html"))
+        expect(page.locator("#fields")).to_be_enabled()  # the saved settings are in the form: typing now is kept
         page.fill("#backend-url", backend_url)
         page.fill("#api-key", api_key)
         page.set_checked("#show-real", show_real)
