@@ -42,28 +42,28 @@ def _too_many(retry_after: float) -> TooManyRequestsException:
 
 async def _authenticate(connection: ASGIConnection) -> str | None:
     """The caller's valid key (None when no keys are configured); 401 or 429 otherwise."""
-    runtime = connection.app.state.runtime
-    settings = runtime.settings
+    resources = connection.app.state.resources
+    settings = resources.settings
     if not settings.api_keys:
         return None
     address = client_address(connection, settings.trust_forwarded_for)
-    if (retry_after := await runtime.auth_failure_limiter.exceeded("auth", address)) is not None:
+    if (retry_after := await resources.auth_failure_limiter.exceeded("auth", address)) is not None:
         raise _too_many(retry_after)
     key = connection.headers.get(API_KEY_HEADER.lower())
     if key and _known_key(key, settings.api_keys):
         return key
-    if (retry_after := await runtime.auth_failure_limiter.check("auth", address)) is not None:
+    if (retry_after := await resources.auth_failure_limiter.check("auth", address)) is not None:
         raise _too_many(retry_after)
     raise NotAuthorizedException(f"missing or unknown API key (send it in the {API_KEY_HEADER} header)")
 
 
 async def access_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """401 without a valid key when keys are configured; 429 over the per-client or per-key limit."""
-    runtime = connection.app.state.runtime
+    resources = connection.app.state.resources
     key = await _authenticate(connection)
-    retry_after = await runtime.client_limiter.check("client", client_address(connection, runtime.settings.trust_forwarded_for))
+    retry_after = await resources.client_limiter.check("client", client_address(connection, resources.settings.trust_forwarded_for))
     if retry_after is None and key is not None:
-        retry_after = await runtime.key_limiter.check("key", key)
+        retry_after = await resources.key_limiter.check("key", key)
     if retry_after is not None:
         raise _too_many(retry_after)
 
@@ -71,5 +71,5 @@ async def access_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 async def schema_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """An app-wide guard: the OpenAPI routes need a valid key unless the schema is open."""
     path = connection.scope["path"]
-    if (path == SCHEMA_PATH or path.startswith(SCHEMA_PATH + "/")) and not connection.app.state.runtime.settings.schema_is_open:
+    if (path == SCHEMA_PATH or path.startswith(SCHEMA_PATH + "/")) and not connection.app.state.resources.settings.schema_is_open:
         await _authenticate(connection)

@@ -45,17 +45,17 @@ def labelled_images(folder: Path, split: str, limit: int | None) -> list[Path]:
 
 async def verdicts(paths: list[Path], probes: list[str], settings: Settings) -> dict[str, list[str]]:
     """Per probe alt-text, the verdict of each image (``error:CODE`` for an item that failed)."""
-    from genspot.backend.runtime import open_runtime
+    from genspot.backend.resources import open_service_resources
 
     images = [path.read_bytes() for path in paths]
     found: dict[str, list[str]] = {}
-    async with open_runtime(settings) as runtime:
+    async with open_service_resources(settings) as resources:
         for probe in probes:
             found[probe] = []
             for start in range(0, len(images), MAX_ITEMS):
                 chunk = [ItemInput(id=str(i), kind="file", data=data, caption=probe)
                          for i, data in enumerate(images[start : start + MAX_ITEMS], start)]
-                results = await runtime.service.detect(chunk)
+                results = await resources.service.detect(chunk)
                 found[probe] += [r.verdict if r.status == "ok" else f"error:{r.error.code}" for r in results]
     return found
 

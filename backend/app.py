@@ -1,7 +1,8 @@
 """``create_app(settings)``: the Litestar application of the detection service.
 
-Settings are passed in, never read at import time. The lifespan opens the runtime (bundle,
-cache, fetcher, batcher, metrics) onto ``app.state.runtime`` and closes it on shutdown; from
+Settings are passed in, never read at import time. The lifespan opens the service resources
+(bundle, cache, fetcher, batcher, metrics) onto ``app.state.resources`` and closes them on
+shutdown; handlers get them by dependency injection (``controllers.DEPENDENCIES``); from
 the server's SIGTERM on, requests that cannot finish in time are answered 503
 (:mod:`genspot.backend.shutdown`).
 """
@@ -21,9 +22,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 import genspot
 from genspot.backend.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
 from genspot.backend.browser import browser_guard
-from genspot.backend.controllers import DetectController, FeedbackController, HealthController
+from genspot.backend.controllers import DEPENDENCIES, DetectController, FeedbackController, HealthController
 from genspot.backend.problems import EXCEPTION_HANDLERS
-from genspot.backend.runtime import open_runtime
+from genspot.backend.resources import open_service_resources
 from genspot.backend.settings import Settings
 from genspot.backend.shutdown import Drain
 from genspot.bundle import Bundle
@@ -48,11 +49,11 @@ def _request_metrics(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, record_status)
         finally:
-            runtime = getattr(scope["app"].state, "runtime", None)
-            if runtime is not None:
+            resources = getattr(scope["app"].state, "resources", None)
+            if resources is not None:
                 route = scope.get("path_template", "unmatched")
-                runtime.metrics.requests.labels(route, str(status)).inc()
-                runtime.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
+                resources.metrics.requests.labels(route, str(status)).inc()
+                resources.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
 
     return middleware
 
@@ -64,12 +65,12 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         with drain.on_signals():
-            async with open_runtime(settings, bundle) as runtime:
-                app.state.runtime = runtime
+            async with open_service_resources(settings, bundle) as resources:
+                app.state.resources = resources
                 try:
                     yield
                 finally:
-                    del app.state.runtime
+                    del app.state.resources
 
     cors = CORSConfig(
         allow_origins=list(settings.cors_origins),
@@ -80,6 +81,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
     )
     return Litestar(
         route_handlers=[DetectController, FeedbackController, HealthController],
+        dependencies=DEPENDENCIES,
         lifespan=[lifespan],
         middleware=[_request_metrics, drain.middleware],
         guards=[browser_guard, schema_guard],

@@ -59,7 +59,7 @@ async def browser_guard(connection: ASGIConnection, handler: BaseRouteHandler) -
     """403 for a disallowed browser Origin, 415 for a body in another media type than the route's."""
     if connection.scope["method"] in SAFE_METHODS:
         return
-    settings = connection.app.state.runtime.settings
+    settings = connection.app.state.resources.settings
     origin = connection.headers.get("origin")
     if settings.check_origin and origin is not None and not origin_allowed(origin, settings.cors_origins, settings.cors_origin_regex):
         raise PermissionDeniedException(

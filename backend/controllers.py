@@ -1,4 +1,9 @@
-"""HTTP routes: thin translations between requests and :class:`DetectionService` calls."""
+"""HTTP routes: thin translations between requests and :class:`DetectionService` calls.
+
+Handlers name what they need (``service``, ``settings``, ``metrics``, ...) and get it by
+dependency injection: :data:`DEPENDENCIES` provides it from the worker's
+:class:`ServiceResources`, which the app's lifespan keeps on ``app.state.resources``.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,18 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State, UploadFile
+from litestar.di import Provide
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import TooManyRequestsException
+from litestar.exceptions import ServiceUnavailableException, TooManyRequestsException
 from litestar.params import Body
 
 from genspot.backend.access import API_KEY_HEADER, access_guard, client_address
 from genspot.backend.errors import RequestError
 from genspot.backend.feedback import FeedbackReceipt, FeedbackRequest, FeedbackStore
-from genspot.backend.ratelimit import RateLimiter
+from genspot.backend.metrics import Metrics
 from genspot.backend.problems import problem_responses
+from genspot.backend.ratelimit import RateLimiter
+from genspot.backend.resources import ServiceResources
 from genspot.backend.schemas import (
     MAX_ITEMS,
     DetectRequest,
@@ -25,7 +33,8 @@ from genspot.backend.schemas import (
     ModelInfo,
     Readiness,
 )
-from genspot.backend.service import ItemInput
+from genspot.backend.service import DetectionService, ItemInput
+from genspot.backend.settings import Settings
 
 
 @dataclass
@@ -58,12 +67,12 @@ class DetectController(Controller):
     tags = ["detection"]
 
     @post("/detect", status_code=200, summary="Judge images given as URLs or base64", responses=_BODY_REFUSALS)
-    async def detect(self, data: DetectRequest, state: State) -> DetectResponse:
-        return DetectResponse(await state.runtime.service.detect(_item_inputs(data)))
+    async def detect(self, data: DetectRequest, service: DetectionService) -> DetectResponse:
+        return DetectResponse(await service.detect(_item_inputs(data)))
 
     @post("/detect/upload", status_code=200, summary="Judge uploaded image files (multipart)", responses=_BODY_REFUSALS)
     async def detect_upload(
-        self, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)], state: State
+        self, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)], service: DetectionService
     ) -> DetectResponse:
         files = data.files if isinstance(data.files, list) else [data.files]
         captions = [data.alt_text] if isinstance(data.alt_text, str) else list(data.alt_text)
@@ -76,22 +85,24 @@ class DetectController(Controller):
             ItemInput(id=upload.filename or None, kind="upload", data=await upload.read(), caption=caption)
             for upload, caption in zip(files, captions, strict=True)
         ]
-        return DetectResponse(await state.runtime.service.detect(inputs))
+        return DetectResponse(await service.detect(inputs))
 
     @get("/model", summary="The served model: version, generator labels, verdict thresholds", responses=_ACCESS_REFUSALS)
-    async def model(self, state: State) -> ModelInfo:
-        return state.runtime.service.model_info()
+    async def model(self, service: DetectionService) -> ModelInfo:
+        return service.model_info()
 
 
 _FEEDBACK_WINDOW_S = 3600
 
 
-def _feedback_parts(state: State) -> tuple[FeedbackStore, RateLimiter]:
-    """The store and its per-client limiter, made on first use (one per process)."""
-    if not hasattr(state, "feedback"):
-        settings = state.runtime.settings
-        state.feedback = (FeedbackStore(settings.feedback_path), RateLimiter(settings.feedback_per_client_per_hour, _FEEDBACK_WINDOW_S))
-    return state.feedback
+@dataclass(frozen=True)
+class FeedbackDesk:
+    """Where wrong-verdict reports go, and how many one client may send."""
+
+    store: FeedbackStore
+    limiter: RateLimiter
+
+
 
 
 class FeedbackController(Controller):
@@ -106,20 +117,21 @@ class FeedbackController(Controller):
         responses=problem_responses(400, 401, 413, 429),
         request_max_body_size=16 * 1024,
     )
-    async def feedback(self, data: FeedbackRequest, request: Request, state: State) -> FeedbackReceipt:
+    async def feedback(
+        self, data: FeedbackRequest, request: Request, settings: Settings, feedback_desk: FeedbackDesk
+    ) -> FeedbackReceipt:
         # JSON only: a web page's "simple" cross-origin POST (text/plain, form) cannot send this
         # content type without a CORS preflight, which page origins fail.
         if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != "application/json":
             raise RequestError("send the report as application/json", field="content-type")
-        store, limiter = _feedback_parts(state)
-        client = client_address(request, state.runtime.settings.trust_forwarded_for)
-        retry_after = await limiter.check("feedback", client)
+        client = client_address(request, settings.trust_forwarded_for)
+        retry_after = await feedback_desk.limiter.check("feedback", client)
         if retry_after is not None:
             raise TooManyRequestsException(
                 f"too many reports from this address; retry in {int(retry_after)} s", headers={"Retry-After": str(int(retry_after))}
             )
-        reporter = store.reporter_id(client, request.headers.get(API_KEY_HEADER.lower()))
-        return await asyncio.to_thread(store.add, data, reporter)
+        reporter = feedback_desk.store.reporter_id(client, request.headers.get(API_KEY_HEADER.lower()))
+        return await asyncio.to_thread(feedback_desk.store.add, data, reporter)
 
 
 class HealthController(Controller):
@@ -130,13 +142,57 @@ class HealthController(Controller):
         return Health("ok")
 
     @get("/readyz", summary="Readiness: model loaded; the cache reachable, or skipped (fail-open)")
-    async def readyz(self, state: State) -> Response[Readiness]:
-        runtime = getattr(state, "runtime", None)
-        if runtime is None:
+    async def readyz(self, resources: ServiceResources | None) -> Response[Readiness]:
+        if resources is None:
             return Response(Readiness(status="not ready", model=False, cache="not started", cache_kind="none"), status_code=503)
-        cache_status = await runtime.cache.status()
-        return Response(Readiness(status="ready", model=True, cache=cache_status, cache_kind=runtime.cache.kind))
+        cache_status = await resources.cache.status()
+        return Response(Readiness(status="ready", model=True, cache=cache_status, cache_kind=resources.cache.kind))
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
-    async def metrics(self, request: Request) -> bytes:
-        return request.app.state.runtime.metrics.exposition()
+    async def metrics(self, metrics: Metrics) -> bytes:
+        return metrics.exposition()
+
+
+# ------------------------------------------------------------------------------ dependencies
+
+
+def _resources(state: State) -> ServiceResources | None:
+    """The worker's resources; None outside the lifespan (before startup, after shutdown)."""
+    return getattr(state, "resources", None)
+
+
+def _started(resources: ServiceResources | None) -> ServiceResources:
+    if resources is None:
+        raise ServiceUnavailableException("the service is starting or shutting down")
+    return resources
+
+
+def _service(resources: ServiceResources | None) -> DetectionService:
+    return _started(resources).service
+
+
+def _settings(resources: ServiceResources | None) -> Settings:
+    return _started(resources).settings
+
+
+def _metrics(resources: ServiceResources | None) -> Metrics:
+    return _started(resources).metrics
+
+
+def _feedback_desk(state: State, settings: Settings) -> FeedbackDesk:
+    """Made on first use (one per process): an instance nobody reports to never creates the file."""
+    if not hasattr(state, "feedback_desk"):
+        state.feedback_desk = FeedbackDesk(
+            FeedbackStore(settings.feedback_path), RateLimiter(settings.feedback_per_client_per_hour, _FEEDBACK_WINDOW_S)
+        )
+    return state.feedback_desk
+
+
+DEPENDENCIES = {
+    "resources": Provide(_resources, sync_to_thread=False),
+    "service": Provide(_service, sync_to_thread=False),
+    "settings": Provide(_settings, sync_to_thread=False),
+    "metrics": Provide(_metrics, sync_to_thread=False),
+    "feedback_desk": Provide(_feedback_desk, sync_to_thread=False),
+}
+"""What handlers may ask for by name; :func:`genspot.backend.app.create_app` installs them app-wide."""

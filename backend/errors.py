@@ -75,16 +75,22 @@ class ModelError(ItemError):
     http_status = 500
 
 
-ITEM_ERROR_CODES = (  # deliberate failures; an item answered with INTERNAL_ERROR is a bug to fix
-    "fetch_failed",
-    "timeout",
-    "too_large",
-    "not_an_image",
-    "decode_failed",
-    "blocked_address",
-    "unsupported_url",
-    "model_failed",
-)
+class UnreadableFile(ItemError):
+    """``genspot scan``: a local file that vanished or cannot be read."""
+
+    code = "unreadable_file"
+
+
+def _subclasses(kind: type) -> list[type]:
+    found = []
+    for sub in kind.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+ITEM_ERROR_CODES: tuple[str, ...] = tuple(dict.fromkeys(kind.code for kind in _subclasses(ItemError) if kind.code != INTERNAL_ERROR))
+"""The codes of deliberate item failures, one per code of the :class:`ItemError` classes above;
+an item answered with :data:`INTERNAL_ERROR` is a bug to fix."""
 
 
 class RequestError(GenspotError):

@@ -1,6 +1,6 @@
 """``genspot scan``: judge local files, folders or URLs with the service's pipeline, no server.
 
-The same runtime as ``genspot serve`` (fetcher, provenance, batcher, cache), so a scan
+The same service resources as ``genspot serve`` (fetcher, provenance, batcher, cache), so a scan
 answers exactly what the API would. Items run ``--concurrency`` at a time (the micro-batcher
 groups them into model calls); ``--urls FILE`` reads one target per line (``-``: stdin) and
 ``--jsonl`` prints each result as one JSON line the moment it is ready, in the order they
@@ -21,11 +21,12 @@ from pathlib import Path
 import msgspec
 from tqdm import tqdm
 
+from genspot.backend.errors import UnreadableFile
 from genspot.backend.schemas import MAX_ITEMS, DetectResponse, ErrorInfo, ItemResult
 from genspot.backend.service import ItemInput
 from genspot.backend.settings import Settings, SettingsError
+from genspot.imaging import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic"}
 URL_PREFIXES = ("http://", "https://", "data:")
 
 
@@ -85,11 +86,11 @@ async def scan(
 ) -> list[ItemResult]:
     """Every target's result, in the targets' order; ``on_result`` sees each one as it finishes.
     ``progress``: None shows the bar for more than one batch of targets, True always, False never."""
-    from genspot.backend.runtime import open_runtime
+    from genspot.backend.resources import open_service_resources
 
     results: list[ItemResult | None] = [None] * len(targets)
     show = len(targets) > MAX_ITEMS if progress is None else progress
-    async with open_runtime(settings) as runtime:
+    async with open_service_resources(settings) as resources:
         slots = asyncio.Semaphore(max(1, concurrency))
 
         async def judge(index: int, target: str) -> None:
@@ -97,10 +98,10 @@ async def scan(
                 try:
                     item = _input(target, caption)
                 except OSError as exc:  # a file that vanished or cannot be read costs its own line
-                    results[index] = ItemResult(id=target, status="error", model_version=runtime.service.bundle.version,
-                                                error=ErrorInfo("unreadable_file", str(exc)))
+                    results[index] = ItemResult(id=target, status="error", model_version=resources.service.bundle.version,
+                                                error=ErrorInfo(UnreadableFile.code, str(exc)))
                 else:
-                    results[index] = (await runtime.service.detect([item]))[0]
+                    results[index] = (await resources.service.detect([item]))[0]
             if on_result is not None:
                 on_result(results[index])
             bar.update(1)

@@ -69,7 +69,7 @@ class ItemInput:
 
 
 class DetectionService:
-    """Judges items; holds no HTTP knowledge. Built by :func:`genspot.backend.runtime.open_runtime`."""
+    """Judges items; holds no HTTP knowledge. Built by :func:`genspot.backend.resources.open_service_resources`."""
 
     def __init__(
         self,

@@ -14,8 +14,11 @@ from typing import Any
 
 import msgspec
 
+from genspot.backend.fetch import FetchSettings
+
 ENV_PREFIX = "GENSPOT_"
 MB = 1024 * 1024
+_FETCH = FetchSettings()
 
 
 class SettingsError(ValueError):
@@ -58,17 +61,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
     decode_threads: int = 4
-    # fetching
-    fetch_connect_timeout_s: float = 3.0
-    fetch_read_timeout_s: float = 5.0
-    fetch_total_timeout_s: float = 10.0
-    fetch_max_bytes: int = 10 * MB
-    fetch_max_redirects: int = 3
-    fetch_max_connections: int = 100
+    # fetching: the defaults are the fetcher's own (FetchSettings), see fetch_settings()
+    fetch_connect_timeout_s: float = _FETCH.connect_timeout
+    fetch_read_timeout_s: float = _FETCH.read_timeout
+    fetch_total_timeout_s: float = _FETCH.total_timeout
+    fetch_max_bytes: int = _FETCH.max_bytes
+    fetch_max_redirects: int = _FETCH.max_redirects
+    fetch_max_connections: int = _FETCH.max_connections
     max_pixels: int = 40_000_000
-    allowed_ports: tuple[int, ...] = (80, 443)
-    allow_loopback: bool = False
-    user_agent: str = "genspot-fetch/0.1 (AI-image detector; fetches one image per request)"
+    allowed_ports: tuple[int, ...] = _FETCH.allowed_ports
+    allow_loopback: bool = _FETCH.allow_loopback
+    user_agent: str = _FETCH.user_agent
     # access
     api_keys: tuple[str, ...] = ()
     rate_limit_per_key: int = 600
@@ -104,6 +107,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def schema_is_open(self) -> bool:
         """``/schema`` without a key: as ``open_schema`` says, else only on an instance without keys."""
         return self.open_schema if self.open_schema is not None else not self.api_keys
+
+    def fetch_settings(self) -> FetchSettings:
+        """The fetcher's view of these settings (its ``max_url_length`` stays the fetcher's own)."""
+        return FetchSettings(
+            connect_timeout=self.fetch_connect_timeout_s,
+            read_timeout=self.fetch_read_timeout_s,
+            total_timeout=self.fetch_total_timeout_s,
+            max_bytes=self.fetch_max_bytes,
+            max_redirects=self.fetch_max_redirects,
+            allowed_ports=tuple(self.allowed_ports),
+            allow_loopback=self.allow_loopback,
+            user_agent=self.user_agent,
+            max_connections=self.fetch_max_connections,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -9,13 +9,15 @@ pipeline and the backend produce identical inputs for identical pictures.
 from __future__ import annotations
 
 import math
-from typing import Iterable
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 DEFAULT_IMAGE_SIZE = 256
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"})
+"""File endings read as pictures when a folder is given (training's image folders, ``genspot scan``):
+formats Pillow opens here. The service judges only web formats; a scanned TIFF is answered ``not_an_image``."""
 RESIZE_POLICY = "shorter_side_bicubic_center_crop"
 RESIZE_POLICIES = (RESIZE_POLICY,)
 # Up to this many times the crop (a few MB), a resize is done whole: exactly Pillow's own output.
@@ -97,12 +99,3 @@ def preprocess(image: Image.Image, size: int = DEFAULT_IMAGE_SIZE, policy: str =
         raise ValueError(f"unknown resize policy {policy!r}; known: {', '.join(RESIZE_POLICIES)}")
     return to_tensor(resize_and_crop(to_rgb(image), size))
 
-
-def preprocess_batch(
-    images: Iterable[Image.Image], size: int = DEFAULT_IMAGE_SIZE, policy: str = RESIZE_POLICY
-) -> torch.Tensor:
-    """Pictures -> batch tensor [N, 3, size, size]."""
-    tensors = [preprocess(image, size, policy) for image in images]
-    if not tensors:
-        return torch.empty(0, 3, size, size)
-    return torch.stack(tensors)

@@ -70,29 +70,30 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-_TIMEOUT_NAMES = {
-    httpcore.ConnectTimeout: "connect timed out",
-    httpcore.ReadTimeout: "read timed out",
-    httpcore.WriteTimeout: "write timed out",
-    httpcore.PoolTimeout: "no free connection in the pool in time",
+HTTPCORE_ERRORS: dict[type[Exception], tuple[type[FetchError], str]] = {
+    httpcore.ConnectTimeout: (FetchTimeout, "connect timed out"),
+    httpcore.ReadTimeout: (FetchTimeout, "read timed out"),
+    httpcore.WriteTimeout: (FetchTimeout, "write timed out"),
+    httpcore.PoolTimeout: (FetchTimeout, "no free connection in the pool in time"),
+    httpcore.TimeoutException: (FetchTimeout, "timed out"),
+    httpcore.ConnectError: (FetchError, "cannot connect"),
+    OSError: (FetchError, "cannot connect"),
+    httpcore.ProtocolError: (FetchError, "bad HTTP response"),
+    httpcore.NetworkError: (FetchError, "network error"),
+    httpcore.UnsupportedProtocol: (FetchError, "unsupported protocol"),
+    httpcore.ProxyError: (FetchError, "proxy error"),
 }
+"""What each exception of the connection layer becomes, looked up along the exception's classes
+(the most specific first). ``httpcore.ConnectionNotAvailable`` is absent: the pool retries it itself."""
 
 
 @contextlib.contextmanager
 def _as_fetch_errors() -> Iterator[None]:
     try:
         yield
-    except httpcore.TimeoutException as exc:
-        detail = f": {exc}" if str(exc) else ""
-        raise FetchTimeout(_TIMEOUT_NAMES.get(type(exc), "timed out") + detail) from exc
-    except (httpcore.ConnectError, OSError) as exc:
-        raise FetchError(f"cannot connect: {exc}") from exc
-    except httpcore.ProtocolError as exc:
-        raise FetchError(f"bad HTTP response: {exc}") from exc
-    except httpcore.NetworkError as exc:
-        raise FetchError(f"network error: {exc}") from exc
-    except httpcore.UnsupportedProtocol as exc:
-        raise FetchError(f"unsupported protocol: {exc}") from exc
+    except tuple(HTTPCORE_ERRORS) as exc:
+        error, what = next(HTTPCORE_ERRORS[kind] for kind in type(exc).__mro__ if kind in HTTPCORE_ERRORS)
+        raise error(f"{what}: {exc}" if str(exc) else what) from exc
 
 
 class _ResponseStream(httpx.AsyncByteStream):

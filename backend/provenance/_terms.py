@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-IPTC_SOURCE_TYPE_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-
 AI_SOURCE_TYPES = frozenset({"trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"})
 """Exact IPTC terms for generative AI. ``algorithmicMedia`` (a non-trained algorithm, e.g.
 procedural graphics) is deliberately absent: matching by substring would be wrong."""

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import httpx
-from litestar import Litestar
 
 
 def b64(data: bytes) -> str:
@@ -27,11 +22,3 @@ def metric_value(exposition: str, name: str, **labels: str) -> float:
 _SAMPLE = re.compile(r"(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
-
-@asynccontextmanager
-async def asgi_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """An async client calling ``app`` in this event loop, so concurrent requests really overlap."""
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client

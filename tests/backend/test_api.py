@@ -16,8 +16,9 @@ from genspot.backend import cache as cache_keys
 from genspot.backend.app import create_app
 from genspot.backend.schemas import MAX_ITEMS
 from genspot.bundle import Bundle
+from tests.fixtures.service_app import asgi_client
 
-from backend_helpers import asgi_client, b64, metric_value
+from backend_helpers import b64, metric_value
 
 OK_FILES = ["photo.jpg", "plain.png", "photo.webp", "animated.gif", "sd.png"]
 
@@ -214,7 +215,7 @@ def test_a_corrupt_url_cache_entry_is_a_miss(redis_client, redis_server, image_s
     """Whatever sits in Redis under a URL's key (another writer, a bug, an attacker with access),
     the item is judged as if nothing were cached, and the entry is replaced by the real digest."""
     url = image_server.url("photo.jpg", "t=corrupt")
-    key = cache_keys.url_key(url, redis_client.app.state.runtime.service.fetcher.request_variant(None))
+    key = cache_keys.url_key(url, redis_client.app.state.resources.service.fetcher.request_variant(None))
     redis_server.client().set(key, planted)
     with caplog.at_level(logging.WARNING, logger="genspot.backend.service"):
         (result,) = _detect(redis_client, {"url": url})

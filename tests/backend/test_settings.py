@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from genspot.backend.fetch import FetchSettings
 from genspot.backend.settings import Settings, SettingsError
 
 
@@ -54,3 +55,9 @@ def test_defaults_are_the_safe_embedded_setup():
     assert settings.redis_url is None and settings.allow_loopback is False
     assert settings.allowed_ports == (80, 443) and settings.fetch_max_bytes == 10 * 1024 * 1024
     assert settings.bundle == "bundles/default"
+
+
+def test_the_fetch_defaults_are_the_fetchers_own():
+    assert Settings().fetch_settings() == FetchSettings()
+    tuned = Settings(fetch_total_timeout_s=2.5, allowed_ports=(8080,), user_agent="probe/1").fetch_settings()
+    assert (tuned.total_timeout, tuned.allowed_ports, tuned.user_agent) == (2.5, (8080,), "probe/1")

@@ -6,10 +6,13 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from genspot.bundle import load_bundle
 from genspot.export.cli import main as export_main
+from genspot.export.parity import TOLERANCES
+from genspot.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,9 +30,16 @@ def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(tmp_pat
     assert export_main(["torchscript", "--checkpoint", str(checkpoint), "--out", str(out), "--dtype", dtype]) == 0
     bundle = load_bundle(out)
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
-    p_ai, p_source = bundle.predict(bundle.preprocess(picture)[None], [""])
-    assert p_ai.shape == (1,) and 0.0 <= float(p_ai[0]) <= 1.0
-    assert p_source.shape == (1, len(bundle.labels)) and abs(float(p_source.sum()) - 1.0) < 1e-4
+    image = bundle.preprocess(picture)[None]
+    p_ai, p_source = bundle.predict(image, [""])
+    assert p_ai.shape == (1,) and p_source.shape == (1, len(bundle.labels))
+    # the bundle answers what the eager checkpoint says: calibrated sigmoid(logit / T), softmax over generators
+    model, meta = load_checkpoint(checkpoint)
+    with torch.no_grad():
+        logit_a, logits_b = model(image, *model.tokenizer([""]))
+    tolerance = TOLERANCES[bundle.manifest["dtype"]]
+    np.testing.assert_allclose(p_ai, torch.sigmoid(logit_a / meta["temperature"]).numpy(), rtol=0, atol=tolerance)
+    np.testing.assert_allclose(p_source, torch.softmax(logits_b, dim=-1).numpy(), rtol=0, atol=tolerance)
 
 
 def test_make_serve_judges_the_default_model_without_alt_text():

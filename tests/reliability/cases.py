@@ -254,12 +254,13 @@ def _rebinding(lookups: list[str]):
 def image_rows(bundle: str) -> list[tuple[str, str, str, str]]:
     """(case, expected, outcome, seconds) for every hostile host and file, through the real app."""
     from genspot.backend.app import create_app
-    from tests.reliability.drill import drill_settings, running
+    from tests.fixtures.service_app import asgi_client
+    from tests.reliability.drill import drill_settings
 
     async def run() -> list[tuple[str, str, str, str]]:
         rows = []
         with hostile.HostileServer() as server:
-            async with running(create_app(drill_settings(bundle, 80, server.port))) as client:
+            async with asgi_client(create_app(drill_settings(bundle, 80, server.port))) as client:
                 cases = [(f"host `{path}`", {"url": server.url(path)}, code) for path, code in HOSTILE_URLS.items()]
                 cases += [(name, {"image_b64": base64.b64encode(data).decode()}, code) for name, (data, code) in hostile_files().items()]
                 for label, item, expected in cases:

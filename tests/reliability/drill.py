@@ -1,5 +1,5 @@
-"""What every fault drill shares: service settings, an in-process app, and a small concurrent load
-whose clients loop until told to stop, every answer recorded.
+"""What every fault drill shares: service settings and a small concurrent load whose clients loop
+until told to stop, every answer recorded (the in-process app: ``tests.fixtures.service_app``).
 
 Unlike tests/load (which measures), this only needs to keep requests in flight while a test
 breaks something, and to say afterwards whether any of them failed.
@@ -10,19 +10,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
-from litestar import Litestar
 
 from genspot.backend.settings import Settings
+from tests.fixtures.service_app import service_settings
 
 FETCH_TOTAL_S = 2.0
 """The whole-fetch budget the drills run with; every item must be answered within it plus a margin."""
-
-UNLIMITED = 10**9
 
 
 @dataclass
@@ -89,26 +86,5 @@ def summary(answers: list[Answer]) -> str:
 
 def drill_settings(bundle, *ports: int, **overrides) -> Settings:
     """Loopback image hosts allowed, short fetch budget, rate limits out of the way of the drills."""
-    values = dict(
-        bundle=str(bundle),
-        allow_loopback=True,
-        allowed_ports=tuple(ports),
-        fetch_connect_timeout_s=1.0,
-        fetch_read_timeout_s=1.0,
-        fetch_total_timeout_s=FETCH_TOTAL_S,
-        fetch_max_bytes=2 * 1024 * 1024,
-        batch_max_wait_ms=2.0,
-        decode_threads=2,
-        rate_limit_per_client=UNLIMITED,
-        rate_limit_per_key=UNLIMITED,
-    )
-    return Settings(**{**values, **overrides})
-
-
-@asynccontextmanager
-async def running(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan started, called in this event loop (so requests overlap for real)."""
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-            yield client
+    drill = dict(fetch_connect_timeout_s=1.0, fetch_read_timeout_s=1.0, fetch_total_timeout_s=FETCH_TOTAL_S, fetch_max_bytes=2 * 1024 * 1024)
+    return service_settings(bundle, *ports, rate_limited=False, **(drill | overrides))

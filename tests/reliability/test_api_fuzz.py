@@ -17,21 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
 from genspot.backend.app import create_app
-from genspot.backend.settings import Settings
-from tests.reliability.drill import UNLIMITED
+from tests.fixtures.service_app import service_settings
 
 EXAMPLES_PER_OPERATION = 40
 
 
 @pytest.fixture(scope="module")
 def api_schema(tiny_bundle):
-    service = Settings(
-        bundle=str(tiny_bundle),
-        fetch_connect_timeout_s=0.5,
-        fetch_total_timeout_s=1.0,
-        rate_limit_per_client=UNLIMITED,
-        rate_limit_per_key=UNLIMITED,
-    )
+    service = service_settings(tiny_bundle, rate_limited=False, fetch_connect_timeout_s=0.5, fetch_total_timeout_s=1.0)
     return schemathesis.openapi.from_asgi("/schema/openapi.json", create_app(service))
 
 

@@ -10,7 +10,8 @@ import time
 import httpx
 import pytest
 
-from tests.reliability.drill import UNLIMITED, post, summary
+from tests.fixtures.service_app import UNLIMITED
+from tests.reliability.drill import post, summary
 from tests.reliability.hostile import DELAY_S
 
 GRACE_S = 10.0

@@ -11,7 +11,8 @@ import pytest
 
 from genspot.backend.app import create_app
 from tests.reliability.cases import HOSTILE_URLS, hostile_files
-from tests.reliability.drill import FETCH_TOTAL_S, drill_settings, running
+from tests.fixtures.service_app import asgi_client
+from tests.reliability.drill import FETCH_TOTAL_S, drill_settings
 from tests.reliability.hostile import static_responses
 
 MARGIN_S = 5.0
@@ -29,7 +30,7 @@ def _codes(results: list[dict]) -> dict[str, str]:
 
 def test_every_hostile_host_fails_alone_within_the_budget(settings, hostile):
     async def drill():
-        async with running(create_app(settings)) as client:
+        async with asgi_client(create_app(settings)) as client:
             items = [{"id": path, "url": hostile.url(path)} for path in HOSTILE_URLS]
             started = time.perf_counter()
             response = await client.post("/v1/detect", json={"items": items})
@@ -47,7 +48,7 @@ def test_stalling_hosts_do_not_stall_other_requests(settings, hostile):
     requests are answered at normal speed: no fetch, decode or model worker is held hostage."""
 
     async def drill():
-        async with running(create_app(settings)) as client:
+        async with asgi_client(create_app(settings)) as client:
             paths = ("/hang", "/trickle.jpg", "/endless.jpg")
             stalling = [{"id": f"{path}#{i}", "url": hostile.url(f"{path}?n={i}")} for i in range(16) for path in paths]
             slow = asyncio.create_task(client.post("/v1/detect", json={"items": stalling}))
@@ -71,7 +72,7 @@ def test_hostile_files_by_base64_and_upload(settings, name):
     data, code = hostile_files()[name]
 
     async def drill():
-        async with running(create_app(settings)) as client:
+        async with asgi_client(create_app(settings)) as client:
             good = static_responses()["/ok.jpg"][2]
             items = [{"id": name, "image_b64": base64.b64encode(data).decode()}, {"id": "good", "image_b64": base64.b64encode(good).decode()}]
             by_json = await client.post("/v1/detect", json={"items": items})

@@ -20,8 +20,7 @@ from PIL import Image
 
 from genspot.backend.app import create_app
 from genspot.backend.errors import ITEM_ERROR_CODES
-from genspot.backend.settings import Settings
-from tests.reliability.drill import UNLIMITED, running
+from tests.fixtures.service_app import asgi_client, service_settings
 
 
 @functools.cache
@@ -67,13 +66,7 @@ item = st.one_of(
 
 @pytest.fixture(scope="module")
 def service(tiny_bundle):
-    return Settings(
-        bundle=str(tiny_bundle),
-        fetch_connect_timeout_s=0.5,
-        fetch_total_timeout_s=1.0,
-        rate_limit_per_client=UNLIMITED,
-        rate_limit_per_key=UNLIMITED,
-    )
+    return service_settings(tiny_bundle, rate_limited=False, fetch_connect_timeout_s=0.5, fetch_total_timeout_s=1.0)
 
 
 def _check(response, sent: int) -> None:
@@ -88,7 +81,7 @@ def _check(response, sent: int) -> None:
 
 def test_hostile_item_contents_never_fail_a_request(service):
     async def fuzz():
-        async with running(create_app(service)) as client:
+        async with asgi_client(create_app(service)) as client:
 
             @given(items=st.lists(item, min_size=1, max_size=8))
             @example(items=[{"url": "http://a\x00b/x.png"}, {"url": "http://127.0.0.1\x00.example/"}])  # found by this test

@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from genspot.backend.app import create_app
-from tests.reliability.drill import drill_settings, running
+from tests.fixtures.service_app import asgi_client
+from tests.reliability.drill import drill_settings
 
 BATCH = 4
 
@@ -67,7 +68,7 @@ def test_a_failing_batch_fails_its_items_only(poisoned_bundle):
     settings = drill_settings(poisoned_bundle, 80, batch_max_size=BATCH)
 
     async def drill():
-        async with running(create_app(settings)) as client:
+        async with asgi_client(create_app(settings)) as client:
             async def detect(items):
                 response = await client.post("/v1/detect", json={"items": items})
                 assert response.status_code == 200, response.text

@@ -13,7 +13,8 @@ import time
 import httpx
 
 from genspot.backend.app import create_app
-from tests.reliability.drill import UNLIMITED, Drill, drill_settings, post, running, summary
+from tests.fixtures.service_app import UNLIMITED, asgi_client
+from tests.reliability.drill import Drill, drill_settings, post, summary
 from tests.reliability.hostile import static_responses
 
 BREAKER_RESET_S = 0.5
@@ -103,7 +104,7 @@ def test_a_burst_of_pages_keeps_the_redis_cache(tiny_bundle, redis_server, hosti
     pages = [{"items": [{"image_b64": image, "alt_text": f"page {p} image {n}"} for n in range(48)]} for p in range(3)]
 
     async def drill():
-        async with running(create_app(settings)) as client:
+        async with asgi_client(create_app(settings)) as client:
             first = await asyncio.gather(*(post(client, page) for page in pages))
             again = await asyncio.gather(*(post(client, page) for page in pages))
             return first, again

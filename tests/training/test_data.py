@@ -138,6 +138,10 @@ def test_augmenter_is_reproducible_with_a_seed():
     config = AugmentConfig(crop_prob=0.5, jpeg_prob=0.5, noise_prob=0.5, blur_prob=0.5)
     first = [np.asarray(Augmenter(config, random.Random(7)).picture(picture)) for _ in range(2)]
     np.testing.assert_array_equal(first[0], first[1])
+    # ... and the seed decides: other seeds give other copies, none of them the picture itself
+    copies = [first[0]] + [np.asarray(Augmenter(config, random.Random(seed)).picture(picture)) for seed in (1, 2, 3)]
+    distinct = {(copy.shape, copy.tobytes()) for copy in copies} - {(np.asarray(picture).shape, np.asarray(picture).tobytes())}
+    assert len(distinct) == len(copies)
 
 
 def test_train_crop_keeps_the_pixel_grid():

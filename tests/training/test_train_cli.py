@@ -45,7 +45,8 @@ def test_tiny_checkpoint_has_the_documented_format(tiny_checkpoint, synthetic_da
     samples = load_samples(synthetic_dataset, progress=False)
     predictions = predict(model, samples, blank_captions=True, temperature=meta["temperature"], progress=False)
     assert predictions.p_ai.shape == (24,) and predictions.probs_b.shape == (24, 2)
-    assert ((predictions.p_ai >= 0) & (predictions.p_ai <= 1)).all()
+    calibrated = torch.sigmoid(torch.from_numpy(predictions.logit_a) / meta["temperature"])  # sigmoid(logit / T), T fitted
+    assert meta["temperature"] != 1.0 and torch.allclose(torch.from_numpy(predictions.p_ai), calibrated) and predictions.p_ai.std() > 0
     assert set(predictions.pred_label_b(model.labels_b)) <= {"real", "blocky_gan", "stripe_diffusion"}
 
 

@@ -1,7 +1,7 @@
 """Open and close everything a detection service needs, in one place.
 
 ``genspot serve`` (through the app's lifespan) and ``genspot scan`` both use
-:func:`open_runtime`, so the local scan runs exactly the pipeline the server runs.
+:func:`open_service_resources`, so the local scan runs exactly the pipeline the server runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from genspot.backend.batcher import MicroBatcher
 from genspot.backend.cache import Cache, open_cache
-from genspot.backend.fetch import FetchSettings, SafeFetcher
+from genspot.backend.fetch import SafeFetcher
 from genspot.backend.metrics import Metrics
 from genspot.backend.ratelimit import RateLimiter
 from genspot.backend.service import DetectionService
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Runtime:
-    """The heavy, long-lived resources of one worker process."""
+class ServiceResources:
+    """The heavy, long-lived resources of one worker process (or one ``genspot scan``)."""
 
     settings: Settings
     bundle: Bundle
@@ -38,23 +38,8 @@ class Runtime:
     auth_failure_limiter: RateLimiter
 
 
-def fetch_settings(settings: Settings) -> FetchSettings:
-    """The fetcher's view of the settings."""
-    return FetchSettings(
-        connect_timeout=settings.fetch_connect_timeout_s,
-        read_timeout=settings.fetch_read_timeout_s,
-        total_timeout=settings.fetch_total_timeout_s,
-        max_bytes=settings.fetch_max_bytes,
-        max_redirects=settings.fetch_max_redirects,
-        allowed_ports=tuple(settings.allowed_ports),
-        allow_loopback=settings.allow_loopback,
-        user_agent=settings.user_agent,
-        max_connections=settings.fetch_max_connections,
-    )
-
-
 @asynccontextmanager
-async def open_runtime(settings: Settings, bundle: Bundle | None = None) -> AsyncIterator[Runtime]:
+async def open_service_resources(settings: Settings, bundle: Bundle | None = None) -> AsyncIterator[ServiceResources]:
     """Load the bundle (unless given), connect the cache, start fetcher and batcher; close all on exit."""
     if bundle is None:
         bundle = load_bundle(settings.bundle, device=settings.device)
@@ -65,13 +50,13 @@ async def open_runtime(settings: Settings, bundle: Bundle | None = None) -> Asyn
         stack.push_async_callback(cache.close)
         decode_pool = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="genspot-decode")
         stack.callback(decode_pool.shutdown, wait=True)
-        fetcher = await stack.enter_async_context(SafeFetcher(fetch_settings(settings)))
+        fetcher = await stack.enter_async_context(SafeFetcher(settings.fetch_settings()))
         batcher = await stack.enter_async_context(
             MicroBatcher(bundle.predict, settings.batch_max_size, settings.batch_max_wait_ms / 1000, metrics)
         )
         service = DetectionService(settings, bundle, cache, fetcher, batcher, metrics, decode_pool)
         shared = cache if cache.kind == "redis" else None
-        yield Runtime(
+        yield ServiceResources(
             settings=settings,
             bundle=bundle,
             cache=cache,
