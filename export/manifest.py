@@ -66,6 +66,15 @@ def alt_text_use(detector: torch.nn.Module) -> str:
     return ALT_TEXT_SOURCE_ONLY if detector.text_for_b_only else ALT_TEXT_FULL
 
 
+GENERATOR_NAMES_FILE = Path(__file__).with_name("generator_names.json")
+
+
+def display_names(labels: list[str]) -> dict[str, str]:
+    """How to show each known generator label (``generator_names.json``); others show as their id."""
+    known = json.loads(GENERATOR_NAMES_FILE.read_text(encoding="utf-8"))
+    return {label: known[label] for label in labels if label in known}
+
+
 def backbones(config: dict[str, Any]) -> dict[str, Any]:
     """The enabled branches and where their weights came from, from the model config."""
     used: dict[str, Any] = {}
@@ -103,6 +112,7 @@ def build_manifest(
         "model_version": model_version(weights_sha256, dtype, quantization),
         "weights_sha256": weights_sha256,
         "labels": list(meta["labels_b"]),
+        "display_names": display_names(list(meta["labels_b"])),
         "image_size": int(image_size),
         "resize_policy": imaging.RESIZE_POLICY,
         "input_range": [0.0, 1.0],

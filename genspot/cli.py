@@ -12,6 +12,7 @@ import sys
 # subcommand -> (module, one-line help). Each module exposes ``main(argv: list[str]) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("genspot.training.train", "train a detector on a labelled folder or CT2 parquet"),
+    "cv": ("genspot.training.crossval", "grouped cross-validation of a training recipe on the train split"),
     "evaluate": ("genspot.training.evaluate", "evaluate a checkpoint: metrics, plots, predictions"),
     "predict": ("genspot.training.submission", "predict with a checkpoint: a CT2 submission, or p_ai per image"),
     "pseudo-label": ("genspot.training.pseudo_label", "label unlabelled images with a checkpoint"),

@@ -25,6 +25,13 @@ def quantized(image: torch.Tensor) -> torch.Tensor:
     return image.mul(255.0).round_().div_(255.0)
 
 
+def jpeg_recompressed(image: Image.Image, quality: int) -> Image.Image:
+    """``image`` saved as JPEG at ``quality`` and decoded again (what re-uploading to a site does)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
 class Augmenter:
     """Image steps run only when ``config.enabled``; caption dropout runs whenever its prob > 0."""
 
@@ -55,9 +62,7 @@ class Augmenter:
         if self._happens(c.blur_prob):
             image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*c.blur_sigma)))
         if self._happens(c.jpeg_prob):
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=rng.randint(*c.jpeg_quality))
-            image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+            image = jpeg_recompressed(image, rng.randint(*c.jpeg_quality))
         return image
 
     def tensor(self, image: torch.Tensor) -> torch.Tensor:

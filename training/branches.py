@@ -63,7 +63,9 @@ class ImageBranch(nn.Module):
                 image, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False, antialias=True
             )
         image = (image - self.mean) / self.std
-        return self._class_tokens(image) if self.every_layer else self.visual(image)
+        if self.every_layer:  # the tower's own forward is bypassed: cast to its dtype here (bf16 bundles)
+            return self._class_tokens(image.to(self.visual.conv1.weight.dtype))
+        return self.visual(image)
 
     def _class_tokens(self, image: torch.Tensor) -> torch.Tensor:
         visual = self.visual

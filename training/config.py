@@ -191,10 +191,13 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig(_FileSection):
     """Run hyperparameters; paper defaults (AdamW lr 2e-5, wd 0.01, 8 epochs). ``head_lr`` is the
-    rate of parameters trained from scratch (fusion, heads, forensic branch); null = ``lr``."""
+    rate of parameters trained from scratch (fusion, heads, forensic branch); null = ``lr``.
+    ``select``: keep the epoch with the best val macro-F1, or the last one (an epoch count chosen
+    by `genspot cv` on train, so val stays untouched by selection)."""
 
     SECTION = "train"
     mode: str = "frozen"  # frozen | finetune
+    select: str = "best"  # best | last
     epochs: int = 8
     batch_size: int = 32
     lr: float = 2e-5
@@ -214,6 +217,7 @@ _CHOICES = {
     ("fusion", "kind"): ("concat", "attention"),
     ("loss", "weighting"): ("sum", "uncertainty"),
     ("train", "mode"): ("frozen", "finetune"),
+    ("train", "select"): ("best", "last"),
 }
 
 

@@ -39,8 +39,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from genspot.imaging import preprocess, resize_and_crop, to_rgb, to_tensor
-from genspot.training.augment import Augmenter
+from genspot.imaging import IMAGE_SUFFIXES, preprocess, resize_and_crop, to_rgb, to_tensor
+from genspot.training.augment import Augmenter, jpeg_recompressed
 from genspot.training.losses import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ LONG_COLUMNS = ("Caption", "Image", "Label_A", "Label_B")  # matched in any case
 # Diffusion 3, 4 DALL-E 3, 5 Midjourney v6. Label_A: 0 real, 1 AI-generated.
 CT2_LABEL_B = (REAL, "sd21", "sdxl", "sd3", "dalle", "midjourney")
 SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 IMAGE_STORE_ENV = "GENSPOT_IMAGE_STORE"
 
 
@@ -389,9 +388,14 @@ def split_samples(samples: list[Sample], val_fraction: float, seed: int = 0) -> 
 
 
 # -- torch dataset -----------------------------------------------------------------------------
+NO_PIXELS = torch.zeros(3, 0, 0)  # the image of a sample whose model reads only cached features
+
+
 class DetectorDataset(Dataset):
     """Samples -> dicts of ``image`` [3, S, S], ``caption``, ``label_a``, ``label_b`` (class index or
-    IGNORE_INDEX for real/unknown generators), ``index``. Augments when given an ``Augmenter``."""
+    IGNORE_INDEX for real/unknown generators), ``index``. Augments when given an ``Augmenter``;
+    ``jpeg_quality`` re-encodes every picture first (robustness evaluation); ``pixels=False``
+    gives an empty ``image`` without decoding (a model reading only cached features)."""
 
     def __init__(
         self,
@@ -400,8 +404,11 @@ class DetectorDataset(Dataset):
         image_size: int,
         augmenter: Augmenter | None = None,
         blank_captions: bool = False,
+        jpeg_quality: int | None = None,
+        pixels: bool = True,
     ):
         self.samples = samples
+        self.jpeg_quality, self.pixels = jpeg_quality, pixels
         self.class_index = {name: i for i, name in enumerate(labels_b)}
         self.image_size = image_size
         self.augmenter = augmenter
@@ -412,12 +419,9 @@ class DetectorDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
+        image = self.image(sample) if self.pixels else NO_PIXELS  # (before the caption draw: seeded runs repeat)
         caption = "" if self.blank_captions else sample.caption
-        if self.augmenter is None:
-            image = preprocess(sample.open_image(), self.image_size)
-        else:
-            picture = self.augmenter.picture(sample.open_image())
-            image = self.augmenter.tensor(to_tensor(resize_and_crop(picture, self.image_size)))
+        if self.augmenter is not None:
             caption = self.augmenter.drop_caption(caption)
         return {
             "image": image,
@@ -426,6 +430,15 @@ class DetectorDataset(Dataset):
             "label_b": self.class_index.get(sample.label_b, IGNORE_INDEX),
             "index": index,
         }
+
+    def image(self, sample: Sample) -> torch.Tensor:
+        picture = sample.open_image()
+        if self.jpeg_quality is not None:
+            picture = jpeg_recompressed(picture, self.jpeg_quality)
+        if self.augmenter is None:
+            return preprocess(picture, self.image_size)
+        picture = self.augmenter.picture(picture)
+        return self.augmenter.tensor(to_tensor(resize_and_crop(picture, self.image_size)))
 
 
 def collate(items: list[dict]) -> dict:

@@ -62,7 +62,8 @@ def load_model(args: argparse.Namespace) -> tuple[GenspotDetector, dict, torch.d
     return model, meta, device
 
 
-def run_model(model: GenspotDetector, meta: dict, device: torch.device, samples: list[Sample], args: argparse.Namespace) -> Predictions:
+def run_model(model: GenspotDetector, meta: dict, device: torch.device, samples: list[Sample], args: argparse.Namespace,
+              jpeg_quality: int | None = None) -> Predictions:
     return predict(
         model,
         samples,
@@ -72,7 +73,16 @@ def run_model(model: GenspotDetector, meta: dict, device: torch.device, samples:
         device=device,
         bf16=args.bf16,
         progress=not args.quiet,
+        jpeg_quality=jpeg_quality,
     )
+
+
+def jpeg_quality(text: str) -> int:
+    """argparse type: a JPEG quality in [1, 95]."""
+    value = int(text)
+    if not 1 <= value <= 95:
+        raise argparse.ArgumentTypeError(f"must be in [1, 95], got {text}")
+    return value
 
 
 def probability(text: str) -> float:
@@ -163,8 +173,9 @@ def format_summary(report: dict) -> str:
         ("recall AI", a["recall"]["ai"], None),
     ]
     captions = "blanked" if report["blank_captions"] else "as given"
+    jpeg = f", re-encoded as JPEG q{report['jpeg_quality']}" if report.get("jpeg_quality") else ""
     lines = [
-        f"{report['n_samples']} images (split {report['split'] or 'all'}, captions {captions}), temperature {report['temperature']:.3f}",
+        f"{report['n_samples']} images (split {report['split'] or 'all'}, captions {captions}{jpeg}), temperature {report['temperature']:.3f}",
         f"{'':<15}{'task A':>8}  {'task B':>8}",
         *(f"{name:<15}{_cell(va):>8}  {_cell(vb):>8}" for name, va, vb in rows),
     ]
@@ -185,7 +196,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     model, meta, device = load_model(args)
     samples = select_split(load_samples(args.data, progress=not args.quiet), args.split)
     log.info("evaluating %s on %d samples from %s", args.checkpoint, len(samples), args.data)
-    predictions = run_model(model, meta, device, samples, args)
+    predictions = run_model(model, meta, device, samples, args, args.jpeg_quality)
     labels_b = list(model.labels_b)
     pred_b = predictions.pred_label_b(labels_b, args.threshold)
     label_a = [s.label_a for s in samples]
@@ -195,6 +206,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "data": str(args.data),
         "split": args.split,
         "blank_captions": args.blank_captions,
+        "jpeg_quality": args.jpeg_quality,
         "temperature": float(meta.get("temperature", 1.0)),
         "n_samples": len(samples),
         "labels_b": labels_b,
@@ -219,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="labels.csv folder, parquet file/folder, or HF dataset name")
     parser.add_argument("--out", required=True, type=Path, help="report folder")
     parser.add_argument("--threshold", type=probability, default=0.5, help="p_ai at or above which an image counts as AI")
+    parser.add_argument("--jpeg-quality", type=jpeg_quality, help="re-encode every image as JPEG at this quality first (robustness)")
     return parser
 
 

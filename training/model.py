@@ -71,6 +71,12 @@ class GenspotDetector(nn.Module):
     def rebuildable_branches(self) -> list[str]:
         return rebuildable_branches(self.config)
 
+    def reads_pixels_when_cached(self) -> bool:
+        """Whether a forward pass with the frozen backbones' features cached still reads the image
+        (a trainable pixel branch, a tree head); when not, cached runs need not decode pictures."""
+        frozen = set(self.frozen_branches())
+        return self.tree_head is not None or any(n != "text" and n not in frozen for n in self.branch_names)
+
     def _freeze_backbones(self) -> None:
         """No gradients and eval mode for the backbones the config freezes."""
         for name in self.frozen_branches():

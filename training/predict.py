@@ -51,12 +51,17 @@ def predict(
     bf16: bool = False,
     frozen: FrozenFeatures | None = None,
     progress: bool = True,
+    jpeg_quality: int | None = None,
 ) -> Predictions:
-    """Predictions for ``samples`` in order. ``frozen``: cached backbone features of these samples."""
+    """Predictions for ``samples`` in order. ``frozen``: cached backbone features of these samples
+    (of the clean pictures, so not with ``jpeg_quality``, which re-encodes each picture first)."""
+    if frozen is not None and jpeg_quality is not None:
+        raise ValueError("cached features are of the clean pictures: re-encoded ones need the full model")
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    dataset = DetectorDataset(samples, model.labels_b, model.config.image_size, blank_captions=blank_captions)
+    dataset = DetectorDataset(samples, model.labels_b, model.config.image_size, blank_captions=blank_captions,
+                              jpeg_quality=jpeg_quality, pixels=frozen is None or model.reads_pixels_when_cached())
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     logits_a, logits_b = [], []
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):

@@ -1,7 +1,7 @@
 """`genspot train`: fit the detector on a labels.csv folder or CT2 parquet, write RUN_DIR/model.pt.
 
 The best epoch is chosen by validation task-A macro-F1 (``split`` column ``val``, else a
-stratified hold-out); at the end head A's temperature is fitted on validation logits and
+stratified hold-out), or the last one is kept (``--select last``, after `genspot cv`); at the end head A's temperature is fitted on validation logits and
 the checkpoint records val metrics with and without captions (also in metrics.json; the
 training curves go to curves.png). ``--mode frozen`` caches the pretrained backbones'
 features on disk and trains the rest (fusion, heads and the forensic branch, which always
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"config name or JSON path (default {DEFAULT_CONFIG})")
     parser.add_argument("--mode", choices=("frozen", "finetune"), help="frozen backbones (cached) or end to end")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--select", choices=("best", "last"),
+                        help="keep the best epoch on val, or the last (with an epoch count chosen by `genspot cv`)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="learning rate of pretrained backbones (finetune)")
     parser.add_argument("--head-lr", type=float, help="learning rate of parts trained from scratch")
@@ -156,6 +158,7 @@ def resolve_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]
         train_config,
         mode=args.mode,
         epochs=args.epochs,
+        select=args.select,
         batch_size=args.batch_size,
         lr=args.lr,
         head_lr=args.head_lr,
@@ -254,7 +257,8 @@ class Trainer:
                  config: TrainConfig, runtime: Runtime, progress: bool):
         self.model, self.frozen, self.config, self.runtime, self.progress = model, frozen, config, runtime, progress
         augmenter = Augmenter(config.augment, random.Random(config.seed + runtime.rank))
-        dataset = DetectorDataset(samples, model.labels_b, model.config.image_size, augmenter)
+        pixels = frozen is None or model.reads_pixels_when_cached()
+        dataset = DetectorDataset(samples, model.labels_b, model.config.image_size, augmenter, pixels=pixels)
         sampler = DistributedSampler(dataset, runtime.world_size, runtime.rank, seed=config.seed) if runtime.world_size > 1 else None
         self.loader = DataLoader(
             dataset, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
@@ -406,7 +410,7 @@ def fit(args: argparse.Namespace, runtime: Runtime) -> int:
             task_a = validator.metrics(validator.predictions(args.blank_val_captions))["task_a"]
             history.append({"epoch": epoch, **losses, "val_task_a_macro_f1": task_a["macro_f1"], "val_task_a_f1_ai": task_a["f1_ai"]})
             log.info("epoch %d: loss %.4f, val task-A macro-F1 %.4f (AI F1 %.4f)", epoch, losses["loss"], task_a["macro_f1"], task_a["f1_ai"])
-            if best is None or task_a["macro_f1"] > best["score"]:
+            if best is None or train_config.select == "last" or task_a["macro_f1"] > best["score"]:
                 best = {"epoch": epoch, "score": task_a["macro_f1"]}
                 best_state = {k: v.clone() for k, v in stored_state_dict(model).items()}
                 save_checkpoint(checkpoint_path, model, metrics={"best_epoch": epoch, "history": history}, train_args=train_args)

@@ -1,13 +1,18 @@
-"""The committed default checkpoint exports as `make serve` exports it, the bundle answers, and `make serve` serves it as its model card says."""
+"""The committed default checkpoint exports as `make serve` exports it, the bundle answers as the
+checkpoint does, alt-texts cannot move its verdicts, and `make serve` serves it as its model card says."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
+
+from genspot.backend.alt_text_check import main as alt_text_check
 
 from genspot.bundle import load_bundle
 from genspot.export.cli import main as export_main
@@ -18,17 +23,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _makefile_variable(name: str) -> str:
-    match = re.search(rf"^{name} \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    match = re.search(rf"^{name} \?=(.*)$", (REPO / "Makefile").read_text(), re.MULTILINE)
     assert match, f"Makefile has no {name}"
-    return match.group(1)
+    return match.group(1).strip()
 
 
-def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(tmp_path: Path):
+@pytest.fixture(scope="module")
+def default_bundle(tmp_path_factory) -> Path:
+    """The default checkpoint exported as `make bundle` does (this converts the CLIP tower once)."""
+    out = tmp_path_factory.mktemp("bundles") / "default"
     checkpoint = REPO / _makefile_variable("CHECKPOINT")
-    out = tmp_path / "default"
-    dtype = _makefile_variable("BUNDLE_DTYPE")
-    assert export_main(["torchscript", "--checkpoint", str(checkpoint), "--out", str(out), "--dtype", dtype]) == 0
-    bundle = load_bundle(out)
+    assert export_main(["torchscript", "--checkpoint", str(checkpoint), "--out", str(out), "--dtype", _makefile_variable("BUNDLE_DTYPE")]) == 0
+    return out
+
+
+def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(default_bundle: Path):
+    checkpoint = REPO / _makefile_variable("CHECKPOINT")
+    bundle = load_bundle(default_bundle)
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
     image = bundle.preprocess(picture)[None]
     p_ai, p_source = bundle.predict(image, [""])
@@ -42,9 +53,21 @@ def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(tmp_pat
     np.testing.assert_allclose(p_source, torch.softmax(logits_b, dim=-1).numpy(), rtol=0, atol=tolerance)
 
 
-def test_make_serve_judges_the_default_model_without_alt_text():
-    """The default model learned its training captions' style (model card), so `make serve` turns alt-text off."""
+def test_make_serve_sends_alt_texts_only_where_they_cannot_decide(default_bundle: Path):
+    """`make serve` leaves the alt-text policy on auto; the default bundle's p_ai cannot read them."""
     from genspot.backend.serve import build_parser, settings_from_args
 
     args = build_parser().parse_args(_makefile_variable("SERVE_ARGS").split())
-    assert settings_from_args(args).use_alt_text is False
+    assert settings_from_args(args).use_alt_text is None
+    assert load_bundle(default_bundle).alt_text_is_safe
+
+
+def test_alt_texts_change_no_verdict_on_a_dev_slice(default_bundle: Path, dev_data_dir: Path, tmp_path: Path):
+    """The issue's four probe alt-texts through the service pipeline: no verdict moves, no ai<->real flip."""
+    report_path = tmp_path / "alt-text.json"
+    argv = ["--bundle", str(default_bundle), "--data", str(dev_data_dir), "--split", "val", "--limit", "48", "--out", str(report_path)]
+    assert alt_text_check(argv) == 0
+    report = json.loads(report_path.read_text())
+    assert report["images"] == 48 and len(report["probes"]) == 3
+    for probe, row in report["probes"].items():
+        assert row["share"] <= 0.02 and row["ai_real_flips"] == 0, probe

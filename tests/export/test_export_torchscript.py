@@ -28,6 +28,7 @@ def test_bundle_has_its_three_files_and_a_complete_manifest(tiny_bundle: Path, e
     assert manifest["format"] == "genspot-bundle/1"
     assert manifest["kind"] == "torchscript" and manifest["device"] == "cpu" and manifest["dtype"] == "float32"
     assert manifest["labels"] == meta["labels_b"]
+    assert manifest["display_names"] == {}, "the synthetic generators have no known names"
     assert manifest["image_size"] == meta["config"]["image_size"]
     assert manifest["resize_policy"] == "shorter_side_bicubic_center_crop"
     assert manifest["max_text_tokens"] == meta["config"]["text"]["max_tokens"]
@@ -108,3 +109,9 @@ def test_only_the_transformer_backbones_run_in_low_precision(eager):
     assert {p.dtype for p in wrapper.detector.fusion.parameters()} == {torch.float32}
     assert wrapper.detector.branches["image"].mean.dtype == torch.float32  # normalisation stays float32
     assert {p.dtype for p in model.parameters()} == {torch.float32}  # the eager model is untouched
+
+
+def test_known_generators_get_display_names_and_others_keep_their_id():
+    from genspot.export.manifest import display_names
+
+    assert display_names(["sdxl", "blocky_gan", "gpt_4o"]) == {"sdxl": "Stable Diffusion XL", "gpt_4o": "GPT-4o"}

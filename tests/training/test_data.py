@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -120,6 +121,16 @@ def test_dataset_items_and_collate(synthetic_dataset):
     assert set(batch["caption"]) == {""}
     real = batch["label_a"] == 0
     assert (batch["label_b"][real] == IGNORE_INDEX).all() and (batch["label_b"][~real] >= 0).all()
+
+
+def test_dataset_re_encodes_as_jpeg_or_skips_pixels(synthetic_dataset):
+    samples = load_samples(synthetic_dataset, progress=False)[:4]
+    clean = DetectorDataset(samples, [], image_size=32)[0]["image"]
+    recompressed = DetectorDataset(samples, [], image_size=32, jpeg_quality=30)[0]["image"]
+    assert recompressed.shape == clean.shape and 0 < (recompressed - clean).abs().mean() < 0.1
+    gone = [replace(s, path=s.path.with_name("deleted.png")) for s in samples]  # never opened
+    batch = collate([DetectorDataset(gone, [], image_size=32, pixels=False)[i] for i in range(4)])
+    assert batch["image"].numel() == 0 and len(batch["caption"]) == 4
 
 
 def test_augmenter_changes_pixels_and_drops_captions():

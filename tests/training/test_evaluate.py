@@ -95,3 +95,14 @@ def test_bad_input_is_a_one_line_error(tiny_checkpoint, synthetic_dataset, tmp_p
     args = ["--checkpoint", str(tiny_checkpoint), "--data", str(synthetic_dataset), "--out", str(tmp_path / "r"), "--split", "test", "--quiet"]
     assert main(args) == 2
     assert "no samples in split 'test'" in capsys.readouterr().err
+
+
+def test_jpeg_quality_re_encodes_the_images_first(tiny_checkpoint, synthetic_dataset, tmp_path, capsys):
+    argv = ["--checkpoint", str(tiny_checkpoint), "--data", str(synthetic_dataset), "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "clean")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "q1"), "--jpeg-quality", "1"]) == 0
+    assert json.loads((tmp_path / "q1" / "metrics.json").read_text())["jpeg_quality"] == 1
+    assert "re-encoded as JPEG q1" in capsys.readouterr().out
+    clean = [float(r["p_ai"]) for r in read_rows(tmp_path / "clean" / "predictions.csv")]
+    degraded = [float(r["p_ai"]) for r in read_rows(tmp_path / "q1" / "predictions.csv")]
+    assert clean != degraded, "the tiny model reads pixels, so re-encoded images score differently"

@@ -69,16 +69,21 @@ def test_frozen_pretrained_backbone_is_not_stored_and_is_rebuilt(tmp_path):
     assert meta["temperature"] == 1.5
 
 
+def learnable_config(path: Path, epochs: int = 8) -> Path:
+    """Forensic branch + frozen text, no image tower: learns the synthetic task in a few epochs."""
+    return write_config(
+        path,
+        image={"enabled": False},
+        loss={"balance_a": True},
+        train={"epochs": epochs, "batch_size": 8, "lr": 1e-3, "head_lr": 5e-3},
+        augment={"enabled": False, "caption_dropout": 0.5},
+    )
+
+
 def test_training_learns_the_synthetic_task(tmp_path):
     """Forensic branch + frozen text: val task-A macro-F1 must be far above chance."""
     data = write_synthetic_dataset(tmp_path / "data", n_per_class=16, seed=3)
-    config = write_config(
-        tmp_path / "learn.json",
-        image={"enabled": False},
-        loss={"balance_a": True},
-        train={"epochs": 8, "batch_size": 8, "lr": 1e-3, "head_lr": 5e-3},
-        augment={"enabled": False, "caption_dropout": 0.5},
-    )
+    config = learnable_config(tmp_path / "learn.json")
     out = tmp_path / "run"
     assert main(["--data", str(data), "--out", str(out), "--config", str(config), "--quiet", "--blank-val-captions"]) == 0
     result = json.loads((out / "metrics.json").read_text())
@@ -177,3 +182,10 @@ def test_caption_less_path_is_calibrated_by_the_same_temperature(tmp_path):
     blank = torch.from_numpy(predict(model, val, blank_captions=True, progress=False).logit_a)
     assert fit_temperature(with_captions[captioned], labels[captioned]) == pytest.approx(meta["temperature"], rel=1e-3)
     assert fit_temperature(blank, labels) == pytest.approx(meta["temperature"], rel=1e-3)
+
+
+def test_select_last_keeps_the_last_epoch(tmp_path, synthetic_dataset):
+    out = tmp_path / "last"
+    argv = ["--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny", "--epochs", "3", "--quiet"]
+    assert main([*argv, "--select", "last"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["best_epoch"] == 3

@@ -222,11 +222,11 @@ def _task_a_logits(model, image: torch.Tensor, captions: list[str]) -> tuple[tor
         return mixed, neural, model.tree_head(image)
 
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "training" / "weights" / "default.pt"
+OFFLINE_CHECKPOINT = Path(__file__).resolve().parents[2] / "training" / "weights" / "offline.pt"  # the trees model
 
 
-def test_default_model_gives_uncaptioned_images_to_the_trees():
-    model, _ = load_checkpoint(DEFAULT_CHECKPOINT)
+def test_offline_model_gives_uncaptioned_images_to_the_trees():
+    model, _ = load_checkpoint(OFFLINE_CHECKPOINT)
     trees = model.config.trees
     assert trees.patch_size == 128 and trees.weight == 0.5 and trees.weight_without_caption == 1.0
     mixed, neural, tree_logit = _task_a_logits(model, torch.rand(4, 3, 256, 256), ["", "a cat on a sofa", "   ", "img_0042.jpg"])
@@ -236,7 +236,7 @@ def test_default_model_gives_uncaptioned_images_to_the_trees():
 
 
 def test_whole_image_trees_share_the_pixel_branch_statistics_with_the_same_result():
-    model, _ = load_checkpoint(DEFAULT_CHECKPOINT)
+    model, _ = load_checkpoint(OFFLINE_CHECKPOINT)
     image = torch.rand(3, 3, 256, 256)
     assert model.shared_statistics(image) is None  # tiled trees read other statistics than the pixel branch
     model.config = dataclasses.replace(model.config, trees=dataclasses.replace(model.config.trees, patch_size=0))

@@ -1,0 +1,161 @@
+"""`genspot cv`: grouped K-fold cross-validation of a training recipe on the *train* split only.
+
+Recipe searches select on these folds, so the val split stays untouched until the chosen
+recipe is trained once (``"select": "last"`` with the epoch count found here) and evaluated.
+Folds keep each caption / prompt group (``group_key``) on one side and are stratified by
+source and class. Every epoch, each fold's held-out images are predicted; the out-of-fold
+predictions of all folds are pooled per source (each ``--data`` given) into task-A macro-F1
+(captions blanked) and AUROC with percentile-bootstrap intervals, and task-B macro-F1 (captions
+as given). RUN_DIR gets ``cv.json`` and ``cv.png`` (the pooled figures per epoch). Takes the
+same options as `genspot train`, plus ``--folds``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedGroupKFold
+
+from genspot.training import metrics
+from genspot.training.config import ConfigError
+from genspot.training.curves import plot_cv_curves
+from genspot.training.data import DataError, Sample, generator_names, group_key, load_samples, split_samples
+from genspot.training.features import FrozenFeatures
+from genspot.training.model import create_model
+from genspot.training.train import (
+    Runtime,
+    Trainer,
+    Validator,
+    build_parser as build_train_parser,
+    distributed_runtime,
+    prepare_frozen_features,
+    resolve_configs,
+    setup_logging,
+)
+
+log = logging.getLogger("genspot.cv")
+
+
+def build_parser():
+    parser = build_train_parser()
+    parser.prog, parser.description = "genspot cv", __doc__.split("\n\n")[0]
+    parser.add_argument("--folds", type=int, default=5, help="number of grouped folds (default 5)")
+    return parser
+
+
+def train_samples_by_source(specs: list[str], val_fraction: float, seed: int, progress: bool) -> list[list[Sample]]:
+    """Each source's train part (its split column, else the hold-out `genspot train` would make)."""
+    return [split_samples(load_samples(spec, progress=progress), val_fraction, seed)[0] for spec in specs]
+
+
+def grouped_folds(samples: list[Sample], sources: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """Held-out index arrays: whole groups per fold, stratified by source and task-A class."""
+    strata = [f"{source}:{s.label_a}" for s, source in zip(samples, sources)]
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [held for _, held in splitter.split(np.zeros(len(samples)), strata, [group_key(s) for s in samples])]
+
+
+def subset(frozen: FrozenFeatures | None, index: np.ndarray) -> FrozenFeatures | None:
+    if frozen is None:
+        return None
+    return FrozenFeatures(frozen.image[torch.as_tensor(index)] if frozen.image is not None else None, frozen.text)
+
+
+def pooled_metrics(samples: list[Sample], p_ai: np.ndarray, pred_b: list[str], labels_b: list[str]) -> dict:
+    label_a = np.array([s.label_a for s in samples])
+    result = metrics.compute_metrics(label_a, p_ai, [s.label_b for s in samples], pred_b, labels_b)
+    return {
+        "n": len(samples),
+        "task_a_macro_f1": result["task_a"]["macro_f1"],
+        "task_a_auroc": result["task_a"]["auroc"],
+        "task_b_macro_f1": result["task_b"]["macro_f1"],
+        "interval": metrics.bootstrap_interval(label_a, p_ai),
+    }
+
+
+def cross_validate(args, runtime: Runtime) -> dict:
+    model_config, train_config = resolve_configs(args)
+    progress = not args.quiet
+    by_source = train_samples_by_source(args.data, train_config.val_fraction, train_config.seed, progress)
+    samples = [s for part in by_source for s in part]
+    sources = np.array([i for i, part in enumerate(by_source) for _ in part])
+    if args.folds < 2 or len(samples) < args.folds:
+        raise DataError(f"need at least 2 folds and as many training samples (got {args.folds} folds, {len(samples)} samples)")
+    labels_b = generator_names(samples)
+    folds = grouped_folds(samples, sources, args.folds, train_config.seed)
+    log.info("config %s: %d train samples from %d source(s), %d grouped folds of %s", model_config.name,
+             len(samples), len(by_source), len(folds), ", ".join(str(len(f)) for f in folds))
+    cache_dir = args.cache_dir or args.out / "feature-cache"
+    epochs = train_config.epochs
+    p_ai = np.zeros((epochs, len(samples)))
+    pred_b = [[""] * len(samples) for _ in range(epochs)]
+    started = time.monotonic()
+    frozen = None
+    for number, held in enumerate(folds, start=1):
+        torch.manual_seed(train_config.seed)
+        fitted = np.setdiff1d(np.arange(len(samples)), held)
+        model = create_model(model_config, labels_b).to(runtime.device)
+        fit_samples, held_samples = [samples[i] for i in fitted], [samples[i] for i in held]
+        if number == 1:  # the frozen backbones' features, once for all folds
+            frozen, _ = prepare_frozen_features(model, samples, [], cache_dir, runtime, train_config, progress)
+        trainer = Trainer(model, fit_samples, subset(frozen, fitted), train_config, runtime, progress=False)
+        validator = Validator(model, held_samples, subset(frozen, held), train_config, runtime, progress=False)
+        for epoch in range(epochs):
+            trainer.epoch(epoch + 1)
+            blank, given = validator.predictions(True), validator.predictions(False)
+            p_ai[epoch, held] = blank.p_ai
+            for i, label in zip(held, given.pred_label_b(labels_b)):
+                pred_b[epoch][i] = label
+        log.info("fold %d/%d done (%.0f s so far)", number, len(folds), time.monotonic() - started)
+    per_epoch = []
+    for epoch in range(epochs):
+        row = {"epoch": epoch + 1}
+        for index, spec in enumerate(args.data):
+            mask = sources == index
+            chosen = [samples[i] for i in np.flatnonzero(mask)]
+            row[str(spec)] = pooled_metrics(chosen, p_ai[epoch, mask], [pred_b[epoch][i] for i in np.flatnonzero(mask)], labels_b)
+        per_epoch.append(row)
+    return {
+        "config": model_config.name,
+        "train_config": train_config.to_dict(),
+        "data": [str(spec) for spec in args.data],
+        "folds": len(folds),
+        "fold_sizes": [len(f) for f in folds],
+        "seconds": round(time.monotonic() - started, 1),
+        "epochs": per_epoch,
+    }
+
+
+def summary(report: dict) -> str:
+    last = report["epochs"][-1]
+    lines = [f"{report['config']}: {report['folds']}-fold grouped CV on train, out-of-fold figures at epoch {last['epoch']}"]
+    for spec in report["data"]:
+        row, interval = last[spec], last[spec]["interval"]
+        lines.append(
+            f"  {spec} ({row['n']} images): task-A macro-F1 {row['task_a_macro_f1']:.3f} "
+            f"[{interval['macro_f1'][0]:.3f}, {interval['macro_f1'][1]:.3f}], AUROC {row['task_a_auroc']:.3f} "
+            f"[{interval['auroc'][0]:.3f}, {interval['auroc'][1]:.3f}], task-B macro-F1 {row['task_b_macro_f1']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with distributed_runtime(args.device) as runtime:
+        if runtime.world_size > 1:
+            raise SystemExit("genspot cv: runs in one process (its folds are small); start it without torchrun")
+        setup_logging(args.out, runtime)
+        try:
+            report = cross_validate(args, runtime)
+        except (ConfigError, DataError) as exc:
+            log.error("genspot cv: error: %s", exc)
+            return 2
+    (args.out / "cv.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    plot_cv_curves(report, args.out / "cv.png")
+    print(f"{summary(report)}\nwrote {args.out}/cv.json, cv.png")
+    return 0
