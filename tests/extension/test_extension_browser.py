@@ -3,8 +3,8 @@
 The gallery page (extension_site.py) holds every kind of image the content script must handle.
 The tests ask the backend directly about the same images and captions and check that the
 page's badges, the popup's counts and the backend's and the site's request logs agree.
-Screenshots go to test-artifacts/extension/; with GENSPOT_UPDATE_DOCS_SCREENSHOT=1 the
-README's docs/img/badges.png is rewritten too.
+Screenshots go to test-artifacts/extension/ (the docs' screenshots, taken with the default
+model, come from docs/screenshots/take.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import base64
 import io
 import json
 import math
-import os
 import re
-import shutil
 import time
 from collections import Counter
 
@@ -32,7 +30,6 @@ from tests.fixtures.services import free_port
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "extension"
-README_SCREENSHOT = REPO_ROOT / "docs" / "img" / "badges.png"
 README_MAX_BYTES = 300_000
 EXTENSION_THRESHOLD = 0.5  # DEFAULT_SETTINGS.threshold in extension/shared/settings.js
 ABOVE_FOLD = [name for name in BADGED if name != "lazy"]
@@ -249,9 +246,6 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     readme_png = small_png(save_screenshots(page, "gallery"))
     (ARTIFACTS / "badges-readme.png").write_bytes(readme_png)
     assert len(readme_png) < README_MAX_BYTES
-    if os.environ.get("GENSPOT_UPDATE_DOCS_SCREENSHOT") == "1":
-        README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ARTIFACTS / "badges-readme.png", README_SCREENSHOT)
 
     # Badges sit outside the layout: removing them moves nothing.
     layout = page.evaluate(LAYOUT_JS)
