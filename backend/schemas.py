@@ -140,6 +140,11 @@ class ModelInfo(msgspec.Struct, kw_only=True):
     kind: str
     dtype: str
     device: str
+    alt_text: Annotated[
+        str, msgspec.Meta(description="what the bundle's alt-text input can change: source_only (the generator's name, "
+                                      "never p_ai), unused, or full (p_ai too)")
+    ]
+    sends_alt_text: Annotated[bool, msgspec.Meta(description="whether this service passes items' alt_text to the model")]
 
 
 class Health(msgspec.Struct):

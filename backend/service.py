@@ -104,6 +104,8 @@ class DetectionService:
             kind=str(manifest["kind"]),
             dtype=str(manifest["dtype"]),
             device=str(self.bundle.device),
+            alt_text=self.bundle.alt_text,
+            sends_alt_text=self.uses_alt_text,
         )
 
     async def detect(self, items: list[ItemInput]) -> list[ItemResult]:

@@ -292,6 +292,8 @@ def test_model_health_ready_and_schema(client, tiny_bundle):
     model = client.get("/v1/model").json()
     assert model["labels"] and model["version"]
     assert model["thresholds"] == {"threshold": 0.5, "uncertain_band": 0.15}
+    # the tiny bundle's p_ai reads its alt-text; these tests' settings send alt-texts on purpose
+    assert model["alt_text"] == "full" and model["sends_alt_text"] is True
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["cache_kind"] == "memory"
