@@ -2,6 +2,11 @@
 
 Frozen pretrained backbones are rebuilt from their source (config) instead of being stored,
 so the default checkpoint stays small; fine-tuned or randomly initialised ones are stored.
+
+`genspot train` saves the file at each best epoch with ``"finished": False`` (no tree head, no
+fitted temperature) and once more at the end with ``"finished": True``; a file left by an
+interrupted run is refused by :func:`load_checkpoint` (and so by evaluate and export). Files
+written before the field existed have no ``finished`` key and count as finished.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ def save_checkpoint(
     temperature: float = 1.0,
     metrics: dict | None = None,
     train_args: dict | None = None,
+    finished: bool = True,
 ) -> Path:
+    """Write ``path`` atomically; ``finished=False`` marks a file saved mid-run (see module doc)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -57,6 +64,7 @@ def save_checkpoint(
         "metrics": metrics or {},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "train_args": train_args or {},
+        "finished": bool(finished),
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
@@ -64,8 +72,24 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The raw checkpoint dict, checked for format."""
+def is_finished(payload: dict[str, Any]) -> bool:
+    """Whether a checkpoint dict is a finished run's (files older than the field are)."""
+    return bool(payload.get("finished", True))
+
+
+def unfinished_error(path: str | Path, payload: dict[str, Any]) -> CheckpointError:
+    epoch = payload.get("metrics", {}).get("best_epoch")
+    after = f" after epoch {epoch}" if epoch is not None else ""
+    return CheckpointError(
+        f"{path}: unfinished checkpoint of an interrupted `genspot train` run (saved{after}; no tree head, "
+        "temperature not fitted): rerun the training to the end"
+    )
+
+
+def read_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, allow_unfinished: bool = False
+) -> dict[str, Any]:
+    """The raw checkpoint dict, checked for format; an unfinished run's file only with ``allow_unfinished``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -75,12 +99,19 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file")
+    if not allow_unfinished and not is_finished(payload):
+        raise unfinished_error(path, payload)
     return payload
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[GenspotDetector, dict]:
-    """(model in eval mode, meta) where meta is the checkpoint dict without ``state_dict``."""
-    payload = read_checkpoint(path, map_location)
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, allow_unfinished: bool = False
+) -> tuple[GenspotDetector, dict]:
+    """(model in eval mode, meta) where meta is the checkpoint dict without ``state_dict``.
+
+    Raises :class:`CheckpointError` naming the file for an interrupted run's checkpoint unless
+    ``allow_unfinished``."""
+    payload = read_checkpoint(path, map_location, allow_unfinished=allow_unfinished)
     config = ModelConfig.from_dict(payload["config"])
     model = create_model(config, payload["labels_b"], load_weights=bool(rebuildable_branches(config)))
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)

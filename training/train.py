@@ -413,7 +413,8 @@ def fit(args: argparse.Namespace, runtime: Runtime) -> int:
             if best is None or train_config.select == "last" or task_a["macro_f1"] > best["score"]:
                 best = {"epoch": epoch, "score": task_a["macro_f1"]}
                 best_state = {k: v.clone() for k, v in stored_state_dict(model).items()}
-                save_checkpoint(checkpoint_path, model, metrics={"best_epoch": epoch, "history": history}, train_args=train_args)
+                save_checkpoint(checkpoint_path, model, metrics={"best_epoch": epoch, "history": history},
+                                train_args=train_args, finished=False)  # until the final save below
         barrier(runtime)
 
     if runtime.is_main:

@@ -189,3 +189,54 @@ def test_select_last_keeps_the_last_epoch(tmp_path, synthetic_dataset):
     argv = ["--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny", "--epochs", "3", "--quiet"]
     assert main([*argv, "--select", "last"]) == 0
     assert json.loads((out / "metrics.json").read_text())["best_epoch"] == 3
+
+
+def test_an_interrupted_run_leaves_a_checkpoint_marked_unfinished(tmp_path, synthetic_dataset, monkeypatch, capsys):
+    """The file saved at epoch 1 of a run stopped in epoch 2 says ``finished: False`` and is refused
+    by load_checkpoint, `genspot evaluate` and `genspot export` with a message naming it."""
+    from genspot.export.cli import main as export_main
+    from genspot.training.checkpoint import CheckpointError
+    from genspot.training.evaluate import main as evaluate_main
+    from genspot.training.train import Trainer
+
+    epoch = Trainer.epoch
+
+    def stopped_in_epoch_2(self, number):
+        if number == 2:
+            raise KeyboardInterrupt
+        return epoch(self, number)
+
+    monkeypatch.setattr(Trainer, "epoch", stopped_in_epoch_2)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        main(["--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny", "--epochs", "2", "--quiet"])
+    path = out / "model.pt"
+    payload = read_checkpoint(path, allow_unfinished=True)
+    assert payload["finished"] is False and payload["temperature"] == 1.0 and payload["metrics"]["best_epoch"] == 1
+    with pytest.raises(CheckpointError, match=r"model\.pt: unfinished checkpoint .* after epoch 1"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="unfinished"):
+        read_checkpoint(path)
+    model, meta = load_checkpoint(path, allow_unfinished=True)
+    assert meta["finished"] is False and model.tree_head is None
+
+    capsys.readouterr()
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(synthetic_dataset), "--out", str(tmp_path / "report"), "--quiet"]) == 2
+    assert f"{path}: unfinished checkpoint" in capsys.readouterr().err
+    assert export_main(["torchscript", "--checkpoint", str(path), "--out", str(tmp_path / "bundle")]) == 1
+    assert f"{path}: unfinished checkpoint" in capsys.readouterr().err and not (tmp_path / "bundle").exists()
+
+    # the same run let finish writes a finished file over it
+    monkeypatch.setattr(Trainer, "epoch", epoch)
+    assert main(["--data", str(synthetic_dataset), "--out", str(out), "--config", "tiny", "--epochs", "2", "--quiet"]) == 0
+    assert read_checkpoint(path)["finished"] is True
+
+
+def test_checkpoints_without_the_finished_field_load_as_finished(tmp_path, tiny_checkpoint):
+    payload = read_checkpoint(tiny_checkpoint)
+    assert payload["finished"] is True
+    del payload["finished"]
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    model, meta = load_checkpoint(old)
+    assert "finished" not in meta and meta["temperature"] == payload["temperature"]
