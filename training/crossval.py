@@ -26,17 +26,10 @@ from genspot.training.config import ConfigError
 from genspot.training.curves import plot_cv_curves
 from genspot.training.data import DataError, Sample, generator_names, group_key, load_samples, split_samples
 from genspot.training.features import FrozenFeatures
+from genspot.training.distributed import TrainingProcess, distributed_runtime, log_to_run_dir
+from genspot.training.loop import Trainer, Validator, prepare_frozen_features
 from genspot.training.model import create_model
-from genspot.training.train import (
-    Runtime,
-    Trainer,
-    Validator,
-    build_parser as build_train_parser,
-    distributed_runtime,
-    prepare_frozen_features,
-    resolve_configs,
-    setup_logging,
-)
+from genspot.training.train import build_parser as build_train_parser, resolve_configs
 
 log = logging.getLogger("genspot.cv")
 
@@ -78,7 +71,7 @@ def pooled_metrics(samples: list[Sample], p_ai: np.ndarray, pred_b: list[str], l
     }
 
 
-def cross_validate(args, runtime: Runtime) -> dict:
+def cross_validate(args, process: TrainingProcess) -> dict:
     model_config, train_config = resolve_configs(args)
     progress = not args.quiet
     by_source = train_samples_by_source(args.data, train_config.val_fraction, train_config.seed, progress)
@@ -99,12 +92,12 @@ def cross_validate(args, runtime: Runtime) -> dict:
     for number, held in enumerate(folds, start=1):
         torch.manual_seed(train_config.seed)
         fitted = np.setdiff1d(np.arange(len(samples)), held)
-        model = create_model(model_config, labels_b).to(runtime.device)
+        model = create_model(model_config, labels_b).to(process.device)
         fit_samples, held_samples = [samples[i] for i in fitted], [samples[i] for i in held]
         if number == 1:  # the frozen backbones' features, once for all folds
-            frozen, _ = prepare_frozen_features(model, samples, [], cache_dir, runtime, train_config, progress)
-        trainer = Trainer(model, fit_samples, subset(frozen, fitted), train_config, runtime, progress=False)
-        validator = Validator(model, held_samples, subset(frozen, held), train_config, runtime, progress=False)
+            frozen, _ = prepare_frozen_features(model, samples, [], cache_dir, process, train_config, progress)
+        trainer = Trainer(model, fit_samples, subset(frozen, fitted), train_config, process, progress=False)
+        validator = Validator(model, held_samples, subset(frozen, held), train_config, process, progress=False)
         for epoch in range(epochs):
             trainer.epoch(epoch + 1)
             blank, given = validator.predictions(True), validator.predictions(False)
@@ -146,12 +139,12 @@ def summary(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with distributed_runtime(args.device) as runtime:
-        if runtime.world_size > 1:
+    with distributed_runtime(args.device) as process:
+        if process.world_size > 1:
             raise SystemExit("genspot cv: runs in one process (its folds are small); start it without torchrun")
-        setup_logging(args.out, runtime)
+        log_to_run_dir(args.out, process)
         try:
-            report = cross_validate(args, runtime)
+            report = cross_validate(args, process)
         except (ConfigError, DataError) as exc:
             log.error("genspot cv: error: %s", exc)
             return 2

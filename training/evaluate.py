@@ -43,7 +43,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def setup_logging() -> None:
+def log_to_stderr() -> None:
     """Messages of the genspot loggers (e.g. skipped images) on stderr, once."""
     root = logging.getLogger("genspot")
     if not root.handlers:
@@ -95,7 +95,7 @@ def probability(text: str) -> float:
 
 def run_command(prog: str, work: Callable[[], str]) -> int:
     """Run ``work`` with logging set up; print its summary, or bad input as a one-line error (exit 2)."""
-    setup_logging()
+    log_to_stderr()
     try:
         summary = work()
     except (CheckpointError, DataError) as exc:
