@@ -36,17 +36,8 @@ import numpy as np
 from PIL import Image
 
 from genspot.training.data import Sample, load_samples, split_samples
-from genspot.training.evaluate import (
-    add_model_arguments,
-    head_b_confidence,
-    load_model,
-    probability,
-    run_command,
-    run_model,
-    select_split,
-    write_csv,
-)
 from genspot.training.metrics import REAL
+from genspot.training.model_cli import add_model_arguments, head_b_confidence, load_model, probability, run_command, run_model, select_split, write_csv
 from genspot.training.predict import Predictions
 
 log = logging.getLogger("genspot.pseudo_label")

@@ -20,7 +20,8 @@ import shlex
 from pathlib import Path
 
 from genspot.training.data import DataError, load_samples
-from genspot.training.evaluate import evaluate, select_split
+from genspot.training.evaluate import evaluate
+from genspot.training.model_cli import select_split
 
 log = logging.getLogger("genspot.pseudo_label")
 
@@ -52,6 +53,7 @@ def evaluate_round(args: argparse.Namespace, checkpoint: Path, out: Path) -> dic
     namespace = argparse.Namespace(
         checkpoint=checkpoint, data=args.eval_data or args.data, split=args.eval_split, out=out, threshold=0.5,
         blank_captions=args.blank_captions, batch_size=args.batch_size, device=args.device, bf16=args.bf16, quiet=args.quiet,
+        jpeg_quality=None,
     )
     return scores(evaluate(namespace))
 

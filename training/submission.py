@@ -26,16 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from genspot.training.data import CT2_LABEL_B, REAL, DataError, Sample, load_samples
-from genspot.training.evaluate import (
-    add_model_arguments,
-    head_b_confidence,
-    load_model,
-    probability,
-    run_command,
-    run_model,
-    select_split,
-    write_csv,
-)
+from genspot.training.model_cli import add_model_arguments, head_b_confidence, load_model, probability, run_command, run_model, select_split, write_csv
 from genspot.training.predict import Predictions
 
 SUBMISSION_COLUMNS = ("index", "Label_A", "Label_B")
