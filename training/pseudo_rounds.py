@@ -51,7 +51,7 @@ def scores(report: dict) -> dict:
 
 def evaluate_round(args: argparse.Namespace, checkpoint: Path, out: Path) -> dict:
     namespace = argparse.Namespace(
-        checkpoint=checkpoint, data=args.eval_data or args.data, split=args.eval_split, out=out, threshold=0.5, jpeg_quality=None,
+        checkpoint=checkpoint, data=args.eval_data or args.data, split=args.eval_split, out=out, threshold=0.5,
         blank_captions=args.blank_captions, batch_size=args.batch_size, device=args.device, bf16=args.bf16, quiet=args.quiet,
         jpeg_quality=None,
     )
