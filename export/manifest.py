@@ -16,13 +16,15 @@ from genspot.bundle import (
     ALT_TEXT_FULL,
     ALT_TEXT_SOURCE_ONLY,
     ALT_TEXT_UNUSED,
+    DTYPES,
     FORMAT,
     MANIFEST_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,
 )
+from genspot.formats import CheckpointMeta
 
-DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}  # the reader's table, reversed
 
 
 def weights_hash(module: torch.nn.Module) -> str:
@@ -93,7 +95,7 @@ def build_manifest(
     *,
     kind: str,
     detector: torch.nn.Module,
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     image_size: int,
     dtype: torch.dtype,
     device: str,
@@ -104,33 +106,33 @@ def build_manifest(
     source_checkpoint: Path | None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    config = meta["config"]
+    config = meta.config
     manifest = {
         "format": FORMAT,
         "kind": kind,
         "files": {"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
         "model_version": model_version(weights_sha256, dtype, quantization),
         "weights_sha256": weights_sha256,
-        "labels": list(meta["labels_b"]),
-        "display_names": display_names(list(meta["labels_b"])),
+        "labels": list(meta.labels_b),
+        "display_names": display_names(list(meta.labels_b)),
         "image_size": int(image_size),
         "resize_policy": imaging.RESIZE_POLICY,
         "input_range": [0.0, 1.0],
         "normalization": branch_normalization(detector),
-        "max_text_tokens": int(config.get("text", {}).get("max_tokens", 128)),
+        "max_text_tokens": int(detector.config.text.max_tokens),
         "alt_text": alt_text_use(detector),
         "dtype": DTYPE_NAMES[dtype],
         "quantization": quantization,
         "device": device,
         "text_cache": text_cache,
-        "temperature": float(meta.get("temperature", 1.0)),
+        "temperature": meta.temperature,
         "backbones": backbones(config),
         "model_config": config,
-        "metrics": meta.get("metrics", {}),
+        "metrics": meta.metrics,
         "parity": parity,
         "source": {
             "checkpoint": str(source_checkpoint.resolve()) if source_checkpoint else None,
-            "checkpoint_created": meta.get("created"),
+            "checkpoint_created": meta.created,
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "exported_with": {"genspot": __version__, "torch": torch.__version__, "python": platform.python_version()},

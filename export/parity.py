@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genspot.probability import calibrated_probability
 from genspot.text import CaptionTokenizer
 
 # Tolerance on max |delta p| by bundle precision (int8 quantisation counts as low precision).
@@ -98,7 +99,7 @@ def eager_probabilities(
     """The reference: the float32 eager detector's calibrated probabilities."""
     input_ids, attention_mask = tokenizer(captions)
     logit_a, logits_b = model.eval()(images, input_ids, attention_mask)
-    p_ai = torch.sigmoid(logit_a.float() / temperature)
+    p_ai = calibrated_probability(logit_a.float(), temperature)
     return p_ai.numpy(), torch.softmax(logits_b.float(), dim=-1).numpy()
 
 

@@ -111,9 +111,9 @@ def export_tensorrt(checkpoint: Path, out: Path) -> ExportResult:
 
     detector, meta = load_checkpoint(checkpoint)
     image_size = checkpoint_image_size(meta)
-    max_tokens = int(meta["config"]["text"]["max_tokens"])
+    max_tokens = int(detector.config.text.max_tokens)
     device = torch.device("cuda")
-    wrapper = ProbabilityModel(detector, float(meta.get("temperature", 1.0)), torch.float16).to(device).eval()
+    wrapper = ProbabilityModel(detector, meta.temperature, torch.float16).to(device).eval()
     example = tuple(t.to(device) for t in trace_inputs(detector.tokenizer, image_size))
     with torch.no_grad():
         compiled = compile_tensorrt(export_program(wrapper, example, max_tokens), image_size, max_tokens)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -12,14 +11,15 @@ from genspot.export.manifest import DTYPE_NAMES
 from genspot.export.parity import TOLERANCES, probe_batches
 from genspot.export.wrapper import ProbabilityModel
 from genspot.export.writer import ExportResult, write_bundle
+from genspot.formats import CheckpointMeta
 from genspot.imaging import DEFAULT_IMAGE_SIZE
 
 INT8 = "int8-dynamic-linear"
 
 
-def checkpoint_image_size(meta: dict[str, Any]) -> int:
+def checkpoint_image_size(meta: CheckpointMeta) -> int:
     """The input size S the checkpoint was trained at (its model config's ``image_size``)."""
-    return int(meta["config"].get("image_size") or DEFAULT_IMAGE_SIZE)
+    return int(meta.config.get("image_size") or DEFAULT_IMAGE_SIZE)
 
 
 def trace_inputs(tokenizer, image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,14 +50,14 @@ def export_torchscript(
     *,
     int8: bool = False,
     tolerance: float | None = None,
-    loaded: tuple[torch.nn.Module, dict[str, Any]] | None = None,
+    loaded: tuple[torch.nn.Module, CheckpointMeta] | None = None,
 ) -> ExportResult:
     """Export ``checkpoint`` to ``out``; raises :class:`ParityError` when the bundle drifts."""
     from genspot.training.checkpoint import load_checkpoint
 
     detector, meta = loaded or load_checkpoint(checkpoint)
     image_size = checkpoint_image_size(meta)
-    wrapper = ProbabilityModel(detector, float(meta.get("temperature", 1.0)), dtype)
+    wrapper = ProbabilityModel(detector, meta.temperature, dtype)
     quantization = INT8 if int8 and wrapper.quantize_backbones() else None
     if tolerance is None:
         tolerance = TOLERANCES["int8" if quantization else DTYPE_NAMES[dtype]]

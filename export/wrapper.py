@@ -23,6 +23,8 @@ import warnings
 import torch
 from torch import nn
 
+from genspot.probability import calibrated_probability
+
 TEXT = "text"
 LOW_PRECISION_BRANCHES = ("image", TEXT)
 
@@ -98,7 +100,7 @@ class ProbabilityModel(nn.Module):
         self.compute_dtype = compute_dtype
         self.has_text = TEXT in detector.branch_names
         self.pixel_branches = [name for name in detector.branch_names if name != TEXT]
-        self.register_buffer("inv_temperature", torch.tensor(1.0 / float(temperature)))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
         if self.has_text:
             use_fused_attention(self.detector.branches[TEXT])
         self.backbones = [name for name in detector.branch_names if name in LOW_PRECISION_BRANCHES]
@@ -118,7 +120,7 @@ class ProbabilityModel(nn.Module):
         if self.has_text:
             features[TEXT] = text_features
         logit_a, logits_b = self.detector.final_logits(image, features, statistics)
-        p_ai = torch.sigmoid(logit_a.float() * self.inv_temperature)
+        p_ai = calibrated_probability(logit_a.float(), self.temperature)
         return p_ai, torch.softmax(logits_b.float(), dim=-1)
 
     def forward(

@@ -17,6 +17,7 @@ import torch
 from genspot.bundle import MODEL_FILE, TOKENIZER_FILE, load_bundle
 from genspot.export.manifest import build_manifest, weights_hash, write_manifest
 from genspot.export.parity import ParityError, ParityReport, check_parity
+from genspot.formats import CheckpointMeta
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,15 @@ class ExportResult:
 
 
 def parity_against_bundle(
-    detector: torch.nn.Module, meta: dict[str, Any], bundle_dir: Path, tolerance: float, device: str = "cpu"
+    detector: torch.nn.Module, meta: CheckpointMeta, bundle_dir: Path, tolerance: float, device: str = "cpu"
 ) -> ParityReport:
     """Eager checkpoint vs the bundle as the backend loads it, with and without text caching."""
     bundles = [load_bundle(bundle_dir, device=device, text_cache=False)]
-    if bundles[0].manifest.get("text_cache"):
+    if bundles[0].spec.text_cache:
         bundles.append(load_bundle(bundle_dir, device=device, text_cache=True))
     return check_parity(
         detector,
-        float(meta.get("temperature", 1.0)),
+        meta.temperature,
         detector.tokenizer,
         [bundle.predict for bundle in bundles],
         int(bundles[0].image_size),
@@ -59,7 +60,7 @@ def write_bundle(
     *,
     checkpoint: Path,
     detector: torch.nn.Module,
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     tolerance: float,
     **manifest_fields: Any,
 ) -> ExportResult:
@@ -72,7 +73,7 @@ def write_bundle(
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
         staging = Path(tmp)
         save_model(staging / MODEL_FILE)
-        (staging / TOKENIZER_FILE).write_text(meta["tokenizer_json"], encoding="utf-8")
+        (staging / TOKENIZER_FILE).write_text(meta.tokenizer_json, encoding="utf-8")
         manifest = build_manifest(
             detector=detector,
             meta=meta,

@@ -2,11 +2,13 @@
 
 This is the only way the backend touches the model, so it imports nothing but torch,
 tokenizers and genspot's core preprocessing: no training code, no transformers, no
-open_clip. The format is documented in ``docs/bundle.md``.
+open_clip. The format is documented in ``docs/bundle.md``; its fields and defaults are
+:class:`genspot.formats.BundleManifest`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import warnings
@@ -20,20 +22,27 @@ import torch
 from PIL import Image
 
 from genspot import imaging
+from genspot.formats import (
+    ALT_TEXT_FULL,
+    ALT_TEXT_SOURCE_ONLY,
+    ALT_TEXT_UNUSED,
+    BUNDLE_FORMAT as FORMAT,
+    BUNDLE_FORMATS as SUPPORTED_FORMATS,
+    BundleManifest,
+    FormatError,
+    decode_manifest,
+)
 from genspot.text import CaptionTokenizer, caption_hash
 
-FORMAT = "genspot-bundle/1"
-SUPPORTED_FORMATS = (FORMAT,)
+__all__ = ["ALT_TEXT_FULL", "ALT_TEXT_SOURCE_ONLY", "ALT_TEXT_UNUSED", "FORMAT", "SUPPORTED_FORMATS", "Bundle", "BundleError",
+           "load_bundle", "read_manifest"]
 MODEL_FILE = "model.ts"
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
 KINDS = ("torchscript", "tensorrt")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-REQUIRED_FIELDS = ("format", "kind", "labels", "image_size", "resize_policy", "max_text_tokens", "dtype", "device", "model_version")
 TEXT_CACHE_SIZE = 4096
 
-
-ALT_TEXT_FULL, ALT_TEXT_SOURCE_ONLY, ALT_TEXT_UNUSED = "full", "source_only", "unused"
 
 
 class BundleError(Exception):
@@ -49,31 +58,25 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"unreadable manifest {manifest_path}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"invalid manifest {manifest_path}: expected a JSON object")
-    missing = [name for name in REQUIRED_FIELDS if name not in manifest]
-    if missing:
-        raise BundleError(f"invalid manifest {manifest_path}: missing field(s) {', '.join(missing)}")
-    if manifest["format"] not in SUPPORTED_FORMATS:
-        raise BundleError(
-            f"unsupported bundle format {manifest['format']!r} in {manifest_path}; "
-            f"this genspot reads {', '.join(SUPPORTED_FORMATS)} (re-export the bundle)"
-        )
-    if manifest["kind"] not in KINDS:
-        raise BundleError(f"unknown bundle kind {manifest['kind']!r} in {manifest_path}; known: {', '.join(KINDS)}")
-    if manifest["dtype"] not in DTYPES:
-        raise BundleError(f"unknown dtype {manifest['dtype']!r} in {manifest_path}; known: {', '.join(DTYPES)}")
-    if manifest["resize_policy"] not in imaging.RESIZE_POLICIES:
-        raise BundleError(f"unknown resize policy {manifest['resize_policy']!r} in {manifest_path}")
+    try:
+        spec = decode_manifest(manifest, str(manifest_path))
+    except FormatError as exc:
+        raise BundleError(str(exc)) from exc
+    if spec.kind not in KINDS:
+        raise BundleError(f"unknown bundle kind {spec.kind!r} in {manifest_path}; known: {', '.join(KINDS)}")
+    if spec.dtype not in DTYPES:
+        raise BundleError(f"unknown dtype {spec.dtype!r} in {manifest_path}; known: {', '.join(DTYPES)}")
+    if spec.resize_policy not in imaging.RESIZE_POLICIES:
+        raise BundleError(f"unknown resize policy {spec.resize_policy!r} in {manifest_path}")
     return manifest
 
 
-def _resolve_device(manifest: dict[str, Any], device: str | torch.device) -> torch.device:
+def _resolve_device(spec: BundleManifest, device: str | torch.device) -> torch.device:
     """The device to run on; a TensorRT bundle runs only on the GPU model it was built for."""
     device = torch.device(device)
-    if manifest["kind"] != "tensorrt":
+    if spec.kind != "tensorrt":
         return device
-    built = manifest.get("tensorrt", {})
+    built = spec.tensorrt
     if not torch.cuda.is_available():
         raise BundleError(
             f"this TensorRT bundle was built for GPU {built.get('gpu_name', '?')!r} and needs CUDA, "
@@ -145,7 +148,8 @@ class _TextFeatureCache:
 
 @dataclass
 class Bundle:
-    """A loaded bundle: preprocessing, tokenisation and the TorchScript detector on one device."""
+    """A loaded bundle: preprocessing, tokenisation and the TorchScript detector on one device.
+    ``manifest`` is ``manifest.json`` as written; ``spec`` its typed view."""
 
     path: Path
     manifest: dict[str, Any]
@@ -154,22 +158,26 @@ class Bundle:
     device: torch.device
     text_cache: _TextFeatureCache | None = None
 
+    @functools.cached_property
+    def spec(self) -> BundleManifest:
+        return decode_manifest(self.manifest, str(self.path / MANIFEST_FILE))
+
     @property
     def labels(self) -> list[str]:
         """Generator names, index = column of ``p_source``."""
-        return list(self.manifest["labels"])
+        return list(self.spec.labels)
 
     @property
     def version(self) -> str:
         """Model version: a hash of the exported weights."""
-        return str(self.manifest["model_version"])
+        return self.spec.model_version
 
     @property
     def alt_text(self) -> str:
         """How the model reads alt-text: ``source_only`` (head B only: it cannot change p_ai),
         ``unused`` (no text branch) or ``full`` (p_ai depends on it; bundles from before this
         field are ``full``)."""
-        return str(self.manifest.get("alt_text", ALT_TEXT_FULL))
+        return self.spec.alt_text
 
     @property
     def alt_text_is_safe(self) -> bool:
@@ -178,15 +186,15 @@ class Bundle:
 
     @property
     def image_size(self) -> int:
-        return int(self.manifest["image_size"])
+        return self.spec.image_size
 
     @property
     def dtype(self) -> torch.dtype:
-        return DTYPES[self.manifest["dtype"]]
+        return DTYPES[self.spec.dtype]
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Decoded picture -> float32 tensor [3, S, S] exactly as the model was trained on."""
-        return imaging.preprocess(image, self.image_size, self.manifest["resize_policy"])
+        return imaging.preprocess(image, self.image_size, self.spec.resize_policy)
 
     def tokenize(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Captions -> ``(input_ids, attention_mask)`` int64 [N, T], padded to the longest."""
@@ -204,7 +212,7 @@ class Bundle:
             raise ValueError(f"{images.shape[0]} images but {len(captions)} captions")
         if images.shape[0] == 0:
             return np.zeros(0, dtype=np.float32), np.zeros((0, len(self.labels)), dtype=np.float32)
-        step = int(self.manifest.get("max_batch") or images.shape[0])
+        step = int(self.spec.max_batch or images.shape[0])
         chunks = [self._predict_chunk(images[i : i + step], captions[i : i + step]) for i in range(0, len(captions), step)]
         return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
@@ -239,8 +247,9 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", text_cache
     if not path.is_dir():
         raise BundleError(f"bundle directory {path} does not exist")
     manifest = read_manifest(path)
-    resolved = _resolve_device(manifest, device)
+    spec = decode_manifest(manifest, str(path / MANIFEST_FILE))
+    resolved = _resolve_device(spec, device)
     module = _load_module(path, resolved)
-    tokenizer = _load_tokenizer(path, int(manifest["max_text_tokens"]))
-    cache = _TextFeatureCache(TEXT_CACHE_SIZE) if text_cache and manifest.get("text_cache", False) else None
+    tokenizer = _load_tokenizer(path, spec.max_text_tokens)
+    cache = _TextFeatureCache(TEXT_CACHE_SIZE) if text_cache and spec.text_cache else None
     return Bundle(path, manifest, module, tokenizer, resolved, cache)

@@ -1,4 +1,5 @@
-"""Checkpoint files (``RUN_DIR/model.pt``): format "genspot-checkpoint/1", see docs/ARCHITECTURE.md.
+"""Checkpoint files (``RUN_DIR/model.pt``): format "genspot-checkpoint/1", see docs/ARCHITECTURE.md;
+the metadata's fields and defaults are :class:`genspot.formats.CheckpointMeta`.
 
 Frozen pretrained backbones are rebuilt from their source (config) instead of being stored,
 so the default checkpoint stays small; fine-tuned or randomly initialised ones are stored.
@@ -17,12 +18,13 @@ from typing import Any
 
 import torch
 
+from genspot.formats import CHECKPOINT_FORMAT, CheckpointMeta, FormatError, decode_checkpoint_meta
 from genspot.text import CaptionTokenizer
 from genspot.training.config import ModelConfig
 from genspot.training.model import GenspotDetector, create_model, rebuildable_branches
 from genspot.training.trees import TreeEnsemble
 
-CHECKPOINT_FORMAT = "genspot-checkpoint/1"
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointMeta", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
 
 
 class CheckpointError(RuntimeError):
@@ -53,32 +55,27 @@ def save_checkpoint(
     """Write ``path`` atomically; ``finished=False`` marks a file saved mid-run (see module doc)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "config": model.config.to_dict(),
-        "state_dict": stored_state_dict(model),
-        "labels_b": list(model.labels_b),
-        "tokenizer_json": model.tokenizer.to_str(),
-        "temperature": float(temperature),
-        "trees": tree_head_dict(model),
-        "metrics": metrics or {},
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "train_args": train_args or {},
-        "finished": bool(finished),
-    }
+    meta = CheckpointMeta(
+        format=CHECKPOINT_FORMAT,
+        config=model.config.to_dict(),
+        labels_b=list(model.labels_b),
+        tokenizer_json=model.tokenizer.to_str(),
+        temperature=float(temperature),
+        trees=tree_head_dict(model),
+        metrics=metrics or {},
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        train_args=train_args or {},
+        finished=bool(finished),
+    )
+    payload = {**meta.to_dict(), "state_dict": stored_state_dict(model)}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)  # never leave a half-written model.pt
     return path
 
 
-def is_finished(payload: dict[str, Any]) -> bool:
-    """Whether a checkpoint dict is a finished run's (files older than the field are)."""
-    return bool(payload.get("finished", True))
-
-
-def unfinished_error(path: str | Path, payload: dict[str, Any]) -> CheckpointError:
-    epoch = payload.get("metrics", {}).get("best_epoch")
+def unfinished_error(path: str | Path, meta: CheckpointMeta) -> CheckpointError:
+    epoch = meta.metrics.get("best_epoch")
     after = f" after epoch {epoch}" if epoch is not None else ""
     return CheckpointError(
         f"{path}: unfinished checkpoint of an interrupted `genspot train` run (saved{after}; no tree head, "
@@ -89,7 +86,11 @@ def unfinished_error(path: str | Path, payload: dict[str, Any]) -> CheckpointErr
 def read_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", *, allow_unfinished: bool = False
 ) -> dict[str, Any]:
-    """The raw checkpoint dict, checked for format; an unfinished run's file only with ``allow_unfinished``."""
+    """The raw checkpoint dict, checked for format and fields; an unfinished run's file only with ``allow_unfinished``."""
+    return _read(path, map_location, allow_unfinished)[0]
+
+
+def _read(path: str | Path, map_location, allow_unfinished: bool) -> tuple[dict[str, Any], CheckpointMeta]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -97,23 +98,27 @@ def read_checkpoint(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle/zip errors of a corrupt or foreign file
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(payload, dict) or "format" not in payload:
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file")
-    if not allow_unfinished and not is_finished(payload):
-        raise unfinished_error(path, payload)
-    return payload
+    try:
+        meta = decode_checkpoint_meta(payload, str(path))
+    except FormatError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if not allow_unfinished and not meta.finished:
+        raise unfinished_error(path, meta)
+    return payload, meta
 
 
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", *, allow_unfinished: bool = False
-) -> tuple[GenspotDetector, dict]:
-    """(model in eval mode, meta) where meta is the checkpoint dict without ``state_dict``.
+) -> tuple[GenspotDetector, CheckpointMeta]:
+    """(model in eval mode, its :class:`~genspot.formats.CheckpointMeta`).
 
     Raises :class:`CheckpointError` naming the file for an interrupted run's checkpoint unless
     ``allow_unfinished``."""
-    payload = read_checkpoint(path, map_location, allow_unfinished=allow_unfinished)
-    config = ModelConfig.from_dict(payload["config"])
-    model = create_model(config, payload["labels_b"], load_weights=bool(rebuildable_branches(config)))
+    payload, meta = _read(path, map_location, allow_unfinished)
+    config = ModelConfig.from_dict(meta.config)
+    model = create_model(config, meta.labels_b, load_weights=bool(rebuildable_branches(config)))
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     rebuilt = tuple(f"branches.{name}." for name in model.rebuildable_branches())
     missing = [k for k in missing if not k.startswith(rebuilt)]
@@ -121,8 +126,7 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    model.tokenizer = CaptionTokenizer.from_str(payload["tokenizer_json"], config.text.max_tokens)
-    if trees := payload.get("trees"):  # after the tokenizer: attaching reads a blank caption
-        model.attach_trees(TreeEnsemble.from_dict(trees), float(trees.get("scale_without_caption", 1.0)))
-    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    model.tokenizer = CaptionTokenizer.from_str(meta.tokenizer_json, config.text.max_tokens)
+    if meta.trees:  # after the tokenizer: attaching reads a blank caption
+        model.attach_trees(TreeEnsemble.from_dict(meta.trees), float(meta.trees.get("scale_without_caption", 1.0)))
     return model.to(map_location).eval(), meta

@@ -108,7 +108,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "split": args.split,
         "blank_captions": args.blank_captions,
         "jpeg_quality": args.jpeg_quality,
-        "temperature": float(meta.get("temperature", 1.0)),
+        "temperature": meta.temperature,
         "n_samples": len(samples),
         "labels_b": labels_b,
         **compute_metrics(label_a, predictions.p_ai, label_b, pred_b, labels_b, args.threshold),

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from genspot.training.checkpoint import CheckpointError, load_checkpoint
+from genspot.training.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint
 from genspot.training.data import DataError, Sample
 from genspot.training.model import GenspotDetector
 from genspot.training.predict import Predictions, predict
@@ -43,7 +43,7 @@ def log_to_stderr() -> None:
     root.setLevel(logging.INFO)
 
 
-def load_model(args: argparse.Namespace) -> tuple[GenspotDetector, dict, torch.device]:
+def load_model(args: argparse.Namespace) -> tuple[GenspotDetector, CheckpointMeta, torch.device]:
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -52,13 +52,13 @@ def load_model(args: argparse.Namespace) -> tuple[GenspotDetector, dict, torch.d
     return model, meta, device
 
 
-def run_model(model: GenspotDetector, meta: dict, device: torch.device, samples: list[Sample], args: argparse.Namespace,
+def run_model(model: GenspotDetector, meta: CheckpointMeta, device: torch.device, samples: list[Sample], args: argparse.Namespace,
               jpeg_quality: int | None = None) -> Predictions:
     return predict(
         model,
         samples,
         batch_size=args.batch_size,
-        temperature=float(meta.get("temperature", 1.0)),
+        temperature=meta.temperature,
         blank_captions=args.blank_captions,
         device=device,
         bf16=args.bf16,

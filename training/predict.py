@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from genspot.probability import calibrated_probability
 from genspot.training.data import DetectorDataset, Sample, collate
 from genspot.training.features import FrozenFeatures, autocast
 from genspot.training.model import GenspotDetector
@@ -26,7 +27,7 @@ class Predictions:
         return cls(
             logit_a=logit_a.numpy(),
             logits_b=logits_b.numpy(),
-            p_ai=torch.sigmoid(logit_a / temperature).numpy(),
+            p_ai=calibrated_probability(logit_a, temperature).numpy(),
             probs_b=torch.softmax(logits_b, dim=1).numpy(),
         )
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genspot.bundle import BundleError, load_bundle
+from genspot.bundle import ALT_TEXT_FULL, BundleError, load_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,4 +115,24 @@ def test_tensorrt_bundle_for_another_gpu_is_refused(tiny_bundle: Path, tmp_path:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA GeForce RTX 4090")
     with pytest.raises(BundleError, match="built for GPU 'NVIDIA H100 80GB HBM3' but this machine has 'NVIDIA GeForce RTX 4090'"):
+        load_bundle(copy)
+
+
+def test_an_old_bundle_without_the_later_fields_loads_with_their_defaults(tiny_bundle: Path, tmp_path: Path):
+    """Bundles from before ``alt_text``, ``display_names`` and ``text_cache`` existed still load
+    (genspot.formats.BundleManifest's defaults: alt-text read fully, no text cache)."""
+    copy = _copy(tiny_bundle, tmp_path)
+    for field in ("alt_text", "display_names", "text_cache", "temperature", "parity", "metrics"):
+        _drop(copy, field)
+    bundle = load_bundle(copy)
+    assert bundle.alt_text == ALT_TEXT_FULL and not bundle.alt_text_is_safe
+    assert bundle.spec.text_cache is False and bundle.text_cache is None and bundle.spec.display_names == {}
+    p_ai, p_source = bundle.predict(torch.rand(2, 3, bundle.image_size, bundle.image_size), ["a cat", None])
+    assert p_ai.shape == (2,) and p_source.shape == (2, len(bundle.labels))
+
+
+def test_a_mistyped_manifest_field_is_named(tiny_bundle: Path, tmp_path: Path):
+    copy = _copy(tiny_bundle, tmp_path)
+    _edit_manifest(copy, image_size="big")
+    with pytest.raises(BundleError, match=r"invalid manifest .*manifest\.json: .*`\$\.image_size`"):
         load_bundle(copy)

@@ -49,7 +49,7 @@ def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(default
     with torch.no_grad():
         logit_a, logits_b = model(image, *model.tokenizer([""]))
     tolerance = TOLERANCES[bundle.manifest["dtype"]]
-    np.testing.assert_allclose(p_ai, torch.sigmoid(logit_a / meta["temperature"]).numpy(), rtol=0, atol=tolerance)
+    np.testing.assert_allclose(p_ai, torch.sigmoid(logit_a / meta.temperature).numpy(), rtol=0, atol=tolerance)
     np.testing.assert_allclose(p_source, torch.softmax(logits_b, dim=-1).numpy(), rtol=0, atol=tolerance)
 
 

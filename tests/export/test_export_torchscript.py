@@ -27,19 +27,19 @@ def test_bundle_has_its_three_files_and_a_complete_manifest(tiny_bundle: Path, e
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
     assert manifest["format"] == "genspot-bundle/1"
     assert manifest["kind"] == "torchscript" and manifest["device"] == "cpu" and manifest["dtype"] == "float32"
-    assert manifest["labels"] == meta["labels_b"]
+    assert manifest["labels"] == meta.labels_b
     assert manifest["display_names"] == {}, "the synthetic generators have no known names"
-    assert manifest["image_size"] == meta["config"]["image_size"]
+    assert manifest["image_size"] == meta.config["image_size"]
     assert manifest["resize_policy"] == "shorter_side_bicubic_center_crop"
-    assert manifest["max_text_tokens"] == meta["config"]["text"]["max_tokens"]
-    assert manifest["temperature"] == pytest.approx(meta["temperature"])
-    assert manifest["metrics"] == json.loads(json.dumps(meta["metrics"]))
+    assert manifest["max_text_tokens"] == meta.config["text"]["max_tokens"]
+    assert manifest["temperature"] == pytest.approx(meta.temperature)
+    assert manifest["metrics"] == json.loads(json.dumps(meta.metrics))
     assert set(manifest["backbones"]) >= {"image", "text", "forensic", "fusion"}
     assert len(manifest["normalization"]["image"]["mean"]) == 3
     assert manifest["model_version"].endswith("-float32") and len(manifest["weights_sha256"]) == 64
     assert manifest["parity"]["max_delta_p_ai"] <= 1e-4 and manifest["parity"]["samples"] > 0
     assert manifest["created"] and manifest["exported_with"]["torch"] == torch.__version__
-    assert (tiny_bundle / "tokenizer.json").read_text() == meta["tokenizer_json"]
+    assert (tiny_bundle / "tokenizer.json").read_text() == meta.tokenizer_json
 
 
 @pytest.mark.parametrize("batch", [1, 4, 9])
@@ -49,8 +49,8 @@ def test_dynamic_batch_and_sequence_length_match_the_eager_model(tiny_bundle: Pa
     images = probe_images(batch, bundle.image_size, torch.Generator().manual_seed(batch))
     captions = [("word " * (3 * i)).strip() for i in range(batch)]  # 0 .. many tokens, some truncated
     p_ai, p_source = bundle.predict(images, captions)
-    expected_ai, expected_source = eager_probabilities(model, meta["temperature"], model.tokenizer, images, captions)
-    assert p_ai.shape == (batch,) and p_source.shape == (batch, len(meta["labels_b"]))
+    expected_ai, expected_source = eager_probabilities(model, meta.temperature, model.tokenizer, images, captions)
+    assert p_ai.shape == (batch,) and p_source.shape == (batch, len(meta.labels_b))
     np.testing.assert_allclose(p_ai, expected_ai, atol=1e-4)
     np.testing.assert_allclose(p_source, expected_source, atol=1e-4)
     np.testing.assert_allclose(p_source.sum(axis=1), 1.0, atol=1e-5)
@@ -75,7 +75,7 @@ def test_bf16_bundle_is_bf16_and_within_tolerance(tiny_bundle_bf16: Path, eager)
     assert 0 < bundle.manifest["parity"]["max_delta_p_ai"] <= 0.02  # not bit-identical: it really runs in bf16
     images = probe_images(3, bundle.image_size, torch.Generator().manual_seed(7))
     captions = ["a cat", "", "a photo of a mountain lake at dawn"]
-    expected_ai, _ = eager_probabilities(model, meta["temperature"], model.tokenizer, images, captions)
+    expected_ai, _ = eager_probabilities(model, meta.temperature, model.tokenizer, images, captions)
     assert np.abs(bundle.predict(images, captions)[0] - expected_ai).max() <= 0.02
 
 
@@ -102,7 +102,7 @@ def test_only_the_transformer_backbones_run_in_low_precision(eager):
     from genspot.export.wrapper import ProbabilityModel
 
     model, meta = eager
-    wrapper = ProbabilityModel(model, meta["temperature"], torch.bfloat16)
+    wrapper = ProbabilityModel(model, meta.temperature, torch.bfloat16)
     dtypes = {name: {p.dtype for p in module.parameters()} for name, module in wrapper.detector.branches.items()}
     assert dtypes["image"] == {torch.bfloat16} and dtypes["text"] == {torch.bfloat16}
     assert dtypes["forensic"] == {torch.float32}  # pixel residuals need float32

@@ -31,10 +31,10 @@ def _shifted(model, temperature, shift: float):
 
 def test_check_parity_measures_the_largest_difference(eager):
     model, meta = eager
-    size = meta["config"]["image_size"]
-    exact = check_parity(model, meta["temperature"], model.tokenizer, [_shifted(model, meta["temperature"], 0.0)], size, 1e-4)
+    size = meta.config["image_size"]
+    exact = check_parity(model, meta.temperature, model.tokenizer, [_shifted(model, meta.temperature, 0.0)], size, 1e-4)
     assert exact.ok and exact.max_delta_p_ai == 0.0 and exact.samples == 10
-    off = check_parity(model, meta["temperature"], model.tokenizer, [_shifted(model, meta["temperature"], 0.001)], size, 1e-4)
+    off = check_parity(model, meta.temperature, model.tokenizer, [_shifted(model, meta.temperature, 0.001)], size, 1e-4)
     assert not off.ok and off.max_delta_p_ai == pytest.approx(0.001, rel=0.05)
     assert "FAILED" in off.describe() and "1.00e-03" in off.describe()
 

@@ -41,12 +41,12 @@ def test_tiny_checkpoint_has_the_documented_format(tiny_checkpoint, synthetic_da
     assert "skipped 1 unreadable image" in log and "best epoch 1" in log
 
     model, meta = load_checkpoint(tiny_checkpoint)
-    assert not model.training and meta["labels_b"] == model.labels_b
+    assert not model.training and meta.labels_b == model.labels_b
     samples = load_samples(synthetic_dataset, progress=False)
-    predictions = predict(model, samples, blank_captions=True, temperature=meta["temperature"], progress=False)
+    predictions = predict(model, samples, blank_captions=True, temperature=meta.temperature, progress=False)
     assert predictions.p_ai.shape == (24,) and predictions.probs_b.shape == (24, 2)
-    calibrated = torch.sigmoid(torch.from_numpy(predictions.logit_a) / meta["temperature"])  # sigmoid(logit / T), T fitted
-    assert meta["temperature"] != 1.0 and torch.allclose(torch.from_numpy(predictions.p_ai), calibrated) and predictions.p_ai.std() > 0
+    calibrated = torch.sigmoid(torch.from_numpy(predictions.logit_a) / meta.temperature)  # sigmoid(logit / T), T fitted
+    assert meta.temperature != 1.0 and torch.allclose(torch.from_numpy(predictions.p_ai), calibrated) and predictions.p_ai.std() > 0
     assert set(predictions.pred_label_b(model.labels_b)) <= {"real", "blocky_gan", "stripe_diffusion"}
 
 
@@ -66,7 +66,7 @@ def test_frozen_pretrained_backbone_is_not_stored_and_is_rebuilt(tmp_path):
     image = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded(image, input_ids, attention_mask), model(image, input_ids, attention_mask))
-    assert meta["temperature"] == 1.5
+    assert meta.temperature == 1.5
 
 
 def learnable_config(path: Path, epochs: int = 8) -> Path:
@@ -173,15 +173,15 @@ def test_caption_less_path_is_calibrated_by_the_same_temperature(tmp_path):
     assert main(["--data", str(data), "--out", str(out), "--config", str(config), "--quiet"]) == 0
     model, meta = load_checkpoint(out / "model.pt")
     scale = model.tree_head.scale_without_caption
-    assert scale == meta["metrics"]["scale_without_caption"] and scale != 1.0
+    assert scale == meta.metrics["scale_without_caption"] and scale != 1.0
     _, val = split_samples(load_samples(data, progress=False), 0.25, 0)
     labels = torch.tensor([s.label_a for s in val])
     captioned = torch.tensor([bool(s.caption.strip()) for s in val])
     assert 0 < int(captioned.sum()) < len(val)  # the check below needs both kinds of val image
     with_captions = torch.from_numpy(predict(model, val, progress=False).logit_a)
     blank = torch.from_numpy(predict(model, val, blank_captions=True, progress=False).logit_a)
-    assert fit_temperature(with_captions[captioned], labels[captioned]) == pytest.approx(meta["temperature"], rel=1e-3)
-    assert fit_temperature(blank, labels) == pytest.approx(meta["temperature"], rel=1e-3)
+    assert fit_temperature(with_captions[captioned], labels[captioned]) == pytest.approx(meta.temperature, rel=1e-3)
+    assert fit_temperature(blank, labels) == pytest.approx(meta.temperature, rel=1e-3)
 
 
 def test_select_last_keeps_the_last_epoch(tmp_path, synthetic_dataset):
@@ -218,7 +218,7 @@ def test_an_interrupted_run_leaves_a_checkpoint_marked_unfinished(tmp_path, synt
     with pytest.raises(CheckpointError, match="unfinished"):
         read_checkpoint(path)
     model, meta = load_checkpoint(path, allow_unfinished=True)
-    assert meta["finished"] is False and model.tree_head is None
+    assert meta.finished is False and model.tree_head is None
 
     capsys.readouterr()
     assert evaluate_main(["--checkpoint", str(path), "--data", str(synthetic_dataset), "--out", str(tmp_path / "report"), "--quiet"]) == 2
@@ -239,4 +239,4 @@ def test_checkpoints_without_the_finished_field_load_as_finished(tmp_path, tiny_
     old = tmp_path / "old.pt"
     torch.save(payload, old)
     model, meta = load_checkpoint(old)
-    assert "finished" not in meta and meta["temperature"] == payload["temperature"]
+    assert meta.finished is True and meta.temperature == payload["temperature"]

@@ -29,7 +29,7 @@ def test_torchrun_with_two_processes_trains_and_rank0_writes(tmp_path, synthetic
     assert "2 process(es) on cpu" in log and "best epoch 1" in log
     assert log.count("config tiny") == 1  # only rank 0 writes the log
     model, meta = load_checkpoint(out / "model.pt")
-    assert meta["labels_b"] == ["blocky_gan", "stripe_diffusion"]
+    assert meta.labels_b == ["blocky_gan", "stripe_diffusion"]
 
 
 @pytest.mark.slow
