@@ -43,6 +43,11 @@ class CheckpointMeta(msgspec.Struct, kw_only=True, frozen=True):
     def to_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)
 
+    @property
+    def scale_without_caption(self) -> float:
+        """The tree head's caption-less scale (1.0 in files from before it was fitted)."""
+        return float((self.trees or {}).get("scale_without_caption", 1.0))
+
 
 class BundleManifest(msgspec.Struct, kw_only=True, frozen=True):
     """The typed view of ``manifest.json`` (fields the reader uses; others are kept in the raw dict)."""

@@ -128,5 +128,5 @@ def load_checkpoint(
         )
     model.tokenizer = CaptionTokenizer.from_str(meta.tokenizer_json, config.text.max_tokens)
     if meta.trees:  # after the tokenizer: attaching reads a blank caption
-        model.attach_trees(TreeEnsemble.from_dict(meta.trees), float(meta.trees.get("scale_without_caption", 1.0)))
+        model.attach_trees(TreeEnsemble.from_dict(meta.trees), meta.scale_without_caption)
     return model.to(map_location).eval(), meta

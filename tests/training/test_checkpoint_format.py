@@ -55,3 +55,9 @@ def test_other_versions_and_broken_metadata_fail_naming_them(tmp_path, tiny_chec
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_tree_head_saved_before_its_caption_less_scale_gets_one(tmp_path, tiny_checkpoint):
+    trees = {k: v for k, v in read_checkpoint(tiny_checkpoint)["trees"].items() if k != "scale_without_caption"}
+    model, meta = load_checkpoint(_rewritten(tmp_path, tiny_checkpoint, trees=trees))
+    assert meta.scale_without_caption == 1.0 and model.tree_head.scale_without_caption == 1.0
