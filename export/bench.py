@@ -3,14 +3,22 @@
     genspot bench --bundle BUNDLE_DIR [--batch 1,8,32] [--reference/--no-reference]
     genspot bench --same-backbones [--batch ...]
 
-For each batch size: best latency, images/s and CPU time per image of ``Bundle.predict``
-(tokenisation included, alt-texts all distinct), then the largest batch again with repeated
-alt-texts served from the bundle's text-feature cache. The reference is the paper's
-inference loop (``export/reference.py``), one image per call. ``--same-backbones`` exports
-bundles with the reference's backbones (ViT-B/32 + BERT-base, random weights) in fp32, bf16
-and bf16 + int8 linears, so each optimisation step's effect is measured on the same work.
-Both a wall-clock ratio (best runs) and a CPU-time ratio (robust on a busy shared machine)
-are printed. Time is bounded by ``--seconds`` per row.
+Method. Every row (one batch size of ``Bundle.predict``, tokenisation included) is first
+called until its times settle (TorchScript's profiling executor re-specialises per input
+shape, so the first calls of each shape measure compilation), then timed at least ``--runs``
+times and for at least ``--seconds``; the row reports the median, its min-max spread and the
+median CPU time (all threads) per image. Alt-texts are all distinct, except a last row per
+bundle that repeats them so they come from the bundle's text-feature cache. The reference is
+the paper's inference loop (``export/reference.py``), one image per call.
+``--same-backbones`` adds bundles with the reference's backbones (ViT-B/32 + BERT-base, random
+weights) in fp32, bf16 and bf16 + int8 linears, so each optimisation step is measured on the
+same work.
+
+Distance to the limit. Each row's FLOPs per image are counted with
+``torch.utils.flop_counter.FlopCounterMode`` on one call (matmuls, convolutions and attention,
+2 FLOPs per multiply-add); the bench also times a large matmul in bf16 (fp32 where the CPU has
+no native bf16), and each row's ``% peak`` is its FLOPs x images/s over that measured peak.
+The machine, threads and load average (at the start and at the end) are printed with the table.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import os
 import statistics
 import sys
 import tempfile
@@ -26,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from tqdm import tqdm
 
 from genspot.bundle import Bundle, load_bundle
@@ -45,37 +55,115 @@ ALT_TEXTS = (
 )
 PAPER_LABEL = "paper: HF CLIP ViT-B/32 + BERT-base, fp32 eager, 1 by 1"
 BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+SETTLE_WINDOW = 3  # warm-up ends when this many consecutive calls agree ...
+SETTLE_TOLERANCE = 0.10  # ... within this fraction (slowest / fastest - 1)
+SETTLE_MAX_CALLS = 30
 
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """One measured row. Latency is the best run (the least disturbed on a shared machine);
-    CPU time (all threads) per image is the median, a cost measure that contention barely moves."""
+    """One measured row: wall times of the timed calls (median and spread), median CPU time
+    (all threads) per image, counted FLOPs per image and how many warm-up calls it took."""
 
     label: str
     captions: str
     batch: int
-    latency_ms: float
-    images_per_s: float
+    median_ms: float
+    min_ms: float
+    max_ms: float
     cpu_ms_per_image: float
+    flops_per_image: float
+    warmup_calls: int
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / self.median_ms * 1e3
+
+    def peak_fraction(self, peak_flops_per_s: float) -> float:
+        """Achieved FLOP/s (counted FLOPs x median images/s) over the measured peak."""
+        return self.flops_per_image * self.images_per_s / peak_flops_per_s
 
 
-def measure(
-    run: Callable[[], None], batch: int, label: str, captions: str, seconds: float, warmup: int = 2, min_runs: int = 3
-) -> Timing:
-    """Time ``run`` after ``warmup`` calls, repeating for ``seconds`` (at least ``min_runs`` times)."""
-    for _ in range(warmup):
-        run()
+def _call(run: Callable[[], None]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def settle(run: Callable[[], None], max_calls: int = SETTLE_MAX_CALLS) -> int:
+    """Call ``run`` until ``SETTLE_WINDOW`` consecutive wall times agree within
+    ``SETTLE_TOLERANCE`` (or ``max_calls`` is reached); returns the number of calls."""
     walls: list[float] = []
-    cpus: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while len(walls) < min_runs or time.perf_counter() < deadline:
-        wall, cpu = time.perf_counter(), time.process_time()
+    while len(walls) < max_calls:
+        walls.append(_call(run)[0])
+        recent = walls[-SETTLE_WINDOW:]
+        if len(recent) == SETTLE_WINDOW and max(recent) <= (1 + SETTLE_TOLERANCE) * min(recent):
+            break
+    return len(walls)
+
+
+# FlopCounterMode formulas: they receive the arguments' shapes (and ``out_shape``).
+def _cpu_sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _native_mha_flops(query, key, value, embed_dim, num_head, *args, out_shape=None, **kwargs) -> int:
+    """nn.MultiheadAttention's fused fast path: q/k/v and output projections plus attention."""
+    (batch, length, _), source = query, key[1]
+    projections = 2 * batch * embed_dim * embed_dim * (2 * length + 2 * source)
+    head = embed_dim // num_head
+    keys = (batch, num_head, source, head)
+    return projections + sdpa_flop_count((batch, num_head, length, head), keys, keys)
+
+
+def _int8_linear_flops(inputs, packed_weight, *args, out_val=None, **kwargs) -> int:
+    """int8 dynamic linear (its weight is an opaque packed object: sizes come from the tensors)."""
+    return 2 * inputs.numel() * out_val.shape[-1]
+
+
+_int8_linear_flops._get_raw = True  # FlopCounterMode passes the tensors themselves, not shapes
+
+# CPU kernels FlopCounterMode has no formula for (their matmuls are not dispatched separately).
+KERNEL_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
+    torch.ops.aten._native_multi_head_attention: _native_mha_flops,
+    torch.ops.quantized.linear_dynamic: _int8_linear_flops,
+}
+
+
+def count_flops(run: Callable[[], None]) -> int:
+    """FLOPs of one call of ``run`` (matmuls, convolutions, attention, int8 linears; 2 per multiply-add)."""
+    with FlopCounterMode(display=False, custom_mapping=KERNEL_FLOPS) as counter:
         run()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    best = min(walls)
-    return Timing(label, captions, batch, best * 1e3, batch / best, statistics.median(cpus) / batch * 1e3)
+    return counter.get_total_flops()
+
+
+def measure(run: Callable[[], None], batch: int, label: str, captions: str, seconds: float, runs: int = 5) -> Timing:
+    """One row: FLOPs counted on a call (after a first one, which fills any cache as the timed
+    calls will find it), warm-up until times settle, then at least ``runs`` timed calls and
+    at least ``seconds``."""
+    run()
+    flops = count_flops(run)
+    warmup = settle(run)
+    samples: list[tuple[float, float]] = []
+    deadline = time.perf_counter() + seconds
+    while len(samples) < runs or time.perf_counter() < deadline:
+        samples.append(_call(run))
+    walls = [wall * 1e3 for wall, _ in samples]
+    cpu_ms = statistics.median(cpu for _, cpu in samples) * 1e3
+    return Timing(label, captions, batch, statistics.median(walls), min(walls), max(walls), cpu_ms / batch, flops / batch, warmup)
+
+
+def gemm_peak(size: int, seconds: float, runs: int) -> Timing:
+    """The CPU's measured matmul peak: a ``size`` x ``size`` x ``size`` matmul loop in bf16
+    (fp32 where the CPU lacks native bf16), timed like a row (FLOPs "per image" = per matmul)."""
+    dtype = torch.bfloat16 if cpu_bf16_reason() is None else torch.float32
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=generator).to(dtype) for _ in range(2))
+    out = torch.empty(size, size, dtype=dtype)
+    name = str(dtype).removeprefix("torch.")
+    return measure(lambda: torch.mm(a, b, out=out), 1, f"{name} GEMM {size}^3", "-", seconds, runs)
 
 
 def captions_for(count: int, distinct: bool) -> list[str]:
@@ -83,38 +171,36 @@ def captions_for(count: int, distinct: bool) -> list[str]:
     return [ALT_TEXTS[i % len(ALT_TEXTS)] + (f" #{i}" if distinct else "") for i in range(count)]
 
 
-def bench_bundle(path: Path, batches: list[int], seconds: float, label: str) -> list[Timing]:
+def _bundle_row(bundle: Bundle, batch: int, label: str, distinct: bool, seconds: float, runs: int) -> Timing:
+    images = probe_images(batch, bundle.image_size, torch.Generator().manual_seed(batch))
+    captions = captions_for(batch, distinct)
+    return measure(lambda: bundle.predict(images, captions), batch, label, "distinct" if distinct else "cached", seconds, runs)
+
+
+def bench_bundle(path: Path, batches: list[int], seconds: float, runs: int, label: str) -> list[Timing]:
     """Rows for one bundle: each batch size with distinct alt-texts, then the largest batch with
     repeated alt-texts whose text features come from the bundle's cache."""
     plain = load_bundle(path, text_cache=False)
-    rows = []
-    for batch in batches:
-        images = probe_images(batch, plain.image_size, torch.Generator().manual_seed(batch))
-        captions = captions_for(batch, distinct=True)
-        rows.append(measure(lambda: plain.predict(images, captions), batch, label, "distinct", seconds))
+    rows = [_bundle_row(plain, batch, label, True, seconds, runs) for batch in batches]
     cached = load_bundle(path, text_cache=True)
     if cached.text_cache is not None:
-        batch = max(batches)
-        images = probe_images(batch, cached.image_size, torch.Generator().manual_seed(batch))
-        captions = captions_for(batch, distinct=False)
-        rows.append(measure(lambda: cached.predict(images, captions), batch, label, "cached", seconds))
+        rows.append(_bundle_row(cached, max(batches), label, False, seconds, runs))
     return rows
 
 
-def bench_reference(tokenizer_source: Bundle, image_size: int, count: int) -> Timing:
-    """The paper's pipeline, one image per call, over ``count`` images."""
+def bench_reference(tokenizer_source: Bundle, image_size: int, seconds: float, runs: int) -> Timing:
+    """The paper's pipeline, one image per call, cycling through 8 images."""
     from genspot.export.reference import ReferencePipeline
 
     reference = ReferencePipeline(tokenizer_source.tokenizer._tokenizer, num_classes=len(tokenizer_source.labels))
-    images = probe_images(count, image_size, torch.Generator().manual_seed(0))
-    captions = captions_for(count, distinct=True)
-    samples = itertools.cycle(zip(images, captions))
+    images = probe_images(8, image_size, torch.Generator().manual_seed(0))
+    samples = itertools.cycle(zip(images, captions_for(8, distinct=True)))
 
     def one_image() -> None:
         image, caption = next(samples)
         reference.predict(image.unsqueeze(0), [caption])
 
-    return measure(one_image, 1, PAPER_LABEL, "128 tokens", 0.0, warmup=1, min_runs=count)
+    return measure(one_image, 1, PAPER_LABEL, "128 tokens", seconds, runs)
 
 
 def same_backbone_checkpoint(folder: Path, image_size: int) -> Path:
@@ -153,14 +239,30 @@ def same_backbone_bundles(folder: Path, image_size: int) -> list[tuple[str, Path
     return bundles
 
 
-def format_rows(rows: list[Timing], reference: Timing | None) -> str:
-    """The table: wall-clock and CPU-time ratios against the paper's pipeline."""
+def environment(when: str) -> str:
+    """One line: torch, threads, the CPU and the load average, for the report."""
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    threads = f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
+    return f"{when}: torch {torch.__version__}, {threads}, {cpu_description()}; load average {load}"
+
+
+def format_rows(rows: list[Timing], reference: Timing | None, peak: Timing) -> str:
+    """The table: median and spread, FLOPs, fraction of the measured peak, ratios to the paper."""
+    peak_flops = peak.flops_per_image * peak.images_per_s
     rows = ([reference] if reference else []) + rows
     width = max(len(row.label) for row in rows)
-    header = f"{'pipeline':<{width}}  {'alt-texts':<10}  {'batch':>5}  {'best ms':>9}  {'images/s':>9}  {'CPU ms/img':>10}"
+    header = (
+        f"{'pipeline':<{width}}  {'alt-texts':<10}  {'batch':>5}  {'warm-up':>7}  {'median ms':>9}  {'min-max ms':>15}"
+        f"  {'images/s':>9}  {'CPU ms/img':>10}  {'GFLOP/img':>9}  {'% peak':>6}"
+    )
     lines = [header + (f"  {'x paper (wall)':>14}  {'x paper (CPU)':>13}" if reference else "")]
     for row in rows:
-        line = f"{row.label:<{width}}  {row.captions:<10}  {row.batch:>5}  {row.latency_ms:>9.1f}  {row.images_per_s:>9.2f}  {row.cpu_ms_per_image:>10.1f}"
+        spread = f"{row.min_ms:.1f}-{row.max_ms:.1f}"
+        line = (
+            f"{row.label:<{width}}  {row.captions:<10}  {row.batch:>5}  {row.warmup_calls:>7}  {row.median_ms:>9.1f}"
+            f"  {spread:>15}  {row.images_per_s:>9.2f}  {row.cpu_ms_per_image:>10.1f}  {row.flops_per_image / 1e9:>9.3g}"
+            f"  {100 * row.peak_fraction(peak_flops):>5.3g}%"
+        )
         if reference:
             wall = row.images_per_s / reference.images_per_s
             cpu = reference.cpu_ms_per_image / row.cpu_ms_per_image
@@ -169,16 +271,42 @@ def format_rows(rows: list[Timing], reference: Timing | None) -> str:
     return "\n".join(lines)
 
 
+def format_peak(peak: Timing) -> str:
+    """The measured peak line: the matmul's median GFLOP/s and the spread of its runs."""
+    gflops = peak.flops_per_image / 1e9
+    return (
+        f"measured peak: {peak.label}, {gflops * 1e3 / peak.median_ms:.0f} GFLOP/s "
+        f"(median; {gflops * 1e3 / peak.max_ms:.0f}-{gflops * 1e3 / peak.min_ms:.0f} over the timed runs)"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genspot bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, metavar="BUNDLE_DIR", help="bundle folder to measure")
     parser.add_argument("--batch", default="1,8,32", help="comma-separated batch sizes (default 1,8,32)")
     parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True, help="also time the paper's pipeline")
-    parser.add_argument("--reference-images", type=int, default=8, help="images through the paper's pipeline (default 8)")
     parser.add_argument("--same-backbones", action="store_true", help="also export and time bundles with the paper's backbones")
     parser.add_argument("--image-size", type=int, default=256, help="input size of --same-backbones bundles")
-    parser.add_argument("--seconds", type=float, default=3.0, help="time spent per measurement row (default 3)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="least time of timed calls per row, after warm-up (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="least number of timed calls per row (default 5)")
+    parser.add_argument("--gemm-size", type=int, default=2048, help="side of the square matmul timed as the peak (default 2048)")
     return parser
+
+
+def _batches(text: str) -> list[int] | None:
+    try:
+        batches = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        return None
+    return batches if batches and min(batches) >= 1 else None
+
+
+def _bundle_target(path: Path) -> tuple[str, Path, str]:
+    """(label, folder, parity summary) of a bundle given on the command line."""
+    manifest = load_bundle(path).manifest
+    precision = manifest["dtype"] + (f"+{manifest['quantization']}" if manifest.get("quantization") else "")
+    parity = ParityReport(**manifest["parity"]).describe() if manifest.get("parity") else "parity not recorded"
+    return f"{path.name} ({precision})", path, parity
 
 
 def main(argv: list[str]) -> int:
@@ -186,33 +314,27 @@ def main(argv: list[str]) -> int:
     if args.bundle is None and not args.same_backbones:
         print("genspot bench: give --bundle BUNDLE_DIR, --same-backbones, or both", file=sys.stderr)
         return 2
-    try:
-        batches = [int(b) for b in args.batch.split(",") if b.strip()]
-    except ValueError:
-        print(f"genspot bench: --batch must be comma-separated integers, got {args.batch!r}", file=sys.stderr)
-        return 2
-    if not batches or min(batches) < 1:
-        print("genspot bench: --batch sizes must be positive", file=sys.stderr)
+    batches = _batches(args.batch)
+    if batches is None:
+        print(f"genspot bench: --batch must be comma-separated positive integers, got {args.batch!r}", file=sys.stderr)
         return 2
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_description()}")
+    print(environment("start"))
     rows: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="genspot-bench-") as tmp:
-        targets = []
-        if args.bundle is not None:
-            manifest = load_bundle(args.bundle).manifest
-            precision = manifest["dtype"] + (f"+{manifest['quantization']}" if manifest.get("quantization") else "")
-            parity = ParityReport(**manifest["parity"]).describe() if manifest.get("parity") else "parity not recorded"
-            targets.append((f"{args.bundle.name} ({precision})", args.bundle, parity))
+        targets = [_bundle_target(args.bundle)] if args.bundle is not None else []
         if args.same_backbones:
             targets += same_backbone_bundles(Path(tmp), args.image_size)
+        peak = gemm_peak(args.gemm_size, args.seconds, args.runs)
         for label, path, _ in tqdm(targets, desc="timing bundles", file=sys.stderr):
-            rows += bench_bundle(path, batches, args.seconds, label)
+            rows += bench_bundle(path, batches, args.seconds, args.runs, label)
         reference = None
         if args.reference:
             first = load_bundle(targets[0][1])
-            reference = bench_reference(first, first.image_size, args.reference_images)
-    print(format_rows(rows, reference))
+            reference = bench_reference(first, first.image_size, args.seconds, args.runs)
+    print(format_peak(peak))
+    print(format_rows(rows, reference, peak))
     for label, _, parity in targets:
         print(f"{label} at export: {parity}")
+    print(environment("end"))
     return 0

@@ -1,35 +1,84 @@
-"""`genspot bench` runs end to end on a tiny bundle with tiny time budgets."""
+"""`genspot bench`: the report's structure on a tiny bundle with tiny time budgets, the warm-up
+rule, FLOP counting (including the CPU attention and int8 kernels) and the peak fraction. No test here
+depends on how fast anything runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from genspot.export.bench import Timing, format_rows, main as bench_main, measure
+import pytest
+import torch
+from torch import nn
+
+from genspot.export import bench
+from genspot.export.bench import Timing, count_flops, format_rows, main as bench_main, measure
+from genspot.export.wrapper import Int8Linear
 
 
-def test_bench_prints_every_batch_size_with_and_without_text_cache(tiny_bundle: Path, capsys):
-    assert bench_main(["--bundle", str(tiny_bundle), "--batch", "1,3", "--no-reference", "--seconds", "0"]) == 0
-    table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("torch ") and table[1].startswith("pipeline")
-    rows = [line.split() for line in table[2:-1]]  # environment, header, rows, parity line
-    assert all(line.startswith("tiny-fp32 (float32) ") for line in table[2:])
-    assert [(row[2], row[3]) for row in rows] == [("distinct", "1"), ("distinct", "3"), ("cached", "3")]
-    for row in rows:
-        latency_ms, images_per_s, cpu_ms = map(float, row[4:7])
-        assert latency_ms > 0 and images_per_s > 0 and cpu_ms > 0
-    assert "tiny-fp32 (float32) at export: parity ok: max |delta p_ai| = " in table[-1]
+def test_bench_reports_environment_peak_and_every_row(tiny_bundle: Path, capsys):
+    args = ["--bundle", str(tiny_bundle), "--batch", "1,3", "--no-reference", "--seconds", "0", "--runs", "2", "--gemm-size", "64"]
+    assert bench_main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("start: torch ") and " threads, " in lines[0] and "load average " in lines[0]
+    assert lines[1].startswith("measured peak: ") and "GEMM 64^3" in lines[1] and "GFLOP/s" in lines[1]
+    assert lines[2].split()[:3] == ["pipeline", "alt-texts", "batch"] and "% peak" in lines[2]
+    assert lines[-1].startswith("end: torch ")
+    assert "tiny-fp32 (float32) at export: parity ok: max |delta p_ai| = " in lines[-2]
+    rows = [line.removeprefix("tiny-fp32 (float32) ").split() for line in lines[3:-2]]
+    assert [(row[0], row[1]) for row in rows] == [("distinct", "1"), ("distinct", "3"), ("cached", "3")]
+    for captions, batch, warmup, median_ms, spread, images_per_s, cpu_ms, gflop, peak in rows:
+        low, high = map(float, spread.split("-"))
+        assert int(warmup) >= bench.SETTLE_WINDOW and 0 < low <= float(median_ms) <= high
+        assert float(images_per_s) > 0 and float(cpu_ms) > 0
+        assert float(gflop) > 0 and float(peak.rstrip("%")) > 0
 
 
-def test_measure_and_ratio_column():
+def test_measure_counts_flops_warms_up_then_times_at_least_runs_calls():
+    a, b = torch.ones(16, 32), torch.ones(32, 8)
     calls = []
-    timing = measure(lambda: calls.append(1), batch=4, label="noop", captions="distinct", seconds=0.0, warmup=2, min_runs=3)
-    assert len(calls) == 5 and timing.batch == 4 and timing.images_per_s > 0
-    reference = Timing("paper", "128 tokens", 1, 100.0, 10.0, 200.0)
-    table = format_rows([Timing("bundle", "distinct", 8, 20.0, 400.0, 20.0)], reference).splitlines()
-    assert table[1].startswith("paper") and table[2].split()[-2:] == ["40.0x", "10.0x"]
+    timing = measure(lambda: calls.append(torch.mm(a, b)), batch=4, label="mm", captions="-", seconds=0.0, runs=3)
+    # one call to fill caches, one counted, the warm-up, then the timed ones
+    assert len(calls) == 2 + timing.warmup_calls + 3 and timing.warmup_calls >= bench.SETTLE_WINDOW
+    assert timing.flops_per_image == 2 * 16 * 32 * 8 / 4
+    assert timing.min_ms <= timing.median_ms <= timing.max_ms and timing.images_per_s > 0
+
+
+@pytest.mark.parametrize(
+    ("walls", "calls"),
+    [([5.0, 2.0, 1.0, 1.05, 0.98, 1.0], 5), ([1.0, 1.0, 1.0], 3), ([3.0, 1.0] * 20, bench.SETTLE_MAX_CALLS)],
+)
+def test_warm_up_ends_when_consecutive_calls_agree(monkeypatch, walls, calls):
+    times = iter(walls)
+    monkeypatch.setattr(bench, "_call", lambda run: (next(times), 0.0))
+    assert bench.settle(lambda: None) == calls
+
+
+def test_cpu_kernels_are_counted_like_their_unfused_matmuls():
+    attention = nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    tokens = torch.randn(2, 10, 64)
+    with torch.inference_mode():  # fused CPU fast path: aten._native_multi_head_attention
+        fused = count_flops(lambda: attention(tokens, tokens, tokens, need_weights=False))
+    unfused = count_flops(lambda: attention(tokens, tokens, tokens, need_weights=True))  # linears + bmm
+    assert fused == unfused == 2 * 2 * 10 * 64 * 64 * 4 + 2 * 2 * 2 * 10 * 10 * 64
+    query = torch.randn(2, 4, 10, 16)
+    assert count_flops(lambda: nn.functional.scaled_dot_product_attention(query, query, query)) == 2 * 2 * 2 * 4 * 10 * 10 * 16
+    int8 = Int8Linear(nn.Linear(64, 32))  # quantized::linear_dynamic with an opaque packed weight
+    assert count_flops(lambda: int8(tokens)) == count_flops(lambda: nn.Linear(64, 32)(tokens)) == 2 * 2 * 10 * 64 * 32
+
+
+def test_peak_fraction_and_ratio_columns_come_from_counted_flops():
+    peak = Timing("bfloat16 GEMM", "-", 1, 100.0, 90.0, 110.0, 100.0, 10e9, 3)  # 100 GFLOP/s
+    row = Timing("bundle", "distinct", 8, 100.0, 95.0, 120.0, 20.0, 1e9, 4)  # 80 images/s x 1 GFLOP
+    assert row.images_per_s == 80.0 and row.peak_fraction(100e9) == pytest.approx(0.8)
+    reference = Timing("paper", "128 tokens", 1, 125.0, 120.0, 130.0, 200.0, 30e9, 3)  # 8 images/s
+    table = format_rows([row], reference, peak).splitlines()
+    assert table[1].startswith("paper") and table[1].split()[-3:] == ["240%", "1.0x", "1.0x"]
+    assert table[2].split()[-3:] == ["80%", "10.0x", "10.0x"] and "95.0-120.0" in table[2]
+    assert bench.format_peak(peak).startswith("measured peak: bfloat16 GEMM, 100 GFLOP/s (median; 91-111")
 
 
 def test_bench_needs_something_to_measure(capsys):
     assert bench_main([]) == 2
     assert "--bundle" in capsys.readouterr().err
     assert bench_main(["--same-backbones", "--batch", "0"]) == 2
+    assert bench_main(["--same-backbones", "--batch", "x"]) == 2
