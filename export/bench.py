@@ -139,12 +139,17 @@ def count_flops(run: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def measure(run: Callable[[], None], batch: int, label: str, captions: str, seconds: float, runs: int = 5) -> Timing:
-    """One row: FLOPs counted on a call (after a first one, which fills any cache as the timed
-    calls will find it), warm-up until times settle, then at least ``runs`` timed calls and
-    at least ``seconds``."""
-    run()
-    flops = count_flops(run)
+def measure(
+    run: Callable[[], None], batch: int, label: str, captions: str, seconds: float, runs: int = 5, counted: Callable[[], None] | None = None
+) -> Timing:
+    """One row: FLOPs counted on a call of ``counted`` (default ``run``; after a first call, which
+    fills any cache as the timed calls will find it), warm-up of ``run`` until times settle, then
+    at least ``runs`` timed calls and at least ``seconds``. A TorchScript module's later speed
+    depends on what ran it before, a call under FlopCounterMode included: give ``counted`` a
+    separately loaded copy."""
+    counted = counted or run
+    counted()
+    flops = count_flops(counted)
     warmup = settle(run)
     samples: list[tuple[float, float]] = []
     deadline = time.perf_counter() + seconds
@@ -171,20 +176,28 @@ def captions_for(count: int, distinct: bool) -> list[str]:
     return [ALT_TEXTS[i % len(ALT_TEXTS)] + (f" #{i}" if distinct else "") for i in range(count)]
 
 
-def _bundle_row(bundle: Bundle, batch: int, label: str, distinct: bool, seconds: float, runs: int) -> Timing:
-    images = probe_images(batch, bundle.image_size, torch.Generator().manual_seed(batch))
+def _bundle_row(bundles: tuple[Bundle, Bundle], batch: int, label: str, seconds: float, runs: int) -> Timing:
+    """One batch size of ``Bundle.predict``: timed on ``bundles[0]``, FLOPs counted on ``bundles[1]``."""
+    timed, counter = bundles
+    images = probe_images(batch, timed.image_size, torch.Generator().manual_seed(batch))
+    distinct = timed.text_cache is None
     captions = captions_for(batch, distinct)
-    return measure(lambda: bundle.predict(images, captions), batch, label, "distinct" if distinct else "cached", seconds, runs)
+
+    def predict(bundle: Bundle) -> Callable[[], None]:
+        return lambda: bundle.predict(images, captions)
+
+    return measure(predict(timed), batch, label, "distinct" if distinct else "cached", seconds, runs, predict(counter))
 
 
 def bench_bundle(path: Path, batches: list[int], seconds: float, runs: int, label: str) -> list[Timing]:
     """Rows for one bundle: each batch size with distinct alt-texts, then the largest batch with
-    repeated alt-texts whose text features come from the bundle's cache."""
-    plain = load_bundle(path, text_cache=False)
-    rows = [_bundle_row(plain, batch, label, True, seconds, runs) for batch in batches]
-    cached = load_bundle(path, text_cache=True)
-    if cached.text_cache is not None:
-        rows.append(_bundle_row(cached, max(batches), label, False, seconds, runs))
+    repeated alt-texts whose text features come from the bundle's cache. FLOPs are counted on a
+    second copy of the module, so the counting cannot change the timed module's state."""
+    plain = tuple(load_bundle(path, text_cache=False) for _ in range(2))
+    rows = [_bundle_row(plain, batch, label, seconds, runs) for batch in batches]
+    cached = tuple(load_bundle(path, text_cache=True) for _ in range(2))
+    if cached[0].text_cache is not None:
+        rows.append(_bundle_row(cached, max(batches), label, seconds, runs))
     return rows
 
 
