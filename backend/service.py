@@ -88,21 +88,21 @@ class DetectionService:
         self.batcher = batcher
         self.metrics = metrics
         self.thresholds = Thresholds(settings.threshold, settings.uncertain_band)
-        self.display_names = display_names(bundle.manifest)
+        self.display_names = display_names(bundle.spec.display_names)
         self.uses_alt_text = bundle.alt_text_is_safe if settings.use_alt_text is None else settings.use_alt_text
         self._decode_pool = decode_pool
         self._inflight: dict[str, asyncio.Future] = {}
 
     def model_info(self) -> ModelInfo:
-        manifest = self.bundle.manifest
+        spec = self.bundle.spec
         return ModelInfo(
             version=self.bundle.version,
             labels=self.bundle.labels,
             display_names=self.display_names,
             thresholds=self.thresholds,
             image_size=self.bundle.image_size,
-            kind=str(manifest["kind"]),
-            dtype=str(manifest["dtype"]),
+            kind=spec.kind,
+            dtype=spec.dtype,
             device=str(self.bundle.device),
             alt_text=self.bundle.alt_text,
             sends_alt_text=self.uses_alt_text,

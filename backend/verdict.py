@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -48,12 +47,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     conflict: str | None = None
 
 
-def display_names(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """The manifest's ``display_names`` (label -> name), keeping only well-formed string pairs."""
-    names = manifest.get("display_names")
-    if not isinstance(names, Mapping):
-        return {}
-    return {str(label): name.strip()[:80] for label, name in names.items() if isinstance(name, str) and name.strip()}
+def display_names(names: Mapping[str, str]) -> dict[str, str]:
+    """The bundle's ``display_names`` (label -> name) as shown: trimmed, at most 80 characters, blanks dropped."""
+    return {label: name.strip()[:80] for label, name in names.items() if name.strip()}
 
 
 def named(sources: list[Source], names: Mapping[str, str]) -> list[Source]:

@@ -316,9 +316,9 @@ def _batches(text: str) -> list[int] | None:
 
 def _bundle_target(path: Path) -> tuple[str, Path, str]:
     """(label, folder, parity summary) of a bundle given on the command line."""
-    manifest = load_bundle(path).manifest
-    precision = manifest["dtype"] + (f"+{manifest['quantization']}" if manifest.get("quantization") else "")
-    parity = ParityReport(**manifest["parity"]).describe() if manifest.get("parity") else "parity not recorded"
+    spec = load_bundle(path).spec
+    precision = spec.dtype + (f"+{spec.quantization}" if spec.quantization else "")
+    parity = ParityReport(**spec.parity).describe() if spec.parity else "parity not recorded"
     return f"{path.name} ({precision})", path, parity
 
 

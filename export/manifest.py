@@ -23,6 +23,7 @@ from genspot.bundle import (
     TOKENIZER_FILE,
 )
 from genspot.formats import CheckpointMeta
+from genspot.training.config import ModelConfig
 
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}  # the reader's table, reversed
 
@@ -77,17 +78,16 @@ def display_names(labels: list[str]) -> dict[str, str]:
     return {label: known[label] for label in labels if label in known}
 
 
-def backbones(config: dict[str, Any]) -> dict[str, Any]:
+def backbones(config: ModelConfig) -> dict[str, Any]:
     """The enabled branches and where their weights came from, from the model config."""
     used: dict[str, Any] = {}
-    image, text, forensic = config.get("image", {}), config.get("text", {}), config.get("forensic", {})
-    if image.get("enabled"):
-        used["image"] = {"open_clip_model": image.get("model_name"), "pretrained": image.get("pretrained")}
-    if text.get("enabled"):
-        used["text"] = {"source": text.get("source"), "pooling": text.get("pooling"), "random_init": text.get("random_init", False)}
-    if forensic.get("enabled"):
-        used["forensic"] = {"params": forensic.get("params", {})}
-    used["fusion"] = config.get("fusion", {}).get("kind")
+    if config.image.enabled:
+        used["image"] = {"open_clip_model": config.image.model_name, "pretrained": config.image.pretrained}
+    if config.text.enabled:
+        used["text"] = {"source": config.text.source, "pooling": config.text.pooling, "random_init": config.text.random_init}
+    if config.forensic.enabled:
+        used["forensic"] = {"params": dict(config.forensic.params)}
+    used["fusion"] = config.fusion.kind
     return used
 
 
@@ -126,7 +126,7 @@ def build_manifest(
         "device": device,
         "text_cache": text_cache,
         "temperature": meta.temperature,
-        "backbones": backbones(config),
+        "backbones": backbones(detector.config),
         "model_config": config,
         "metrics": meta.metrics,
         "parity": parity,

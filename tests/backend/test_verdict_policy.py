@@ -127,7 +127,7 @@ def test_api_reports_c2pa_validity_and_signer(client):
 def test_display_names_come_from_the_manifest_when_given():
     from genspot.backend.verdict import display_names, named
 
-    names = display_names({"display_names": {"dalle_mini": "DALL·E Mini (2022)", "bad": 3, "blank": " "}})
-    assert names == {"dalle_mini": "DALL·E Mini (2022)"}
-    assert display_names({}) == {} and display_names({"display_names": ["x"]}) == {}
+    names = display_names({"dalle_mini": " DALL·E Mini (2022) ", "blank": " ", "long": "x" * 200})
+    assert names == {"dalle_mini": "DALL·E Mini (2022)", "long": "x" * 80}
+    assert display_names({}) == {}
     assert named(SOURCES, names) == [Source("midjourney_v3_2022", 0.8, None), Source("dalle_mini", 0.2, "DALL·E Mini (2022)")]
