@@ -69,15 +69,8 @@ class ImageBranch(nn.Module):
 
     def _class_tokens(self, image: torch.Tensor) -> torch.Tensor:
         visual = self.visual
-        tokens = visual._embeds(image)
-        batch_first = visual.transformer.batch_first
-        if not batch_first:
-            tokens = tokens.transpose(0, 1)
-        classes = []
-        for block in visual.transformer.resblocks:
-            tokens = block(tokens)
-            classes.append(visual.ln_post(tokens[:, 0] if batch_first else tokens[0]))
-        return torch.cat(classes, dim=1)
+        found = visual.forward_intermediates(image, intermediates_only=True, output_fmt="NLC", output_extra_tokens=True)
+        return torch.cat([visual.ln_post(prefix[:, 0]) for prefix in found["image_intermediates_prefix"]], dim=1)
 
 
 def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
