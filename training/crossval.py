@@ -22,6 +22,7 @@ import torch
 from sklearn.model_selection import StratifiedGroupKFold
 
 from genspot.training import metrics
+from genspot.training.checkpoint import stored_state_dict
 from genspot.training.config import ConfigError
 from genspot.training.curves import plot_cv_curves
 from genspot.training.data import DataError, Sample, generator_names, group_key, load_samples, split_samples
@@ -88,14 +89,15 @@ def cross_validate(args, process: TrainingProcess) -> dict:
     p_ai = np.zeros((epochs, len(samples)))
     pred_b = [[""] * len(samples) for _ in range(epochs)]
     started = time.monotonic()
-    frozen = None
+    torch.manual_seed(train_config.seed)
+    model = create_model(model_config, labels_b).to(process.device)  # built once: backbones are the folds' costliest part
+    untrained = stored_state_dict(model)  # what training changes; each fold starts from it
+    frozen, _ = prepare_frozen_features(model, samples, [], cache_dir, process, train_config, progress)
     for number, held in enumerate(folds, start=1):
         torch.manual_seed(train_config.seed)
+        model.load_state_dict(untrained, strict=False)
         fitted = np.setdiff1d(np.arange(len(samples)), held)
-        model = create_model(model_config, labels_b).to(process.device)
         fit_samples, held_samples = [samples[i] for i in fitted], [samples[i] for i in held]
-        if number == 1:  # the frozen backbones' features, once for all folds
-            frozen, _ = prepare_frozen_features(model, samples, [], cache_dir, process, train_config, progress)
         trainer = Trainer(model, fit_samples, subset(frozen, fitted), train_config, process, progress=False)
         validator = Validator(model, held_samples, subset(frozen, held), train_config, process, progress=False)
         for epoch in range(epochs):
