@@ -74,7 +74,7 @@ def format_summary(report: dict) -> str:
         ("recall AI", a["recall"]["ai"], None),
     ]
     captions = "blanked" if report["blank_captions"] else "as given"
-    jpeg = f", re-encoded as JPEG q{report['jpeg_quality']}" if report.get("jpeg_quality") else ""
+    jpeg = f", re-encoded as JPEG q{report['jpeg_quality']}" if report["jpeg_quality"] else ""
     lines = [
         f"{report['n_samples']} images (split {report['split'] or 'all'}, captions {captions}{jpeg}), temperature {report['temperature']:.3f}",
         f"{'':<15}{'task A':>8}  {'task B':>8}",
