@@ -1,6 +1,6 @@
 """`genspot bench`: a bundle's throughput against the paper's pipeline, in one run on one machine.
 
-    genspot bench --bundle BUNDLE_DIR [--batch 1,8,32] [--reference/--no-reference]
+    genspot bench --bundle BUNDLE_DIR [--batch 1,8,32] [--reference/--no-reference] [--reference-checkpoint CKPT]
     genspot bench --same-backbones [--batch ...]
 
 Method. Every row (one batch size of ``Bundle.predict``, tokenisation included) is first
@@ -8,8 +8,10 @@ called until its times settle (TorchScript's profiling executor re-specialises p
 shape, so the first calls of each shape measure compilation), then timed at least ``--runs``
 times and for at least ``--seconds``; the row reports the median, its min-max spread and the
 median CPU time (all threads) per image. Alt-texts are all distinct, except a last row per
-bundle that repeats them so they come from the bundle's text-feature cache. The reference is
-the paper's inference loop (``export/reference.py``), one image per call.
+bundle that repeats them so they come from the bundle's text-feature cache. The references run
+the paper's way (``export/reference.py``: fp32 eager, one image per call, captions padded to a
+fixed length): the paper's own encoders, and with ``--reference-checkpoint`` the checkpoint a
+bundle was exported from (the same encoders as the bundle), which is then the ratios' baseline.
 ``--same-backbones`` adds bundles with the reference's backbones (ViT-B/32 + BERT-base, random
 weights) in fp32, bf16 and bf16 + int8 linears, so each optimisation step is measured on the
 same work.
@@ -201,19 +203,34 @@ def bench_bundle(path: Path, batches: list[int], seconds: float, runs: int, labe
     return rows
 
 
-def bench_reference(tokenizer_source: Bundle, image_size: int, seconds: float, runs: int) -> Timing:
-    """The paper's pipeline, one image per call, cycling through 8 images."""
-    from genspot.export.reference import ReferencePipeline
-
-    reference = ReferencePipeline(tokenizer_source.tokenizer._tokenizer, num_classes=len(tokenizer_source.labels))
+def _one_by_one(pipeline, image_size: int, label: str, captions: str, seconds: float, runs: int) -> Timing:
+    """A reference pipeline's row: one image per call, cycling through 8 images."""
     images = probe_images(8, image_size, torch.Generator().manual_seed(0))
     samples = itertools.cycle(zip(images, captions_for(8, distinct=True)))
 
     def one_image() -> None:
         image, caption = next(samples)
-        reference.predict(image.unsqueeze(0), [caption])
+        pipeline.predict(image.unsqueeze(0), [caption])
 
-    return measure(one_image, 1, PAPER_LABEL, "128 tokens", seconds, runs)
+    return measure(one_image, 1, label, captions, seconds, runs)
+
+
+def bench_reference(tokenizer_source: Bundle, image_size: int, seconds: float, runs: int) -> Timing:
+    """The paper's pipeline (its encoders, random weights), the paper's way."""
+    from genspot.export.reference import PAPER_MAX_TOKENS, ReferencePipeline
+
+    reference = ReferencePipeline(tokenizer_source.tokenizer, num_classes=len(tokenizer_source.labels))
+    return _one_by_one(reference, image_size, PAPER_LABEL, f"{PAPER_MAX_TOKENS} tokens", seconds, runs)
+
+
+def bench_checkpoint(path: Path, seconds: float, runs: int) -> Timing:
+    """A checkpoint (the one a bundle came from: the same encoders) run the paper's way."""
+    from genspot.export.reference import EagerCheckpoint
+
+    pipeline = EagerCheckpoint(path)
+    label = f"paper's way, same encoders: {path.name} fp32 eager, 1 by 1"
+    tokens = f"{pipeline.tokenizer.padding['length']} tokens"
+    return _one_by_one(pipeline, pipeline.model.config.image_size, label, tokens, seconds, runs)
 
 
 def same_backbone_checkpoint(folder: Path, image_size: int) -> Path:
@@ -259,16 +276,18 @@ def environment(when: str) -> str:
     return f"{when}: torch {torch.__version__}, {threads}, {cpu_description()}; load average {load}"
 
 
-def format_rows(rows: list[Timing], reference: Timing | None, peak: Timing) -> str:
-    """The table: median and spread, FLOPs, fraction of the measured peak, ratios to the paper."""
+def format_rows(rows: list[Timing], references: list[Timing], peak: Timing) -> str:
+    """The table: median and spread, FLOPs, fraction of the measured peak, and ratios to the
+    baseline, the last of ``references`` (which head the table)."""
     peak_flops = peak.flops_per_image * peak.images_per_s
-    rows = ([reference] if reference else []) + rows
+    baseline = references[-1] if references else None
+    rows = references + rows
     width = max(len(row.label) for row in rows)
     header = (
         f"{'pipeline':<{width}}  {'alt-texts':<10}  {'batch':>5}  {'warm-up':>7}  {'median ms':>9}  {'min-max ms':>15}"
         f"  {'images/s':>9}  {'CPU ms/img':>10}  {'GFLOP/img':>9}  {'% peak':>6}"
     )
-    lines = [header + (f"  {'x paper (wall)':>14}  {'x paper (CPU)':>13}" if reference else "")]
+    lines = [header + (f"  {'x base (wall)':>13}  {'x base (CPU)':>12}" if baseline else "")]
     for row in rows:
         spread = f"{row.min_ms:.1f}-{row.max_ms:.1f}"
         line = (
@@ -276,11 +295,13 @@ def format_rows(rows: list[Timing], reference: Timing | None, peak: Timing) -> s
             f"  {spread:>15}  {row.images_per_s:>9.2f}  {row.cpu_ms_per_image:>10.1f}  {row.flops_per_image / 1e9:>9.3g}"
             f"  {100 * row.peak_fraction(peak_flops):>5.3g}%"
         )
-        if reference:
-            wall = row.images_per_s / reference.images_per_s
-            cpu = reference.cpu_ms_per_image / row.cpu_ms_per_image
-            line += f"  {wall:>13.1f}x  {cpu:>12.1f}x"
+        if baseline:
+            wall = row.images_per_s / baseline.images_per_s
+            cpu = baseline.cpu_ms_per_image / row.cpu_ms_per_image
+            line += f"  {wall:>12.1f}x  {cpu:>11.1f}x"
         lines.append(line)
+    if baseline:
+        lines.append(f"x base: images/s (wall) and CPU time per image against {baseline.label!r}")
     return "\n".join(lines)
 
 
@@ -298,6 +319,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bundle", type=Path, metavar="BUNDLE_DIR", help="bundle folder to measure")
     parser.add_argument("--batch", default="1,8,32", help="comma-separated batch sizes (default 1,8,32)")
     parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True, help="also time the paper's pipeline")
+    parser.add_argument("--reference-checkpoint", type=Path, metavar="CHECKPOINT",
+                        help="also time this checkpoint (the bundle's source: the same encoders) the paper's way, "
+                             "fp32 eager one image at a time; the ratio columns are then against it")
     parser.add_argument("--same-backbones", action="store_true", help="also export and time bundles with the paper's backbones")
     parser.add_argument("--image-size", type=int, default=256, help="input size of --same-backbones bundles")
     parser.add_argument("--seconds", type=float, default=3.0, help="least time of timed calls per row, after warm-up (default 3)")
@@ -341,12 +365,14 @@ def main(argv: list[str]) -> int:
         peak = gemm_peak(args.gemm_size, args.seconds, args.runs)
         for label, path, _ in tqdm(targets, desc="timing bundles", file=sys.stderr):
             rows += bench_bundle(path, batches, args.seconds, args.runs, label)
-        reference = None
+        references = []
         if args.reference:
             first = load_bundle(targets[0][1])
-            reference = bench_reference(first, first.image_size, args.seconds, args.runs)
+            references.append(bench_reference(first, first.image_size, args.seconds, args.runs))
+        if args.reference_checkpoint is not None:
+            references.append(bench_checkpoint(args.reference_checkpoint, args.seconds, args.runs))
     print(format_peak(peak))
-    print(format_rows(rows, reference, peak))
+    print(format_rows(rows, references, peak))
     for label, _, parity in targets:
         print(f"{label} at export: {parity}")
     print(environment("end"))

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from genspot.bundle import load_bundle
 from genspot.export import bench
 from genspot.export.bench import Timing, count_flops, format_rows, main as bench_main, measure
 from genspot.export.wrapper import Int8Linear
@@ -71,10 +72,38 @@ def test_peak_fraction_and_ratio_columns_come_from_counted_flops():
     row = Timing("bundle", "distinct", 8, 100.0, 95.0, 120.0, 20.0, 1e9, 4)  # 80 images/s x 1 GFLOP
     assert row.images_per_s == 80.0 and row.peak_fraction(100e9) == pytest.approx(0.8)
     reference = Timing("paper", "128 tokens", 1, 125.0, 120.0, 130.0, 200.0, 30e9, 3)  # 8 images/s
-    table = format_rows([row], reference, peak).splitlines()
+    table = format_rows([row], [reference], peak).splitlines()
     assert table[1].startswith("paper") and table[1].split()[-3:] == ["240%", "1.0x", "1.0x"]
     assert table[2].split()[-3:] == ["80%", "10.0x", "10.0x"] and "95.0-120.0" in table[2]
+    assert table[3] == "x base: images/s (wall) and CPU time per image against 'paper'"
+    same_encoders = Timing("eager checkpoint", "64 tokens", 1, 250.0, 240.0, 260.0, 400.0, 30e9, 3)  # 4 images/s
+    table = format_rows([row], [reference, same_encoders], peak).splitlines()  # the last reference is the baseline
+    assert table[1].split()[-2:] == ["2.0x", "2.0x"] and table[3].split()[-2:] == ["20.0x", "20.0x"]
+    assert "against 'eager checkpoint'" in table[-1]
+    assert len(format_rows([row], [], peak).splitlines()) == 2 and "x base" not in format_rows([row], [], peak)
     assert bench.format_peak(peak).startswith("measured peak: bfloat16 GEMM, 100 GFLOP/s (median; 91-111")
+
+
+def test_checkpoint_reference_runs_the_bundles_model_one_image_at_a_time(tiny_checkpoint: Path, tiny_bundle: Path, capsys):
+    from genspot.export.reference import EagerCheckpoint
+    from genspot.export.parity import probe_images
+
+    reference = EagerCheckpoint(tiny_checkpoint)
+    bundle = load_bundle(tiny_bundle, text_cache=False)
+    images = probe_images(2, bundle.image_size, torch.Generator().manual_seed(0))
+    captions = ["a cat", ""]
+    p_ai, p_source = bundle.predict(images, captions)
+    with torch.inference_mode():
+        for i, caption in enumerate(captions):  # same model, same probabilities, caption padded to max_tokens
+            eager_ai, eager_source = reference(images[i], caption)
+            assert abs(eager_ai.item() - p_ai[i]) < 1e-4 and abs(eager_source[0].numpy() - p_source[i]).max() < 1e-4
+            assert reference.tokenizer.encode(caption).ids.__len__() == reference.model.tokenizer.max_tokens
+    args = ["--bundle", str(tiny_bundle), "--batch", "2", "--no-reference", "--reference-checkpoint", str(tiny_checkpoint),
+            "--seconds", "0", "--runs", "2", "--gemm-size", "64"]
+    assert bench_main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("paper's way, same encoders: model.pt fp32 eager, 1 by 1")
+    assert lines[3].split()[-2:] == ["1.0x", "1.0x"] and "against \"paper's way, same encoders: model.pt" in lines[-3]
 
 
 def test_bench_needs_something_to_measure(capsys):
