@@ -41,15 +41,17 @@ def wide_run(ct2, tmp_path_factory) -> Path:
     return out / "model.pt"
 
 
-def check_submission(path: Path, n_rows: int, p_ai: list[float]) -> list[dict]:
+def check_submission(path: Path, n_rows: int, per_image: list[dict]) -> list[dict]:
+    """``per_image``: the same model's predictions in row order (p_ai, source) from --format csv/jsonl."""
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "index,Label_A,Label_B"
     rows = read_csv(path)
-    assert len(rows) == n_rows and [int(r["index"]) for r in rows] == list(range(n_rows))
-    for row, p in zip(rows, p_ai):
-        label_a, label_b = int(row["Label_A"]), int(row["Label_B"])
-        assert label_a == int(p >= 0.5)  # task A at the 0.5 threshold
-        assert 0 <= label_b < len(CT2_LABEL_B) and (label_b == 0) == (label_a == 0)  # real <=> id 0
+    assert len(rows) == n_rows == len(per_image) and [int(r["index"]) for r in rows] == list(range(n_rows))
+    for row, image in zip(rows, per_image):
+        ai = float(image["p_ai"]) >= 0.5  # task A at the 0.5 threshold
+        assert int(row["Label_A"]) == int(ai)
+        # the dataset's id of the predicted generator (0 real), not the model's own class order
+        assert int(row["Label_B"]) == (CT2_LABEL_B.index(image["source"]) if ai else 0)
     return rows
 
 
@@ -60,9 +62,9 @@ def test_train_wide_with_val_data_then_submission_for_the_test_split(ct2, wide_r
     per_image = tmp_path / "p.csv"
     assert genspot(["predict", "--checkpoint", str(wide_run), "--data", str(ct2["Defactify4_Test"]), "--out", str(per_image),
                     "--format", "csv", "--uncertain-band", "0", "--quiet"]) == 0
-    p_ai = [float(r["p_ai"]) for r in read_csv(per_image)]
-    assert [r["image"] for r in read_csv(per_image)][4] == "train-00001-of-00002.parquet#0"
-    check_submission(submission, 7, p_ai)
+    records = read_csv(per_image)
+    assert records[4]["image"] == "train-00001-of-00002.parquet#0"
+    check_submission(submission, 7, records)
     headerless = tmp_path / "plain.csv"
     assert genspot(["predict", "--checkpoint", str(wide_run), "--data", str(ct2["Defactify4_Test"]), "--out", str(headerless),
                     "--no-header", "--quiet"]) == 0
@@ -91,7 +93,7 @@ def test_train_long_then_submission(ct2, tmp_path):
     assert genspot(["predict", "--checkpoint", str(run / "model.pt"), "--data", str(ct2["Defactify4_Test"]),
                     "--out", str(per_image), "--quiet"]) == 0
     records = [json.loads(line) for line in per_image.read_text().splitlines()]
-    check_submission(submission, 7, [r["p_ai"] for r in records])
+    check_submission(submission, 7, records)
 
 
 def test_any_folder_predictions_csv_and_jsonl(tiny_checkpoint, synthetic_dataset, tmp_path):
