@@ -51,7 +51,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) bundle
-	$(BIN)/genspot bench --bundle $(BUNDLE)
+	$(BIN)/genspot bench --bundle $(BUNDLE) --reference-checkpoint $(CHECKPOINT) --batch 1,8,32 --seconds 2
 
 loadtest: $(STAMP) bundle
 	$(BIN)/python -m tests.load.run --bundle $(BUNDLE)
