@@ -2,6 +2,7 @@
 
     genspot bench --bundle BUNDLE_DIR [--batch 1,8,32] [--reference/--no-reference] [--reference-checkpoint CKPT]
     genspot bench --same-backbones [--batch ...]
+    genspot bench --bundle BUNDLE_DIR --onnxruntime [...]
 
 Method. Every row (one batch size of ``Bundle.predict``, tokenisation included) is first
 called until its times settle (TorchScript's profiling executor re-specialises per input
@@ -14,7 +15,9 @@ fixed length): the paper's own encoders, and with ``--reference-checkpoint`` the
 bundle was exported from (the same encoders as the bundle), which is then the ratios' baseline.
 ``--same-backbones`` adds bundles with the reference's backbones (ViT-B/32 + BERT-base, random
 weights) in fp32, bf16 and bf16 + int8 linears, so each optimisation step is measured on the
-same work.
+same work. ``--onnxruntime`` adds the bundle's graph exported to ONNX from its checkpoint and
+run by ONNX Runtime (``export/onnx.py``: fp32, and int8 dynamic), an alternative runtime
+outside the bundle contract, with its parity against the eager checkpoint and the bundle.
 
 Distance to the limit. Each row's FLOPs per image are counted with
 ``torch.utils.flop_counter.FlopCounterMode`` on one call (matmuls, convolutions and attention,
@@ -43,7 +46,8 @@ from tqdm import tqdm
 
 from genspot.bundle import Bundle, load_bundle
 from genspot.export.hardware import cpu_bf16_reason, cpu_description
-from genspot.export.parity import ParityReport, probe_images
+from genspot.export.onnx import OnnxRuntimeModel, export_onnx, quantize_int8
+from genspot.export.parity import TOLERANCES, ParityReport, check_parity, compare, probe_batches, probe_images
 
 # Alt-texts of web-like lengths (empty ones included): the bench cycles through them.
 ALT_TEXTS = (
@@ -185,8 +189,9 @@ def captions_for(count: int, distinct: bool) -> list[str]:
     return [ALT_TEXTS[i % len(ALT_TEXTS)] + (f" #{i}" if distinct else "") for i in range(count)]
 
 
-def _bundle_row(bundles: tuple[Bundle, Bundle], batch: int, label: str, seconds: float, runs: int) -> Timing:
-    """One batch size of ``Bundle.predict``: timed on ``bundles[0]``, FLOPs counted on ``bundles[1]``."""
+def _bundle_row(bundles: tuple[Bundle | OnnxRuntimeModel, Bundle], batch: int, label: str, seconds: float, runs: int) -> Timing:
+    """One batch size of ``Bundle.predict``: timed on ``bundles[0]`` (a bundle, or its graph in ONNX
+    Runtime), FLOPs counted on ``bundles[1]``."""
     timed, counter = bundles
     images = probe_images(batch, timed.image_size, torch.Generator().manual_seed(batch))
     distinct = timed.text_cache is None
@@ -212,6 +217,29 @@ def bench_bundle(path: Path, batches: list[int], seconds: float, runs: int, labe
     if cached[0].text_cache is not None:
         rows.append(_bundle_row(cached, max(batches), label, seconds, runs))
     return rows
+
+
+def onnxruntime_models(bundle_dir: Path, folder: Path) -> list[tuple[str, OnnxRuntimeModel, str]]:
+    """(label, model, parity summary) of the bundle's checkpoint exported to ONNX in ``folder``,
+    fp32 and ONNX Runtime's int8 dynamic quantisation of it, each checked against the eager
+    checkpoint (the tolerance a bundle of that precision must meet) and against the bundle."""
+    from genspot.export.tensorrt import source_checkpoint
+    from genspot.training.checkpoint import load_checkpoint
+
+    detector, meta = load_checkpoint(source_checkpoint(bundle_dir))
+    bundle = load_bundle(bundle_dir, text_cache=False)
+    fp32 = export_onnx(detector, meta, folder / "model.onnx")
+    variants = [("fp32", fp32, "float32"), ("int8 dynamic", quantize_int8(fp32, folder / "model.int8.onnx"), "int8")]
+    models = []
+    for name, path, precision in tqdm(variants, desc="checking ONNX Runtime models", file=sys.stderr):
+        model = OnnxRuntimeModel(path, bundle.tokenizer, bundle.image_size)
+        eager = check_parity(
+            detector, meta.temperature, detector.tokenizer, [model.predict], bundle.image_size, TOLERANCES[precision]
+        )
+        tolerance = max(TOLERANCES[precision], TOLERANCES[bundle.spec.dtype])
+        against = compare(bundle.predict, [model.predict], probe_batches(bundle.image_size), tolerance)
+        models.append((f"ONNX Runtime {name}", model, f"{eager.describe()}; against {bundle_dir.name}: {against.describe()}"))
+    return models
 
 
 def _one_by_one(pipeline, image_size: int, label: str, captions: str, seconds: float, runs: int) -> Timing:
@@ -335,6 +363,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="also time this checkpoint (the bundle's source: the same encoders) the paper's way, "
                              "fp32 eager one image at a time; the ratio columns are then against it")
     parser.add_argument("--same-backbones", action="store_true", help="also export and time bundles with the paper's backbones")
+    parser.add_argument("--onnxruntime", action="store_true",
+                        help="also export the bundle's checkpoint (named in its manifest) to ONNX and time it in ONNX Runtime, "
+                             "fp32 and int8 dynamic")
     parser.add_argument("--image-size", type=int, default=256, help="input size of --same-backbones bundles")
     parser.add_argument("--seconds", type=float, default=3.0, help="least time of timed calls per row, after warm-up (default 3)")
     parser.add_argument("--runs", type=int, default=5, help="least number of timed calls per row (default 5)")
@@ -363,6 +394,9 @@ def main(argv: list[str]) -> int:
     if args.bundle is None and not args.same_backbones:
         print("genspot bench: give --bundle BUNDLE_DIR, --same-backbones, or both", file=sys.stderr)
         return 2
+    if args.onnxruntime and args.bundle is None:
+        print("genspot bench: --onnxruntime needs --bundle BUNDLE_DIR", file=sys.stderr)
+        return 2
     batches = _batches(args.batch)
     if batches is None:
         print(f"genspot bench: --batch must be comma-separated positive integers, got {args.batch!r}", file=sys.stderr)
@@ -374,9 +408,14 @@ def main(argv: list[str]) -> int:
         targets = [_bundle_target(args.bundle)] if args.bundle is not None else []
         if args.same_backbones:
             targets += same_backbone_bundles(Path(tmp), args.image_size)
+        alternatives = onnxruntime_models(args.bundle, Path(tmp)) if args.onnxruntime else []
         peak = gemm_peak(args.gemm_size, args.seconds, args.runs)
         for label, path, _ in tqdm(targets, desc="timing bundles", file=sys.stderr):
             rows += bench_bundle(path, batches, args.seconds, args.runs, label)
+        if alternatives:
+            counter = load_bundle(args.bundle, text_cache=False)  # FLOPs: the same graph, counted on the bundle
+            for label, model, _ in alternatives:
+                rows += [_bundle_row((model, counter), batch, label, args.seconds, args.runs) for batch in batches]
         references = []
         if args.reference:
             first = load_bundle(targets[0][1])
@@ -385,7 +424,7 @@ def main(argv: list[str]) -> int:
             references.append(bench_checkpoint(args.reference_checkpoint, args.seconds, args.runs))
     print(format_peak(peak))
     print(format_rows(rows, references, peak))
-    for label, _, parity in targets:
+    for label, _, parity in targets + alternatives:
         print(f"{label} at export: {parity}")
     print(environment("end"))
     return 0

@@ -8,6 +8,7 @@ longer than the token limit, noise, smooth and upsampled images. The export fail
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -103,6 +104,22 @@ def eager_probabilities(
     return p_ai.numpy(), torch.softmax(logits_b.float(), dim=-1).numpy()
 
 
+def compare(
+    reference: Predict, predictors: list[Predict], batches: list[tuple[torch.Tensor, list[str]]], tolerance: float
+) -> ParityReport:
+    """Largest |delta p_ai| and |delta p_source| of every predictor against ``reference`` over ``batches``."""
+    delta_ai = delta_source = 0.0
+    samples = 0
+    for images, captions in batches:
+        expected_ai, expected_source = reference(images, captions)
+        for predict in predictors:
+            p_ai, p_source = predict(images, captions)
+            delta_ai = max(delta_ai, float(np.abs(p_ai - expected_ai).max()))
+            delta_source = max(delta_source, float(np.abs(p_source - expected_source).max()))
+        samples += len(captions)
+    return ParityReport(delta_ai, delta_source, tolerance, samples)
+
+
 def check_parity(
     model: torch.nn.Module,
     temperature: float,
@@ -112,13 +129,5 @@ def check_parity(
     tolerance: float,
 ) -> ParityReport:
     """Compare every predictor (bundle entry points) against the eager model on the probe batches."""
-    delta_ai = delta_source = 0.0
-    samples = 0
-    for images, captions in probe_batches(image_size):
-        expected_ai, expected_source = eager_probabilities(model, temperature, tokenizer, images, captions)
-        for predict in predictors:
-            p_ai, p_source = predict(images, captions)
-            delta_ai = max(delta_ai, float(np.abs(p_ai - expected_ai).max()))
-            delta_source = max(delta_source, float(np.abs(p_source - expected_source).max()))
-        samples += len(captions)
-    return ParityReport(delta_ai, delta_source, tolerance, samples)
+    reference = functools.partial(eager_probabilities, model, temperature, tokenizer)
+    return compare(reference, predictors, probe_batches(image_size), tolerance)
