@@ -4,7 +4,8 @@ Round r labels the unlabelled pool with the previous round's checkpoint (round 1
 into OUT/round{r}/ (the keep rule of :mod:`genspot.training.pseudo_label`), trains a new model
 from scratch on --data plus those pseudo-labels (OUT/round{r}/run/: `genspot train --config
 CONFIG --pseudo-labels OUT/round{r}` and --train-args), and evaluates it on a held-out labelled set
-(--eval-data, default --data; its --eval-split, default val) into OUT/round{r}/eval/. The starting
+(--eval-data, all of it, such as CT2's official validation set; default the val split of --data;
+--eval-split picks a split) into OUT/round{r}/eval/. The starting
 checkpoint is evaluated first on the same set (round 0), so OUT/rounds.json and the printed table
 say whether each round helped: task-A macro-F1 against the round before. Pool images that are
 also in the held-out set (same bytes) make that check optimistic and are reported.
@@ -33,7 +34,7 @@ def add_round_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", default="offline", help="training config of every round (default offline)")
     group.add_argument("--train-args", default="", help='more `genspot train` options, e.g. "--epochs 8 --bf16"')
     group.add_argument("--eval-data", help="held-out labelled data evaluated after each round (default --data)")
-    group.add_argument("--eval-split", default="val", help="split of --eval-data evaluated (default val)")
+    group.add_argument("--eval-split", help="split of the held-out data evaluated (default: all of --eval-data, or val of --data)")
     group.add_argument("--stop-when-worse", action="store_true", help="stop at the first round that does not raise task-A macro-F1")
 
 
@@ -44,14 +45,22 @@ def check_round_arguments(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("--rounds needs --data (the labelled training data of each round)")
 
 
+def held_out(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(data, split) of the per-round check: all of --eval-data, else the val split of --data."""
+    if args.eval_data:
+        return args.eval_data, args.eval_split
+    return args.data, args.eval_split or "val"
+
+
 def scores(report: dict) -> dict:
     a, b = report["task_a"], report["task_b"]
     return {"task_a_macro_f1": a["macro_f1"], "task_a_f1_ai": a["f1_ai"], "task_a_auroc": a["auroc"], "task_b_macro_f1": b["macro_f1"]}
 
 
 def evaluate_round(args: argparse.Namespace, checkpoint: Path, out: Path) -> dict:
+    data, split = held_out(args)
     namespace = argparse.Namespace(
-        checkpoint=checkpoint, data=args.eval_data or args.data, split=args.eval_split, out=out, threshold=0.5,
+        checkpoint=checkpoint, data=data, split=split, out=out, threshold=0.5,
         blank_captions=args.blank_captions, batch_size=args.batch_size, device=args.device, bf16=args.bf16, quiet=args.quiet,
         jpeg_quality=None,
     )
@@ -75,9 +84,10 @@ def train_round(args: argparse.Namespace, pseudo_dir: Path, run_dir: Path) -> Pa
 
 def overlap_with_held_out(args: argparse.Namespace) -> int:
     """Pool images (by content) that are also in the evaluated held-out split."""
-    held_out = select_split(load_samples(args.eval_data or args.data, progress=False), args.eval_split)
+    data, split = held_out(args)
+    checked = select_split(load_samples(data, progress=False), split)
     pool = select_split(load_samples(args.unlabelled, require_labels=False, progress=False), args.split)
-    return len({s.digest for s in pool} & {s.digest for s in held_out})
+    return len({s.digest for s in pool} & {s.digest for s in checked})
 
 
 def run_rounds(args: argparse.Namespace) -> dict:
@@ -108,7 +118,8 @@ def run_rounds(args: argparse.Namespace) -> dict:
         if args.stop_when_worse and not history[-1]["helped"]:
             log.info("round %d did not help (task-A macro-F1 %.4f <= %.4f): stopping", number, result["task_a_macro_f1"], previous)
             break
-    report = {"eval_data": str(args.eval_data or args.data), "eval_split": args.eval_split, "blank_captions": args.blank_captions,
+    data, split = held_out(args)
+    report = {"eval_data": str(data), "eval_split": split, "blank_captions": args.blank_captions,
               "pool_images_in_held_out": overlap, "rounds": history}
     (args.out / "rounds.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
@@ -120,7 +131,7 @@ def _number(value: float | None) -> str:
 
 def format_rounds(report: dict) -> str:
     captions = "blanked" if report["blank_captions"] else "as given"
-    lines = [f"held-out check on {report['eval_data']} (split {report['eval_split']}, captions {captions})",
+    lines = [f"held-out check on {report['eval_data']} (split {report['eval_split'] or 'all'}, captions {captions})",
              f"{'round':>5}  {'kept real':>9}  {'kept AI':>7}  {'A macro-F1':>10}  {'A AUROC':>7}  {'B macro-F1':>10}  helped"]
     for entry in report["rounds"]:
         kept = entry.get("kept_task_a", {})

@@ -143,3 +143,20 @@ def test_what_cannot_be_a_submission_is_a_one_line_error(tiny_checkpoint, wide_r
     pq.write_table(pa.Table.from_pylist(table), shard)
     assert genspot(["predict", "--checkpoint", str(wide_run), "--data", str(broken), "--out", out, "--quiet"]) == 2
     assert "1 of 7 rows have no readable image (first: row 5)" in capsys.readouterr().err
+
+
+def test_pseudo_label_rounds_as_the_readme_runs_them_on_ct2(ct2, wide_run, tmp_path):
+    """The README's CT2 rounds: test images pseudo-labelled, the official validation set (files named
+    train-*.parquet) both --val-data of every retraining and, all of it, the held-out check."""
+    out = tmp_path / "pseudo"
+    validation = str(ct2["Defactify4_Validation"])
+    assert genspot(["pseudo-label", "--checkpoint", str(wide_run), "--unlabelled", str(ct2["Defactify4_Test"]), "--out", str(out),
+                    "--rounds", "1", "--data", str(ct2["Defactify4_Train"]), "--config", "tiny",
+                    "--train-args", f"--val-data {validation} --epochs 1", "--eval-data", validation,
+                    "--threshold", "0.5", "--quiet"]) == 0
+    report = json.loads((out / "rounds.json").read_text())
+    assert report["eval_split"] is None and [r["round"] for r in report["rounds"]] == [0, 1]
+    for number in (0, 1):
+        assert json.loads((out / f"round{number}" / "eval" / "metrics.json").read_text())["n_samples"] == 12  # all of it
+    assert json.loads((out / "round1" / "summary.json").read_text())["n_kept"] == 7  # every test row: confidence >= 0.5
+    assert "43 train / 12 val samples" in (out / "round1" / "run" / "train.log").read_text()  # 36 + 7 / the validation set
