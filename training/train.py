@@ -143,20 +143,29 @@ def fit(args: argparse.Namespace, process: TrainingProcess) -> int:
     )
     model = create_model(model_config, labels_b).to(process.device)
     cache_dir = args.cache_dir or args.out / "feature-cache"
+    started = time.monotonic()
     train_frozen, val_frozen = prepare_frozen_features(model, train_samples, val_samples, cache_dir, process, train_config, progress)
+    if train_frozen is not None:
+        log.info("frozen backbones' features of %d train + %d val samples: %.1f s (what %s already held was not recomputed)",
+                 len(train_samples), len(val_samples), time.monotonic() - started, cache_dir)
     trainer = Trainer(model, train_samples, train_frozen, train_config, process, progress)
     validator = Validator(model, val_samples, val_frozen, train_config, process, progress)
     train_args = {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "train_config": train_config.to_dict()}
     checkpoint_path = args.out / "model.pt"
 
     history, best, best_state = [], None, None
-    started = time.monotonic()
     for epoch in range(1, train_config.epochs + 1):
+        epoch_started = time.monotonic()
         losses = trainer.epoch(epoch)
+        train_seconds = time.monotonic() - epoch_started
         if process.is_main:
             task_a = validator.metrics(validator.predictions(args.blank_val_captions))["task_a"]
-            history.append({"epoch": epoch, **losses, "val_task_a_macro_f1": task_a["macro_f1"], "val_task_a_f1_ai": task_a["f1_ai"]})
-            log.info("epoch %d: loss %.4f, val task-A macro-F1 %.4f (AI F1 %.4f)", epoch, losses["loss"], task_a["macro_f1"], task_a["f1_ai"])
+            val_seconds = time.monotonic() - epoch_started - train_seconds
+            history.append({"epoch": epoch, **losses, "val_task_a_macro_f1": task_a["macro_f1"], "val_task_a_f1_ai": task_a["f1_ai"],
+                            "train_seconds": train_seconds, "val_seconds": val_seconds})
+            log.info("epoch %d: loss %.4f, val task-A macro-F1 %.4f (AI F1 %.4f); training %.1f s (%d steps of batch %d, %.2f s "
+                     "a step), validation %.1f s", epoch, losses["loss"], task_a["macro_f1"], task_a["f1_ai"], train_seconds,
+                     len(trainer.loader), train_config.batch_size, train_seconds / max(1, len(trainer.loader)), val_seconds)
             if best is None or train_config.select == "last" or task_a["macro_f1"] > best["score"]:
                 best = {"epoch": epoch, "score": task_a["macro_f1"]}
                 best_state = {k: v.clone() for k, v in stored_state_dict(model).items()}

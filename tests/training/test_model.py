@@ -180,3 +180,23 @@ def test_paper_architecture_with_random_weights():
     with torch.no_grad():
         logit_a, logits_b = model(*inputs(model, ["Caption test", ""], size=256))
     assert logit_a.shape == (2,) and logits_b.shape == (2, 5)
+
+
+def test_paper_random_is_the_paper_recipe_with_random_bert_base_shaped_weights():
+    """training/configs/paper_random.json (the paper's recipe timed without hub weights) differs from
+    paper.json only in where the weights come from, and its text tower has BertConfig()'s shape."""
+    from transformers import AutoConfig, BertConfig
+
+    from genspot.training.branches import resolve_text_source
+
+    paper, shaped = load_model_config("paper"), load_model_config("paper_random")
+    assert load_train_config("paper_random") == load_train_config("paper")
+    assert dataclasses.replace(
+        shaped, name=paper.name, image=dataclasses.replace(shaped.image, pretrained=paper.image.pretrained),
+        text=dataclasses.replace(shaped.text, source=paper.text.source, random_init=False, config_overrides={}),
+    ) == paper
+    assert shaped.image.pretrained is None and shaped.text.random_init
+    text = AutoConfig.from_pretrained(resolve_text_source(shaped.text.source), **shaped.text.config_overrides)
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size", "hidden_act"):
+        assert getattr(text, key) == getattr(BertConfig(), key), key

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -79,6 +80,16 @@ def test_val_data_is_all_val_and_data_is_all_train(ct2, wide_run):
     assert sorted(payload["labels_b"]) == sorted(CT2_LABEL_B[1:])
     log = (wide_run.parent / "train.log").read_text()
     assert "36 train / 12 val samples" in log  # 6 wide rows x 6 images; 2 validation captions x 6 rows
+
+
+def test_train_logs_the_time_of_each_part(wide_run):
+    """What the README's wall-time estimate reads: frozen-feature seconds and seconds a step."""
+    log = (wide_run.parent / "train.log").read_text()
+    assert re.search(r"frozen backbones' features of 36 train \+ 12 val samples: \d+\.\d s", log)
+    # tiny config: batch 8, the last partial batch dropped
+    assert re.search(r"epoch 1: .*; training \d+\.\d s \(4 steps of batch 8, \d+\.\d\d s a step\), validation \d+\.\d s", log)
+    history = json.loads((wide_run.parent / "metrics.json").read_text())["history"]
+    assert history[0]["train_seconds"] > 0 and history[0]["val_seconds"] > 0
 
 
 def test_train_long_then_submission(ct2, tmp_path):
