@@ -52,7 +52,10 @@ def _item_inputs(request: DetectRequest) -> list[ItemInput]:
             raise RequestError("give exactly one of url or image_b64", field=f"items[{index}]")
         kind = "url" if item.url is not None else "base64"
         inputs.append(
-            ItemInput(id=item.id, kind=kind, url=item.url, data=item.image_b64, caption=item.alt_text, page_url=item.page_url)
+            ItemInput(
+                id=item.id, kind=kind, url=item.url, data=item.image_b64, caption=item.alt_text, page_url=item.page_url,
+                priority=item.priority,
+            )
         )
     return inputs
 

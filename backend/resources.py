@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from genspot.backend.allocator import keep_freed_memory
 from genspot.backend.batcher import MicroBatcher
 from genspot.backend.cache import Cache, open_cache
 from genspot.backend.fetch import SafeFetcher
@@ -40,7 +41,9 @@ class ServiceResources:
 
 @asynccontextmanager
 async def open_service_resources(settings: Settings, bundle: Bundle | None = None) -> AsyncIterator[ServiceResources]:
-    """Load the bundle (unless given), connect the cache, start fetcher and batcher; close all on exit."""
+    """Load the bundle (unless given), connect the cache, start fetcher and batcher; close all on exit.
+    Freed memory stays in the process from here on (:mod:`genspot.backend.allocator`)."""
+    keep_freed_memory()
     if bundle is None:
         bundle = load_bundle(settings.bundle, device=settings.device)
     log.info("loaded bundle %s (version %s, %d generators)", settings.bundle, bundle.version, len(bundle.labels))

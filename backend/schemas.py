@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.params import KwargDefinition
 
+from genspot.backend.batcher import DEFAULT_PRIORITY
 from genspot.backend.provenance import Provenance
 
 MAX_ITEMS = 64
@@ -35,6 +36,16 @@ class DetectItem(msgspec.Struct, kw_only=True):
         ]
         | None
     ) = None
+    priority: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=7,
+            description="how urgent the answer is, 0 (most) to 7 (least), as RFC 9218's urgency: waiting items go to the "
+            "model lower value first, and one model call holds one priority (the extension sends 1 for images in the "
+            "viewport, 4 for images near it)",
+        ),
+    ] = DEFAULT_PRIORITY
 
 
 _ITEM_DESCRIPTION = (

@@ -30,7 +30,7 @@ from typing import TypeVar
 import msgspec
 
 from genspot.backend import cache as cache_keys
-from genspot.backend.batcher import MicroBatcher
+from genspot.backend.batcher import DEFAULT_PRIORITY, MicroBatcher
 from genspot.backend.cache import Cache, CorruptEntry, UrlEntry
 from genspot.backend.decode import decode_picture
 from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ItemError, UnsupportedUrl
@@ -58,7 +58,8 @@ _decode = msgspec.json.Decoder(Detection).decode
 @dataclass(frozen=True)
 class ItemInput:
     """One image to judge, however it arrived: ``url`` to download, or ``data`` already in hand.
-    ``page_url``: the page showing the image, sent on as its origin in the download's Referer."""
+    ``page_url``: the page showing the image, sent on as its origin in the download's Referer.
+    ``priority``: its place in the model's queue (lower first; see :mod:`genspot.backend.batcher`)."""
 
     id: str | None
     kind: str  # "url", "base64", "upload", "file": a metrics label
@@ -66,6 +67,7 @@ class ItemInput:
     data: bytes | None = None
     caption: str | None = None
     page_url: str | None = None
+    priority: int = DEFAULT_PRIORITY
 
 
 class DetectionService:
@@ -151,14 +153,16 @@ class DetectionService:
         if item.url is not None and not item.url.startswith("data:"):
             return await self._detection_for_url(item, caption, caption_digest)
         data = item.data if item.url is None else _data_url_bytes(item.url)
-        return await self._detection_for_bytes(data, hashlib.sha256(data).hexdigest(), caption, caption_digest)
+        return await self._detection_for_bytes(data, hashlib.sha256(data).hexdigest(), caption, caption_digest, item.priority)
 
-    async def _detection_for_bytes(self, data: bytes, digest: str, caption: str | None, caption_digest: str) -> tuple[Detection, bool, str]:
+    async def _detection_for_bytes(
+        self, data: bytes, digest: str, caption: str | None, caption_digest: str, priority: int
+    ) -> tuple[Detection, bool, str]:
         found = await self._cached(digest, caption_digest)
         if found is not None:
             return found, True, digest
         key = cache_keys.result_key(digest, self.bundle.version, caption_digest)
-        detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, caption))
+        detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, caption, priority))
         return detection, False, digest
 
     async def _detection_for_url(self, item: ItemInput, caption: str | None, caption_digest: str) -> tuple[Detection, bool, str]:
@@ -180,7 +184,7 @@ class DetectionService:
             return found, True, entry.sha256
         digest = hashlib.sha256(fetched.data).hexdigest()
         await self._remember_url(key, digest, fetched.validators)
-        return await self._detection_for_bytes(fetched.data, digest, caption, caption_digest)
+        return await self._detection_for_bytes(fetched.data, digest, caption, caption_digest, item.priority)
 
     async def _url_entry(self, key: str) -> UrlEntry | None:
         raw = await self.cache.get(key)
@@ -216,10 +220,10 @@ class DetectionService:
             self.metrics.fetch_errors.labels(exc.code).inc()
             raise
 
-    async def _compute(self, key: str, data: bytes, caption: str | None) -> Detection:
+    async def _compute(self, key: str, data: bytes, caption: str | None, priority: int) -> Detection:
         loop = asyncio.get_running_loop()
         provenance, image = await loop.run_in_executor(self._decode_pool, self._prepare, data)
-        p_ai, p_source = await self.batcher.submit(image, caption)
+        p_ai, p_source = await self.batcher.submit(image, caption, priority)
         detection = Detection(
             ai_probability=p_ai, sources=top_sources(p_source, self.bundle.labels), provenance=provenance
         )

@@ -17,7 +17,7 @@ export function needsBytes(error) {
   if (!error) return false;
   return BYTES_FALLBACK_CODES.has(error.code) || (error.code === "unsupported_url" && PORT_REFUSED.test(error.message ?? ""));
 }
-const BATCH = { maxItems: 16, maxWaitMs: 50 };
+const BATCH = { maxItems: 16, maxWaitMs: 50, priorityOf: (item) => item.priority };
 
 const batchers = new Map(); // one per backend + key, so a settings change starts a new queue
 let nextId = 0;

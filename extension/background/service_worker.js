@@ -16,6 +16,7 @@ async function handleDetect(message, sender) {
   const settings = await userSettings.loadSettings();
   const { url, image_b64, alt_text } = message.item;
   const item = url ? { url, alt_text } : { image_b64, alt_text };
+  item.priority = message.priority; // the backend's queue order: the viewport's images first
   if (settings.sendPageUrl && sender.url) item.page_url = sender.url;
   return detect(settings, item, { fresh: Boolean(message.fresh) });
 }

@@ -3,6 +3,7 @@
 globalThis.genspot = globalThis.genspot || {};
 
 (() => {
+  const { PRIORITY } = globalThis.genspot;
   const MIN_SIZE = 64; // px, natural and rendered: smaller images are icons, avatars, spacers
   const SENDABLE_DATA_URL = /^data:image\/(png|jpe?g|webp|gif);base64,/i;
   const MAX_BASE64_CHARS = 14_000_000; // about the backend's 10 MB cap
@@ -22,6 +23,17 @@ globalThis.genspot = globalThis.genspot || {};
   /** The URL the browser actually shows (srcset and <picture> resolved). */
   function imageUrl(img) {
     return img.currentSrc || img.src || "";
+  }
+
+  /** Whether any of the element shows in the viewport now (not only in the lookahead). */
+  function inViewport(element) {
+    const box = element.getBoundingClientRect();
+    return box.bottom > 0 && box.right > 0 && box.top < innerHeight && box.left < innerWidth;
+  }
+
+  /** The images in the viewport first (in page order), then the others: they are asked about first. */
+  function viewportFirst(elements) {
+    return [...elements.filter(inViewport), ...elements.filter((element) => !inViewport(element))];
   }
 
   function isBigEnough(img) {
@@ -88,9 +100,10 @@ globalThis.genspot = globalThis.genspot || {};
   }
 
   /**
-   * Calls `onImage(img, url)` once per image and URL, when the image is near the viewport,
-   * loaded and at least 64x64: visible images first, lazy and script-added images as they
-   * appear, and again if an image switches source (srcset, <picture>, a new src).
+   * Calls `onImage(img, url, priority)` once per image and URL, when the image is near the
+   * viewport, loaded and at least 64x64: those in the viewport first (PRIORITY.VISIBLE), then
+   * those near it (PRIORITY.NEARBY), lazy and script-added images as they appear, and again if
+   * an image switches source (srcset, <picture>, a new src).
    */
   class ImageWatcher {
     constructor({ onImage, onChange }) {
@@ -123,7 +136,7 @@ globalThis.genspot = globalThis.genspot || {};
     /** Forget what was handed out and offer every image near the viewport again. */
     rescan() {
       this.dispatched = new WeakMap();
-      document.querySelectorAll("img").forEach((img) => this.consider(img));
+      viewportFirst([...document.querySelectorAll("img")]).forEach((img) => this.consider(img));
     }
 
     forget(img) {
@@ -136,13 +149,10 @@ globalThis.genspot = globalThis.genspot || {};
 
     onIntersections(entries) {
       for (const entry of entries) {
-        if (entry.isIntersecting) {
-          this.nearViewport.add(entry.target);
-          this.consider(entry.target);
-        } else {
-          this.nearViewport.delete(entry.target);
-        }
+        if (entry.isIntersecting) this.nearViewport.add(entry.target);
+        else this.nearViewport.delete(entry.target);
       }
+      viewportFirst(entries.filter((entry) => entry.isIntersecting).map((entry) => entry.target)).forEach((img) => this.consider(img));
     }
 
     onMutations(records) {
@@ -160,7 +170,7 @@ globalThis.genspot = globalThis.genspot || {};
       const url = imageUrl(img);
       if (!url || this.dispatched.get(img) === url || !isBigEnough(img)) return;
       this.dispatched.set(img, url);
-      this.onImage(img, url);
+      this.onImage(img, url, inViewport(img) ? PRIORITY.VISIBLE : PRIORITY.NEARBY);
     }
   }
 

@@ -3,7 +3,7 @@
 // iframes it only answers the context menu ("Check this image with genspot"): the popup and
 // the toolbar count describe the top page.
 (() => {
-  const { MSG, settings: userSettings, images, verdicts, badges } = globalThis.genspot;
+  const { MSG, PRIORITY, settings: userSettings, images, verdicts, badges } = globalThis.genspot;
   const host = location.hostname;
   const TOP = window === window.top;
   const KINDS = ["ai", "real", "uncertain", "error"];
@@ -22,7 +22,10 @@
   const byId = new Map(); // id -> element
   const pending = new Set(); // elements waiting for an answer
   const layer = new badges.BadgeLayer();
-  const watcher = new images.ImageWatcher({ onImage: (img, url) => check(img, url, images.captionOf(img)), onChange: pageChanged });
+  const watcher = new images.ImageWatcher({
+    onImage: (img, url, priority) => check(img, url, images.captionOf(img), { priority }),
+    onChange: pageChanged,
+  });
 
   function stats() {
     const counts = Object.fromEntries(KINDS.map((kind) => [kind, 0]));
@@ -62,10 +65,10 @@
     else layer.remove(element);
   }
 
-  async function ask(url, caption, fresh) {
+  async function ask(url, caption, fresh, priority) {
     try {
       const item = await images.itemFor(url, caption);
-      return item ? await chrome.runtime.sendMessage({ type: MSG.DETECT, item, fresh }) : null;
+      return item ? await chrome.runtime.sendMessage({ type: MSG.DETECT, item, fresh, priority }) : null;
     } catch (error) {
       // e.g. the extension was reloaded and this orphaned script can no longer reach it
       return { status: "error", error: { code: "extension_error", message: String(error?.message ?? error) } };
@@ -83,12 +86,13 @@
 
   /**
    * Asks about one element's image and draws its badge. `manual` checks (context menu, the
-   * popup's recheck) skip the session cache and are kept even when the watcher did not offer them.
+   * popup's recheck) skip the session cache, are as urgent as the viewport's images and are
+   * kept even when the watcher did not offer them.
    */
-  function check(element, url, caption, { manual = false } = {}) {
+  function check(element, url, caption, { manual = false, priority = PRIORITY.VISIBLE } = {}) {
     const key = `${url}\n${caption}`;
     const fresh = manual || rescanning;
-    if (manual || !answers.has(key)) answers.set(key, ask(url, caption, fresh));
+    if (manual || !answers.has(key)) answers.set(key, ask(url, caption, fresh, priority));
     const generation = answers;
     track(element, url, caption);
     pending.add(element);

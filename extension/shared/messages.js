@@ -7,7 +7,7 @@ globalThis.genspot = globalThis.genspot || {};
 
 globalThis.genspot.MSG = Object.freeze({
   // content script -> service worker
-  DETECT: "genspot/detect", // {item: {url | image_b64, alt_text}, fresh} -> result
+  DETECT: "genspot/detect", // {item: {url | image_b64, alt_text}, fresh, priority} -> result
   PAGE_STATS: "genspot/page-stats", // {stats} -> sets the toolbar badge for the sender's tab
   // service worker -> content script (the frame the context menu was opened in)
   CHECK_CONTEXT_TARGET: "genspot/check-context-target", // {srcUrl | null} -> {checked, url?, reason?}
@@ -19,3 +19,7 @@ globalThis.genspot.MSG = Object.freeze({
   // popup -> service worker
   REPORT: "genspot/report", // {report: {sha256, correct_label, ...}} -> POST /v1/feedback -> {status, id} | {error}
 });
+
+// How urgent an image's answer is (the backend's `priority`, RFC 9218 urgency: lower first): what
+// the user sees now comes before what is only near the viewport.
+globalThis.genspot.PRIORITY = Object.freeze({ VISIBLE: 1, NEARBY: 4 });

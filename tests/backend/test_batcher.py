@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -71,6 +72,36 @@ def test_a_failing_batch_is_retried_item_by_item_and_fails_only_the_bad_one(bund
     assert [isinstance(p_ai, float) for p_ai, _ in second] == [True, True]
     assert sizes == [1, 1, 2]  # each item alone (the mixed-shape stack never reached the model), then the next batch
     assert metrics.model_errors._value.get() == 2  # the batch, then the bad item alone
+
+
+def test_waiting_items_are_served_most_urgent_first_one_priority_per_batch(bundle):
+    """Submitted while the model computes: viewport images (1) before items without a priority
+    (3, the default) before images near the viewport (4), arrival order within a priority."""
+    images = _images(bundle, 1)
+    calls = []
+    computing, release = threading.Event(), threading.Event()
+
+    def predict(batch, captions):
+        calls.append(captions)
+        computing.set()
+        release.wait(10)
+        return bundle.predict(batch, captions)
+
+    async def run():
+        async with MicroBatcher(predict, max_size=8, max_wait_s=0.0) as batcher:
+            first = asyncio.ensure_future(batcher.submit(images[0], "first"))
+            await asyncio.to_thread(computing.wait, 10)
+            waiting = [
+                batcher.submit(images[0], caption, priority)
+                for caption, priority in [("near 1", 4), ("near 2", 4), ("seen 1", 1), ("plain", 3), ("seen 2", 1), ("near 3", 4)]
+            ]
+            later = asyncio.gather(*waiting)
+            await asyncio.sleep(0.05)  # every item queued behind the running call
+            release.set()
+            await asyncio.gather(first, later)
+
+    asyncio.run(run())
+    assert calls == [["first"], ["seen 1", "seen 2"], ["plain"], ["near 1", "near 2", "near 3"]]
 
 
 def test_inference_never_blocks_the_event_loop(bundle):

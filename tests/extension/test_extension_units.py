@@ -113,6 +113,23 @@ def test_batcher_sends_16_items_or_waits_50_ms(extension_page):
     assert batches["ms"] >= 100, "the partial batches each waited for more items"
 
 
+def test_batcher_sends_the_most_urgent_first_one_priority_a_request(extension_page):
+    """6 images near the viewport, then 10 in it: the 16th item sends the 10; the rest, with two
+    more, leave on the next turn, the more urgent alone."""
+    sent = extension_page.evaluate(
+        """async () => {
+          const sent = [];
+          const b = new batcher.MicroBatcher(async (items) => { sent.push(items.map((item) => item.name)); return items; },
+                                             { maxItems: 16, maxWaitMs: 50, priorityOf: (item) => item.priority });
+          const near = (n) => ({ name: `near ${n}`, priority: 4 }), seen = (n) => ({ name: `seen ${n}`, priority: 1 });
+          const items = [...[0, 1, 2, 3, 4, 5].map(near), ...[0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(seen), seen(10), near(6)];
+          await Promise.all(items.map((item) => b.submit(item)));
+          return sent;
+        }"""
+    )
+    assert sent == [[f"seen {i}" for i in range(10)], ["seen 10"], [f"near {i}" for i in range(7)]]
+
+
 def test_unsure_source_head_says_unknown_generator_and_manifest_names_win(extension_page):
     unsure = ok("ai", 0.9)
     unsure["source"] = {"label": "dalle_mini", "probability": 0.3}

@@ -22,12 +22,16 @@ Unit = Sequence[dict]
 
 @dataclass
 class Outcome:
+    """One unit: ``latency_s`` until its last answer; ``answered_s``: when each of its requests
+    was answered, seconds after the unit started (in the unit's order)."""
+
     latency_s: float
     requests: int
     items: int
     ok_items: int
     cached_items: int
     errors: Counter
+    answered_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -56,12 +60,21 @@ async def _send(client: httpx.AsyncClient, body: dict) -> tuple[int, int, int, C
 
 async def _unit(client: httpx.AsyncClient, unit: Unit) -> Outcome:
     start = time.perf_counter()
-    answers = await asyncio.gather(*(_send(client, body) for body in unit))
+
+    async def answered(body: dict) -> tuple[float, tuple[int, int, int, Counter]]:
+        answer = await _send(client, body)
+        return time.perf_counter() - start, answer
+
+    timed = await asyncio.gather(*(answered(body) for body in unit))
     latency = time.perf_counter() - start
+    answers = [answer for _, answer in timed]
     errors = Counter()
     for *_, codes in answers:
         errors.update(codes)
-    return Outcome(latency, len(unit), sum(a[0] for a in answers), sum(a[1] for a in answers), sum(a[2] for a in answers), errors)
+    return Outcome(
+        latency, len(unit), sum(a[0] for a in answers), sum(a[1] for a in answers), sum(a[2] for a in answers), errors,
+        [at for at, _ in timed],
+    )
 
 
 async def _sample_rss(pid: int | None, samples: list[float], every_s: float = 0.25) -> None:

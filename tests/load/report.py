@@ -13,7 +13,11 @@ from tests.load.scenarios import Scenario
 COLUMNS = (
     "scenario", "clients", "items/req", "units", "requests", "items", "wall s", "req/s", "items/s",
     "p50 ms", "p95 ms", "p99 ms", "errors", "cached items", "image fetches", "RSS MiB start/peak/end",
-    "model calls", "mean batch", "model busy",
+    "model calls", "mean batch", "model busy", "page faults/item",
+)
+BADGE_COLUMNS = (
+    "scenario", "pages", "images", "on screen", "sent", "first badge ms", "last on-screen badge ms", "last badge ms",
+    "pages with every on-screen badge first",
 )
 
 
@@ -39,6 +43,33 @@ def server_side(before: dict[str, float], after: dict[str, float], wall_s: float
     }
 
 
+def badge_times(scenario: Scenario, run: Run) -> dict:
+    """For page units: medians over the pages of the time to the first badge, to the last badge
+    of an image on screen and to the last badge (an image's badge appears with its request's
+    answer), and on how many pages every on-screen badge came before every other badge."""
+    shown = scenario.on_screen()
+    requests = scenario.requests(scenario.items)
+    first, last_shown, last, shown_first = [], [], [], 0
+    for outcome in run.outcomes:
+        shown_at = [at for at, positions in zip(outcome.answered_s, requests) if any(p in shown for p in positions)]
+        others_at = [at for at, positions in zip(outcome.answered_s, requests) if any(p not in shown for p in positions)]
+        first.append(min(outcome.answered_s))
+        last_shown.append(max(shown_at))
+        last.append(max(outcome.answered_s))
+        shown_first += max(shown_at) < min(others_at)
+    return {
+        "on_screen": f"{shown.start + 1}-{shown.stop}",
+        "first_badge_ms": _median_ms(first),
+        "last_on_screen_badge_ms": _median_ms(last_shown),
+        "last_badge_ms": _median_ms(last),
+        "pages_on_screen_first": shown_first,
+    }
+
+
+def _median_ms(seconds: list[float]) -> float:
+    return round(float(np.median(seconds)) * 1000, 1) if seconds else 0.0
+
+
 def summarize(scenario: Scenario, run: Run, image_fetches: int, server: dict | None = None) -> dict:
     latencies = np.array([o.latency_s for o in run.outcomes]) * 1000 if run.outcomes else np.zeros(1)
     errors = Counter()
@@ -53,6 +84,7 @@ def summarize(scenario: Scenario, run: Run, image_fetches: int, server: dict | N
         "clients": scenario.clients,
         "items_per_unit": scenario.items,
         "max_items_per_request": scenario.per_request,
+        "prioritized": scenario.prioritized,
         "units": len(run.outcomes),
         "requests": requests,
         "items": items,
@@ -66,6 +98,7 @@ def summarize(scenario: Scenario, run: Run, image_fetches: int, server: dict | N
         "image_fetches": image_fetches,
         "rss_mb": {"start": round(rss[0], 1), "peak": round(max(rss), 1), "end": round(rss[-1], 1)},
         "server": server or {},
+        **({"badges": badge_times(scenario, run)} if scenario.page else {}),
     }
 
 
@@ -82,7 +115,22 @@ def markdown(rows: list[dict]) -> str:
             row["wall_s"], row["requests_per_s"], row["items_per_s"], latency["p50"], latency["p95"],
             latency["p99"], error_text, row["cached_items"], row["image_fetches"],
             f"{rss['start']:.0f} / {rss['peak']:.0f} / {rss['end']:.0f}",
-            *(row["server"].get(key, "") for key in ("model_calls", "mean_batch", "model_busy")),
+            *(row["server"].get(key, "") for key in ("model_calls", "mean_batch", "model_busy", "page_faults_per_item")),
         )
         lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
+def badge_markdown(rows: list[dict]) -> str:
+    """The page scenarios' badge times (rows without ``badges`` are left out)."""
+    lines = ["| " + " | ".join(BADGE_COLUMNS) + " |", "|" + "---|" * len(BADGE_COLUMNS)]
+    for row in rows:
+        if "badges" in row:
+            badges = row["badges"]
+            sent = "on screen first, priorities" if row["prioritized"] else "page order"
+            cells = (
+                row["scenario"], row["units"], row["items_per_unit"], badges["on_screen"], sent, badges["first_badge_ms"],
+                badges["last_on_screen_badge_ms"], badges["last_badge_ms"], f"{badges['pages_on_screen_first']} of {row['units']}",
+            )
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)

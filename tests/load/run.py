@@ -6,7 +6,10 @@ then runs the scenarios in order and prints one Markdown table row each:
 - ``cached``: items drawn from a pool already in the cache (no download, no model);
 - ``uncached``: every item a new image (download, decode, model);
 - ``burst``: one client sends a page of 50 new images at once, split as the extension splits
-  it (requests of at most 16 items, all sent together), page after page.
+  it (requests of at most 16 items, all sent together), page after page;
+- ``page``: the same pages as the extension sends them now: the images on screen (the middle
+  fifth) first, in requests of their own, with priorities. For both, a second table gives the
+  time to the first badge, to the last badge on screen and to the last badge.
 
 Each scenario stops at ``--units`` or ``--seconds``, whichever comes first.
 """
@@ -29,11 +32,11 @@ import httpx
 
 from tests.load.client import drive
 from tests.load.images import ImageServer, load_pictures
-from tests.load.report import markdown, server_series, server_side, summarize
+from tests.load.report import badge_markdown, markdown, server_series, server_side, summarize
 from tests.load.scenarios import Scenario, Traffic
-from tests.load.stack import RedisProcess, ServeProcess
+from tests.load.stack import RedisProcess, ServeProcess, tree_minor_faults
 
-SCENARIOS = ("cached", "uncached", "burst")
+SCENARIOS = ("cached", "uncached", "burst", "page")
 REQUEST_TIMEOUT_S = 120.0
 
 
@@ -53,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     traffic.add_argument("--units", type=int, default=300, help="max requests (pages for burst) per scenario (default 300)")
     traffic.add_argument("--seconds", type=float, default=60.0, help="max seconds per scenario (default 60)")
     traffic.add_argument("--pool", type=int, default=128, help="distinct images in the cached pool (default 128)")
-    traffic.add_argument("--burst-items", type=int, default=50, help="images per page in the burst (default 50)")
+    traffic.add_argument("--burst-items", type=int, default=50, help="images per page in burst and page (default 50)")
     traffic.add_argument("--burst-max-items", type=int, default=16, help="most items per request of a page, like the extension (default 16)")
     traffic.add_argument("--images", type=Path, help="serve these images (default: the shared dev set, else synthetic)")
     traffic.add_argument("--image-port", type=int, default=0, help="image server port (default: a free one)")
@@ -83,7 +86,10 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     known = {
         "cached": Scenario("cached", args.clients, args.items, args.items, cached=True, max_units=args.units, max_seconds=args.seconds),
         "uncached": Scenario("uncached", args.clients, args.items, args.items, max_units=args.units, max_seconds=args.seconds),
-        "burst": Scenario("burst", 1, args.burst_items, args.burst_max_items, max_units=args.units, max_seconds=args.seconds),
+        "burst": Scenario("burst", 1, args.burst_items, args.burst_max_items, max_units=args.units, max_seconds=args.seconds, page=True),
+        "page": Scenario(
+            "page", 1, args.burst_items, args.burst_max_items, max_units=args.units, max_seconds=args.seconds, page=True, prioritized=True
+        ),
     }
     return [known[name] for name in args.scenarios.split(",")]
 
@@ -128,11 +134,15 @@ async def measure(args: argparse.Namespace, base_url: str, images: ImageServer, 
                 warm = traffic.warmup_units()
                 await drive(client, lambda i: warm[i], clients=4, max_units=len(warm), max_seconds=600)
             fetched_before, series_before = images.requests, await _scrape(client)
+            faults_before = tree_minor_faults(server_pid) if server_pid else None
             run = await drive(
                 client, traffic.unit_factory(scenario), clients=scenario.clients,
                 max_units=scenario.max_units, max_seconds=scenario.max_seconds, server_pid=server_pid,
             )
             server = server_side(series_before, await _scrape(client), run.wall_s)
+            if faults_before is not None:
+                items = sum(outcome.items for outcome in run.outcomes)
+                server["page_faults_per_item"] = round((tree_minor_faults(server_pid) - faults_before) / max(items, 1))
             rows.append(summarize(scenario, run, images.requests - fetched_before, server))
             print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     return rows
@@ -160,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = asyncio.run(measure(args, base_url, images, server_pid))
     result = {"conditions": conditions(args), "results": rows}
     print(markdown(rows))
+    if any("badges" in row for row in rows):
+        print("\n" + badge_markdown(rows))
     print(f"\nconditions: {json.dumps(result['conditions'])}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -114,8 +114,8 @@ class ServeProcess:
         self._log.close()
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and all its descendants (worker processes), in MiB."""
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (worker processes)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -124,10 +124,18 @@ def tree_rss_mb(pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry.name))
-    total_kb, todo = 0, [pid]
+    tree, todo = [], [pid]
     while todo:
         current = todo.pop()
+        tree.append(current)
         todo += children.get(current, [])
+    return tree
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants (worker processes), in MiB."""
+    total_kb = 0
+    for current in _process_tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -135,3 +143,14 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total_kb / 1024
+
+
+def tree_minor_faults(pid: int) -> int:
+    """Minor page faults so far of ``pid`` and all its descendants (proc(5) ``stat`` field 10)."""
+    total = 0
+    for current in _process_tree(pid):
+        try:
+            total += int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[7])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from tests.load.run import main
+from tests.load.scenarios import NEARBY, VISIBLE, Scenario
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -19,14 +20,28 @@ def test_every_scenario_runs_and_reports(tiny_bundle, tmp_path):
     ])
     assert code == 0
     rows = {row["scenario"]: row for row in json.loads(out.read_text())["results"]}
-    assert set(rows) == {"cached", "uncached", "burst"}
+    assert set(rows) == {"cached", "uncached", "burst", "page"}
     for row in rows.values():
         assert row["errors"] == {} and row["ok_items"] == row["items"] > 0
         assert row["rss_mb"]["peak"] > 50  # the server process tree was sampled
     assert rows["cached"]["cached_items"] == rows["cached"]["items"] and rows["cached"]["image_fetches"] == 0
     assert rows["uncached"]["cached_items"] == 0 and rows["uncached"]["image_fetches"] == rows["uncached"]["items"]
     assert rows["burst"]["requests"] == 3 * rows["burst"]["units"]  # 5 items as 2 + 2 + 1
-    assert rows["uncached"]["server"]["model_calls"] >= 1
+    assert rows["page"]["requests"] == 3 * rows["page"]["units"]  # the one on screen, then 2 + 2
+    for name in ("burst", "page"):
+        badges = rows[name]["badges"]
+        assert badges["on_screen"] == "3-3" and 0 < badges["first_badge_ms"] <= badges["last_on_screen_badge_ms"] <= badges["last_badge_ms"]
+        assert 0 <= badges["pages_on_screen_first"] <= rows[name]["units"]
+    assert rows["uncached"]["server"]["model_calls"] >= 1 and rows["uncached"]["server"]["page_faults_per_item"] >= 0
+
+
+def test_a_page_sends_the_images_on_screen_first_with_priorities():
+    page = Scenario("page", 1, 50, 16, page=True, prioritized=True)
+    assert page.on_screen() == range(20, 30)
+    assert page.requests(50) == [list(range(20, 30)), list(range(16)), [16, 17, 18, 19, *range(30, 42)], list(range(42, 50))]
+    assert {page.priority(p) for p in range(20, 30)} == {VISIBLE} and {page.priority(p) for p in [*range(20), *range(30, 50)]} == {NEARBY}
+    before = Scenario("burst", 1, 50, 16, page=True)
+    assert before.requests(50) == [list(range(i, min(i + 16, 50))) for i in range(0, 50, 16)] and before.priority(25) is None
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.5:8000", "http://example.com"])
