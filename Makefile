@@ -27,11 +27,14 @@ $(STAMP): pyproject.toml setup.py
 # into ~/.cache/genspot/backbones once. BUNDLE_DTYPE auto: bf16 on CPUs with AVX-512-BF16 or AMX
 # (parity checked at export, docs/bundle.md), else fp32.
 BUNDLE_DTYPE ?= auto
+# Real pictures for the export's parity check where the shared dev set is present (the synthetic
+# probes alone understate bf16 drift: genspot/export/parity.py).
+PARITY_IMAGES ?= $(wildcard ../shared/data/dev/images)
 bundle: $(BUNDLE)/manifest.json
 
 $(BUNDLE)/manifest.json: $(CHECKPOINT) | $(STAMP)
 	@echo "make: exporting $(CHECKPOINT) to $(BUNDLE) ($(BUNDLE_DTYPE)); the first time this also converts the CLIP tower"
-	$(BIN)/genspot export torchscript --checkpoint $(CHECKPOINT) --out $(BUNDLE) --dtype $(BUNDLE_DTYPE)
+	$(BIN)/genspot export torchscript --checkpoint $(CHECKPOINT) --out $(BUNDLE) --dtype $(BUNDLE_DTYPE) $(if $(PARITY_IMAGES),--parity-images $(PARITY_IMAGES))
 
 # The committed default checkpoint, rebuilt from data: the clip config (its epoch count chosen
 # by `genspot cv` on the train splits, model card) on dev + web, then copied into training/weights.

@@ -3,6 +3,9 @@
     genspot export torchscript --checkpoint RUN_DIR/model.pt --out BUNDLE_DIR [--dtype fp32|bf16|auto] [--int8]
     genspot export trt (--bundle BUNDLE_DIR | --checkpoint RUN_DIR/model.pt) [--out BUNDLE_DIR]
 
+Both take ``--parity-images DIR``: real pictures the parity check also runs (up to 64; the
+synthetic probes alone understate low-precision drift, see genspot.export.parity).
+
 Exit status: 0 exported; 1 the export failed (parity, unreadable checkpoint); 2 it cannot run
 here (bf16 on a CPU without it, no CUDA, no torch_tensorrt) or bad arguments.
 """
@@ -14,7 +17,7 @@ import sys
 from pathlib import Path
 
 from genspot.export.hardware import resolve_cpu_dtype, tensorrt_missing
-from genspot.export.parity import ParityError
+from genspot.export.parity import PARITY_PICTURES, PICTURE_SUFFIXES, ParityError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         help="backbone precision; auto = bf16 where the CPU has AVX-512-BF16 or AMX, else fp32",
     )
     ts.add_argument("--int8", action="store_true", help="int8 dynamic quantisation of the backbones' Linear layers")
+    _add_parity_images(ts)
 
     trt = commands.add_parser("trt", help="TensorRT bundle for this machine's GPU (needs genspot[trt])")
     source = trt.add_mutually_exclusive_group(required=True)
@@ -37,7 +41,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     source.add_argument("--checkpoint", type=Path, metavar="RUN_DIR/model.pt", help="training checkpoint")
     trt.add_argument("--out", type=Path, metavar="OUT_DIR", help="bundle folder to write (default: BUNDLE_DIR-trt)")
+    _add_parity_images(trt)
     return parser
+
+
+def _add_parity_images(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--parity-images", type=_picture_folder, metavar="DIR",
+        help=f"also check parity on up to {PARITY_PICTURES} real pictures of this folder (.jpg .png .webp, by name)",
+    )
+
+
+def _picture_folder(value: str) -> Path:
+    folder = Path(value)
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is not a folder")
+    if not any(p.suffix.lower() in PICTURE_SUFFIXES for p in folder.iterdir()):
+        raise argparse.ArgumentTypeError(f"{value} holds no pictures ({', '.join(PICTURE_SUFFIXES)})")
+    return folder
 
 
 def _fail(message: str, status: int) -> int:
@@ -54,7 +75,7 @@ def _torchscript(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"--dtype {args.dtype} refused: {exc}", 2)
     print(f"exporting {args.checkpoint} -> {args.out} ({dtype}{', int8 linears' if args.int8 else ''})", file=sys.stderr)
-    result = export_torchscript(args.checkpoint, args.out, dtype, int8=args.int8)
+    result = export_torchscript(args.checkpoint, args.out, dtype, int8=args.int8, parity_images=args.parity_images)
     print(result.parity.describe(), file=sys.stderr)
     print(f"wrote {result.bundle_dir} (model version {result.manifest['model_version']})")
     return 0
@@ -74,7 +95,7 @@ def _tensorrt(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         return _fail(f"trt: {exc}", 1)
     print(f"compiling {checkpoint} -> {out} with Torch-TensorRT (fp16)", file=sys.stderr)
-    result = export_tensorrt(checkpoint, out)
+    result = export_tensorrt(checkpoint, out, args.parity_images)
     print(result.parity.describe(), file=sys.stderr)
     print(f"wrote {result.bundle_dir} for {result.manifest['tensorrt']['gpu_name']} (model version {result.manifest['model_version']})")
     return 0

@@ -2,25 +2,59 @@
 
 Every export runs the eager float32 model and the freshly written bundle (loaded exactly as
 the backend loads it) on the same probe batches: several batch sizes, captions from empty to
-longer than the token limit, noise, smooth and upsampled images. The export fails when
-``max |delta p_ai|`` (or ``p_source``) exceeds the dtype's tolerance.
+longer than the token limit, noise, smooth and upsampled images, plus real pictures where the
+export is given a folder of them. The export fails when ``max |delta p_ai|`` (or ``p_source``)
+exceeds the dtype's tolerance.
+
+The synthetic probes alone understate low-precision drift: the detector calls them all AI with
+p_ai 0.96-0.995, where the sigmoid is flat, so a bf16 bundle moved them by 0.001 while it moved
+real pictures near the decision boundary by up to 0.051 (docs/PERFORMANCE.md). Real pictures
+(``--parity-images``; `make bundle` passes the dev set's where it is present) are the check
+that sees it.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from genspot.probability import calibrated_probability
 from genspot.text import CaptionTokenizer
 
-# Tolerance on max |delta p| by bundle precision (int8 quantisation counts as low precision).
-TOLERANCES = {"float32": 1e-4, "bfloat16": 0.02, "float16": 0.02, "int8": 0.02}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Largest max |delta| allowed: ``p_ai`` decides the verdict, ``p_source`` only names the generator."""
+
+    p_ai: float
+    p_source: float
+
+    @classmethod
+    def of(cls, value: "Tolerance | float") -> "Tolerance":
+        return value if isinstance(value, Tolerance) else cls(value, value)
+
+    def looser(self, other: "Tolerance") -> "Tolerance":
+        return Tolerance(max(self.p_ai, other.p_ai), max(self.p_source, other.p_source))
+
+
+# By bundle precision (int8 quantisation counts as low precision). Low precision was measured on
+# the default's bf16 bundle against its fp32 checkpoint over 560 real val pictures (dev + web):
+# p_ai moved by up to 0.051 (p99 0.028), no verdict went from ai to real or back (3 moved to or
+# from uncertain); p_source by up to 0.130 (p99 0.041), the top generator changed on 5. p_ai's
+# 0.06 is under half the default uncertain band (0.15), so such drift never turns "ai" into
+# "real". The earlier 0.02 held only on the saturated synthetic probes.
+LOW_PRECISION = Tolerance(p_ai=0.06, p_source=0.15)
+TOLERANCES = {"float32": Tolerance(1e-4, 1e-4), "bfloat16": LOW_PRECISION, "float16": LOW_PRECISION, "int8": LOW_PRECISION}
+PARITY_PICTURES = 64  # real pictures read from a --parity-images folder, at most
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 PROBE_BATCH_SIZES = (1, 3, 6)
 PROBE_CAPTIONS = (
     "",
@@ -42,18 +76,23 @@ class ParityError(RuntimeError):
 class ParityReport:
     max_delta_p_ai: float
     max_delta_p_source: float
-    tolerance: float
+    tolerance: float  # for p_ai
     samples: int
+    pictures: int = 0  # of the samples, real pictures (the rest are synthetic probes)
+    source_tolerance: float | None = None  # for p_source; None: ``tolerance`` (manifests before it)
 
     @property
     def ok(self) -> bool:
-        return self.max_delta_p_ai <= self.tolerance and self.max_delta_p_source <= self.tolerance
+        source_tolerance = self.tolerance if self.source_tolerance is None else self.source_tolerance
+        return self.max_delta_p_ai <= self.tolerance and self.max_delta_p_source <= source_tolerance
 
     def describe(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
+        pictures = f", {self.pictures} of them real pictures" if self.pictures else ""
+        source = "" if self.source_tolerance in (None, self.tolerance) else f", p_source {self.source_tolerance:g}"
         return (
             f"parity {verdict}: max |delta p_ai| = {self.max_delta_p_ai:.2e}, "
-            f"max |delta p_source| = {self.max_delta_p_source:.2e} (tolerance {self.tolerance:g}, {self.samples} samples)"
+            f"max |delta p_source| = {self.max_delta_p_source:.2e} (tolerance {self.tolerance:g}{source}, {self.samples} samples{pictures})"
         )
 
     def to_dict(self) -> dict:
@@ -62,6 +101,8 @@ class ParityReport:
             "max_delta_p_source": self.max_delta_p_source,
             "tolerance": self.tolerance,
             "samples": self.samples,
+            "pictures": self.pictures,
+            "source_tolerance": self.source_tolerance,
         }
 
 
@@ -93,6 +134,24 @@ def probe_batches(image_size: int, seed: int = 0) -> list[tuple[torch.Tensor, li
     return batches
 
 
+def picture_batches(
+    folder: Path, preprocess: Callable[[Image.Image], torch.Tensor], limit: int = PARITY_PICTURES, batch_size: int = 8
+) -> list[tuple[torch.Tensor, list[str]]]:
+    """Up to ``limit`` pictures of ``folder`` (by name), preprocessed as the bundle does, captions
+    rotating through the probes. Raises ``ValueError`` when the folder holds none."""
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in PICTURE_SUFFIXES)[:limit]
+    if not paths:
+        raise ValueError(f"no pictures ({', '.join(PICTURE_SUFFIXES)}) in {folder}")
+    images = []
+    for path in paths:
+        with Image.open(path) as picture:
+            images.append(preprocess(picture.convert("RGB")))
+    return [
+        (torch.stack(images[i : i + batch_size]), [PROBE_CAPTIONS[j % len(PROBE_CAPTIONS)] for j in range(i, min(i + batch_size, len(images)))])
+        for i in range(0, len(images), batch_size)
+    ]
+
+
 @torch.inference_mode()
 def eager_probabilities(
     model: torch.nn.Module, temperature: float, tokenizer: CaptionTokenizer, images: torch.Tensor, captions: list[str]
@@ -105,9 +164,14 @@ def eager_probabilities(
 
 
 def compare(
-    reference: Predict, predictors: list[Predict], batches: list[tuple[torch.Tensor, list[str]]], tolerance: float
+    reference: Predict,
+    predictors: list[Predict],
+    batches: list[tuple[torch.Tensor, list[str]]],
+    tolerance: Tolerance | float,
+    pictures: int = 0,
 ) -> ParityReport:
-    """Largest |delta p_ai| and |delta p_source| of every predictor against ``reference`` over ``batches``."""
+    """Largest |delta p_ai| and |delta p_source| of every predictor against ``reference`` over
+    ``batches`` (the last ``pictures`` samples of which are real pictures)."""
     delta_ai = delta_source = 0.0
     samples = 0
     for images, captions in batches:
@@ -117,7 +181,8 @@ def compare(
             delta_ai = max(delta_ai, float(np.abs(p_ai - expected_ai).max()))
             delta_source = max(delta_source, float(np.abs(p_source - expected_source).max()))
         samples += len(captions)
-    return ParityReport(delta_ai, delta_source, tolerance, samples)
+    tolerance = Tolerance.of(tolerance)
+    return ParityReport(delta_ai, delta_source, tolerance.p_ai, samples, pictures, tolerance.p_source)
 
 
 def check_parity(
@@ -126,8 +191,11 @@ def check_parity(
     tokenizer: CaptionTokenizer,
     predictors: list[Predict],
     image_size: int,
-    tolerance: float,
+    tolerance: Tolerance | float,
+    pictures: list[tuple[torch.Tensor, list[str]]] = (),
 ) -> ParityReport:
-    """Compare every predictor (bundle entry points) against the eager model on the probe batches."""
+    """Compare every predictor (bundle entry points) against the eager model on the probe batches
+    and on ``pictures`` (batches from :func:`picture_batches`)."""
     reference = functools.partial(eager_probabilities, model, temperature, tokenizer)
-    return compare(reference, predictors, probe_batches(image_size), tolerance)
+    count = sum(len(captions) for _, captions in pictures)
+    return compare(reference, predictors, probe_batches(image_size) + list(pictures), tolerance, count)

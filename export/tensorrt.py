@@ -100,7 +100,7 @@ def compile_tensorrt(exported: torch.export.ExportedProgram, image_size: int, ma
     )
 
 
-def export_tensorrt(checkpoint: Path, out: Path) -> ExportResult:
+def export_tensorrt(checkpoint: Path, out: Path, parity_images: Path | None = None) -> ExportResult:
     """Compile ``checkpoint`` for this GPU into ``out``; raises TensorRTUnavailable, or ParityError (``out`` untouched)."""
     missing = tensorrt_missing()
     if missing:
@@ -125,6 +125,7 @@ def export_tensorrt(checkpoint: Path, out: Path) -> ExportResult:
         detector=detector,
         meta=meta,
         tolerance=TOLERANCES["float16"],
+        parity_images=parity_images,
         kind="tensorrt",
         image_size=image_size,
         dtype=torch.float16,

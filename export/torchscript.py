@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from genspot.export.manifest import DTYPE_NAMES
-from genspot.export.parity import TOLERANCES, probe_batches
+from genspot.export.parity import TOLERANCES, Tolerance, probe_batches
 from genspot.export.wrapper import ProbabilityModel
 from genspot.export.writer import ExportResult, write_bundle
 from genspot.formats import CheckpointMeta
@@ -49,10 +49,12 @@ def export_torchscript(
     dtype: torch.dtype,
     *,
     int8: bool = False,
-    tolerance: float | None = None,
+    tolerance: Tolerance | float | None = None,
     loaded: tuple[torch.nn.Module, CheckpointMeta] | None = None,
+    parity_images: Path | None = None,
 ) -> ExportResult:
-    """Export ``checkpoint`` to ``out``; raises :class:`ParityError` when the bundle drifts."""
+    """Export ``checkpoint`` to ``out``; raises :class:`ParityError` when the bundle drifts (on the
+    probes, or on the real pictures of ``parity_images``)."""
     from genspot.training.checkpoint import load_checkpoint
 
     detector, meta = loaded or load_checkpoint(checkpoint)
@@ -75,6 +77,7 @@ def export_torchscript(
         detector=detector,
         meta=meta,
         tolerance=tolerance,
+        parity_images=parity_images,
         kind="torchscript",
         image_size=image_size,
         dtype=dtype,

@@ -16,7 +16,7 @@ import torch
 
 from genspot.bundle import MODEL_FILE, TOKENIZER_FILE, load_bundle
 from genspot.export.manifest import build_manifest, weights_hash, write_manifest
-from genspot.export.parity import ParityError, ParityReport, check_parity
+from genspot.export.parity import ParityError, ParityReport, Tolerance, check_parity, picture_batches
 from genspot.formats import CheckpointMeta
 
 
@@ -28,12 +28,19 @@ class ExportResult:
 
 
 def parity_against_bundle(
-    detector: torch.nn.Module, meta: CheckpointMeta, bundle_dir: Path, tolerance: float, device: str = "cpu"
+    detector: torch.nn.Module,
+    meta: CheckpointMeta,
+    bundle_dir: Path,
+    tolerance: Tolerance | float,
+    device: str = "cpu",
+    parity_images: Path | None = None,
 ) -> ParityReport:
-    """Eager checkpoint vs the bundle as the backend loads it, with and without text caching."""
+    """Eager checkpoint vs the bundle as the backend loads it, with and without text caching, on
+    the probes and on the real pictures of ``parity_images`` (preprocessed as the bundle does)."""
     bundles = [load_bundle(bundle_dir, device=device, text_cache=False)]
     if bundles[0].spec.text_cache:
         bundles.append(load_bundle(bundle_dir, device=device, text_cache=True))
+    pictures = picture_batches(parity_images, bundles[0].preprocess) if parity_images is not None else []
     return check_parity(
         detector,
         meta.temperature,
@@ -41,6 +48,7 @@ def parity_against_bundle(
         [bundle.predict for bundle in bundles],
         int(bundles[0].image_size),
         tolerance,
+        pictures,
     )
 
 
@@ -61,10 +69,12 @@ def write_bundle(
     checkpoint: Path,
     detector: torch.nn.Module,
     meta: CheckpointMeta,
-    tolerance: float,
+    tolerance: Tolerance | float,
+    parity_images: Path | None = None,
     **manifest_fields: Any,
 ) -> ExportResult:
-    """Stage ``model.ts`` (via ``save_model``), tokenizer and manifest; check parity; install at ``out``.
+    """Stage ``model.ts`` (via ``save_model``), tokenizer and manifest; check parity (on the real
+    pictures of ``parity_images`` too, where given); install at ``out``.
 
     ``manifest_fields`` go to :func:`genspot.export.manifest.build_manifest` (kind, dtype, device, ...).
     Raises :class:`ParityError` (``out`` untouched) when the bundle drifts beyond ``tolerance``.
@@ -83,7 +93,7 @@ def write_bundle(
             **manifest_fields,
         )
         write_manifest(staging, manifest)
-        report = parity_against_bundle(detector, meta, staging, tolerance, device=manifest["device"])
+        report = parity_against_bundle(detector, meta, staging, tolerance, manifest["device"], parity_images)
         if not report.ok:
             raise ParityError(f"export rejected, {report.describe()}")
         manifest["parity"] = report.to_dict()
