@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from genspot.export.hardware import resolve_cpu_dtype, tensorrt_missing
-from genspot.export.parity import PARITY_PICTURES, PICTURE_SUFFIXES, ParityError
+from genspot.export.parity import PARITY_PICTURES, ParityError, picture_paths
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,12 +53,11 @@ def _add_parity_images(command: argparse.ArgumentParser) -> None:
 
 
 def _picture_folder(value: str) -> Path:
-    folder = Path(value)
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"{value} is not a folder")
-    if not any(p.suffix.lower() in PICTURE_SUFFIXES for p in folder.iterdir()):
-        raise argparse.ArgumentTypeError(f"{value} holds no pictures ({', '.join(PICTURE_SUFFIXES)})")
-    return folder
+    try:
+        picture_paths(Path(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return Path(value)
 
 
 def _fail(message: str, status: int) -> int:

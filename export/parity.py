@@ -29,7 +29,6 @@ from genspot.probability import calibrated_probability
 from genspot.text import CaptionTokenizer
 
 
-
 @dataclass(frozen=True)
 class Tolerance:
     """Largest max |delta| allowed: ``p_ai`` decides the verdict, ``p_source`` only names the generator."""
@@ -134,22 +133,28 @@ def probe_batches(image_size: int, seed: int = 0) -> list[tuple[torch.Tensor, li
     return batches
 
 
+def picture_paths(folder: Path, limit: int = PARITY_PICTURES) -> list[Path]:
+    """The first ``limit`` pictures of ``folder`` by name; ``ValueError`` when it is no folder or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in PICTURE_SUFFIXES)[:limit]
+    if not paths:
+        raise ValueError(f"{folder} holds no pictures ({', '.join(PICTURE_SUFFIXES)})")
+    return paths
+
+
 def picture_batches(
     folder: Path, preprocess: Callable[[Image.Image], torch.Tensor], limit: int = PARITY_PICTURES, batch_size: int = 8
 ) -> list[tuple[torch.Tensor, list[str]]]:
-    """Up to ``limit`` pictures of ``folder`` (by name), preprocessed as the bundle does, captions
-    rotating through the probes. Raises ``ValueError`` when the folder holds none."""
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in PICTURE_SUFFIXES)[:limit]
-    if not paths:
-        raise ValueError(f"no pictures ({', '.join(PICTURE_SUFFIXES)}) in {folder}")
+    """The pictures of :func:`picture_paths`, preprocessed as the bundle does, in batches, captions
+    rotating through the probes."""
     images = []
-    for path in paths:
+    for path in picture_paths(folder, limit):
         with Image.open(path) as picture:
             images.append(preprocess(picture.convert("RGB")))
-    return [
-        (torch.stack(images[i : i + batch_size]), [PROBE_CAPTIONS[j % len(PROBE_CAPTIONS)] for j in range(i, min(i + batch_size, len(images)))])
-        for i in range(0, len(images), batch_size)
-    ]
+    captions = [PROBE_CAPTIONS[i % len(PROBE_CAPTIONS)] for i in range(len(images))]
+    return [(torch.stack(images[i : i + batch_size]), captions[i : i + batch_size]) for i in range(0, len(images), batch_size)]
 
 
 @torch.inference_mode()
