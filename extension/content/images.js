@@ -33,7 +33,10 @@ globalThis.genspot = globalThis.genspot || {};
 
   /** The images in the viewport first (in page order), then the others: they are asked about first. */
   function viewportFirst(elements) {
-    return [...elements.filter(inViewport), ...elements.filter((element) => !inViewport(element))];
+    const shown = [];
+    const others = [];
+    for (const element of elements) (inViewport(element) ? shown : others).push(element);
+    return [...shown, ...others];
   }
 
   function isBigEnough(img) {
