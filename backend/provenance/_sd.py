@@ -24,11 +24,13 @@ _THOROUGH = ParserManager(eagerness=Eagerness.DEFAULT)
 EAGER would add sd-parsers' stealth reader, which caches by ``id(image)`` in a module global
 (not thread-safe) and copies every pixel into Python lists; ``_stealth`` reads that instead."""
 _QUICK = ParserManager(eagerness=Eagerness.FAST)
-"""Only metadata met before the image data (where SD tools write it): for large images."""
+"""Only metadata met before the image data (where SD tools write it): for large images, and for
+animated ones, whose text after the image data Pillow reaches only by decoding every frame."""
 
 
 def read_sd_parameters(image: Image.Image) -> list[Signal]:
-    parsers = _THOROUGH if image.width * image.height <= MAX_DECODED_PIXELS else _QUICK
+    small = image.width * image.height <= MAX_DECODED_PIXELS
+    parsers = _THOROUGH if small and not getattr(image, "is_animated", False) else _QUICK
     info = parsers.parse(image)
     if info is None or info.generator is None:
         return []
