@@ -26,7 +26,7 @@ _MAKE, _MODEL = 0x010F, 0x0110
 _EXIF_IFD = 0x8769
 _TOOL_TAGS = {0x0131: "Software", 0x013B: "Artist", _MAKE: "Make", _MODEL: "Model"}
 _FREE_TEXT_TAGS = {0x010E: "ImageDescription", 0x9C9C: "XPComment", 0x9C9D: "XPAuthor", 0x9C9F: "XPSubject"}
-_EXIF_IFD_FREE_TEXT = {0x9286: "UserComment", 0x927C: "MakerNote"}
+_USER_COMMENT, _MAKER_NOTE = 0x9286, 0x927C
 _PNG_TOOL_KEYS = ("Software", "Source", "Title", "Author")
 _PNG_FREE_TEXT_KEYS = ("Description", "Comment")
 _MAX_FIELD = 64 * 1024
@@ -44,12 +44,10 @@ def read_tags(image: Image.Image) -> list[Signal]:
     tool_values = {name: _text(exif.get(tag)) for tag, name in _TOOL_TAGS.items()}
     free_values = {name: _text(exif.get(tag), utf16le=tag >= 0x9C9B) for tag, name in _FREE_TEXT_TAGS.items()}
     exif_ifd = exif.get_ifd(_EXIF_IFD) if _EXIF_IFD in exif else {}
-    free_values["UserComment"] = _user_comment(exif_ifd.get(0x9286))
-    maker_note = exif_ifd.get(0x927C)
+    for where, block in (("", exif_ifd), ("IFD0 ", exif)):  # DALL-E 2 writes both tags into IFD0
+        free_values[f"{where}UserComment"] = _user_comment(block.get(_USER_COMMENT))
+        free_values |= _maker_note_runs(f"{where}MakerNote", block.get(_MAKER_NOTE))
     signals = _generator_signals("exif", "EXIF", tool_values) + _claim_signals("exif", "EXIF", free_values)
-    if isinstance(maker_note, bytes):
-        runs = [run.decode("ascii") for run in _PRINTABLE_RUN.findall(maker_note[:_MAX_FIELD])]
-        signals += _claim_signals("exif", "EXIF", {f"MakerNote[{i}]": run for i, run in enumerate(runs)})
     if image.format == "PNG":
         signals += _generator_signals("png_text", "PNG text", {key: _text(image.info.get(key)) for key in _PNG_TOOL_KEYS})
         signals += _claim_signals("png_text", "PNG text", {key: _text(image.info.get(key)) for key in _PNG_FREE_TEXT_KEYS})
@@ -101,15 +99,25 @@ def _exif(image: Image.Image) -> Image.Exif:
     return image.getexif()
 
 
+def _maker_note_runs(name: str, value: object) -> dict[str, str]:
+    """MakerNote is vendor binary: its printable runs, each read as a free-text field."""
+    if not isinstance(value, bytes):
+        return {}
+    return {f"{name}[{i}]": run.decode("ascii") for i, run in enumerate(_PRINTABLE_RUN.findall(value[:_MAX_FIELD]))}
+
+
 def _user_comment(value: object) -> str:
-    """EXIF UserComment: an 8-byte character code, then the text (UNICODE: UTF-16 of either byte order)."""
+    """EXIF UserComment: an 8-byte character code, then the text (UNICODE: UTF-16 of either byte
+    order); a value without a known code (DALL-E 2 writes bare text) is read whole."""
     if not isinstance(value, bytes):
         return _text(value)
     code, body = value[:8], value[8:_MAX_FIELD]
     if code == b"UNICODE\0":
         big, little = body.decode("utf-16-be", errors="replace"), body.decode("utf-16-le", errors="replace")
         return _text(big if sum(c.isascii() for c in big) >= sum(c.isascii() for c in little) else little)
-    return _text(body.decode(_USER_COMMENT_CODES.get(code, "latin-1"), errors="replace"))
+    if code not in _USER_COMMENT_CODES:
+        return _text(value[:_MAX_FIELD].decode("latin-1"))
+    return _text(body.decode(_USER_COMMENT_CODES[code], errors="replace"))
 
 
 def _text(value: object, utf16le: bool = False) -> str:

@@ -41,6 +41,7 @@ def classify_source_type(value: str) -> str | None:
 _GENERATOR_NAMES = [
     (r"\bmidjourney\b", "Midjourney"),
     (r"\bdall[\s\-\u00b7.]?e[\s\-]?2\b", "OpenAI DALL-E 2"),
+    (r"\bopenai labs\b|\bopenai--imagegeneration--", "OpenAI DALL-E 2"),  # labs.openai.com, DALL-E 2's app
     (r"\bdall[\s\-\u00b7.]?e[\s\-]?3\b", "OpenAI DALL-E 3"),
     (r"\bdall[\s\-\u00b7.]?e\b", "OpenAI DALL-E"),
     (r"\bgpt-image\b|\bchatgpt\b", "OpenAI ChatGPT"),

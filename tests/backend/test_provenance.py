@@ -381,3 +381,30 @@ def test_tc260_aigc_label_in_xmp(label, verdict, generator):
     provenance = read_provenance(png(xmp=_tc260(label)))
     assert (provenance.verdict, provenance.generator) == (verdict, generator)
     assert provenance.signals[0].detail.startswith("TC260:AIGC")
+
+
+def dalle2_png(user_comment: bytes | None, maker_note: bytes | None) -> bytes:
+    """A PNG tagged as DALL-E 2's originals are: UserComment and MakerNote in IFD0 (the main EXIF
+    block, in an eXIf chunk), not in the Exif sub-IFD where cameras put them."""
+    exif = Image.Exif()
+    if user_comment is not None:
+        exif[0x9286] = user_comment
+    if maker_note is not None:
+        exif[0x927C] = maker_note
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "gray").save(buffer, "PNG", exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "user_comment, maker_note",
+    [
+        (b"Made with OpenAI Labs", b"OpenAI--ImageGeneration--7fd0a6c5e1d54c2bb5e0"),
+        (b"Made with OpenAI Labs", None),
+        (None, b"OpenAI--ImageGeneration--7fd0a6c5e1d54c2bb5e0"),
+    ],
+)
+def test_dalle2_markers_in_ifd0_name_dalle2(user_comment, maker_note):
+    provenance = read_provenance(dalle2_png(user_comment, maker_note))
+    assert provenance.verdict == "ai" and provenance.generator == "OpenAI DALL-E 2", provenance.signals
+    assert all(signal.kind == "exif" for signal in provenance.signals)
