@@ -126,6 +126,8 @@ def build_manifest(
         "device": device,
         "text_cache": text_cache,
         "temperature": meta.temperature,
+        "verdict_band": verdict_band(detector.config.verdict),
+        "source_name_min_confidence": detector.config.verdict.name_generator_from,
         "backbones": backbones(detector.config),
         "model_config": config,
         "metrics": meta.metrics,
@@ -139,6 +141,11 @@ def build_manifest(
     }
     manifest.update(extra or {})
     return manifest
+
+
+def verdict_band(verdict) -> dict[str, float]:
+    """The operating point the recipe was chosen with (``VerdictConfig``), for the backend."""
+    return {"threshold": verdict.threshold, "uncertain_band": verdict.uncertain_band}
 
 
 def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> None:

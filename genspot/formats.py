@@ -49,6 +49,11 @@ class CheckpointMeta(msgspec.Struct, kw_only=True, frozen=True):
         return float((self.trees or {}).get("scale_without_caption", 1.0))
 
 
+class VerdictBand(msgspec.Struct, kw_only=True, frozen=True):
+    threshold: float
+    uncertain_band: float
+
+
 class BundleManifest(msgspec.Struct, kw_only=True, frozen=True):
     """The typed view of ``manifest.json`` (fields the reader uses; others are kept in the raw dict)."""
 
@@ -67,6 +72,12 @@ class BundleManifest(msgspec.Struct, kw_only=True, frozen=True):
     temperature: float = 1.0
     quantization: str | None = None
     display_names: dict[str, str] = {}
+    # The least p_source at which the source head's top guess is named as the generator (chosen
+    # where its named guesses prove accurate on validation data); None: not measured for this bundle.
+    source_name_min_confidence: float | None = None
+    # The verdict band the detector was chosen with (``ai`` from threshold + uncertain_band, ``real``
+    # below threshold - uncertain_band); None in bundles from before it: the backend's defaults.
+    verdict_band: VerdictBand | None = None
     tensorrt: dict[str, Any] = {}
     parity: dict[str, Any] = {}
     metrics: dict[str, Any] = {}

@@ -8,6 +8,7 @@ with a dynamic batch size and (text) a dynamic sequence length.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -33,11 +34,21 @@ def backbone_key(config: ImageBranchConfig | TextBranchConfig) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def feature_store_config(config: ImageBranchConfig) -> ImageBranchConfig:
+    """The config whose features a cache file holds: for pooled "layers", every block with its
+    token statistics, so one pass over the pictures serves every choice of blocks."""
+    if config.pooled != "layers":
+        return config
+    return dataclasses.replace(config, blocks=(), token_stats=True)
+
+
 class ImageBranch(nn.Module):
     """An open_clip image tower; output = pooled (optionally projected) embedding, or with
-    ``pooled="layers"`` the class token of every block, each through the tower's final LayerNorm,
-    concatenated ([N, blocks * width]): earlier blocks keep low-level traces that the last one,
-    trained for semantics, has let go (cf. RINE, Koutlis & Papadopoulos, 2024)."""
+    ``pooled="layers"`` the class token of each chosen block (every block by default), each through
+    the tower's final LayerNorm, concatenated ([N, blocks * width]): earlier blocks keep low-level
+    traces that the last one, trained for semantics, has let go (cf. RINE, Koutlis & Papadopoulos,
+    2024). ``token_stats`` adds each block's patch-token mean and standard deviation after the
+    LayerNorm ([N, blocks * 3 * width]); the tower runs only up to the last chosen block."""
 
     def __init__(self, config: ImageBranchConfig, load_weights: bool = True):
         super().__init__()
@@ -47,6 +58,12 @@ class ImageBranch(nn.Module):
         self.every_layer = config.pooled == "layers"
         if config.pooled in ("pre_projection", "layers"):
             self.visual.proj = None
+        self.depth = len(self.visual.transformer.resblocks)
+        self.width = int(self.visual.ln_post.normalized_shape[0])
+        if any(b >= self.depth for b in config.blocks):
+            raise BranchBuildError(f"image.blocks {list(config.blocks)}: the tower has blocks 0-{self.depth - 1}")
+        self.blocks = list(config.blocks) or list(range(self.depth))
+        self.token_stats = config.token_stats
         size = self.visual.image_size
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         preprocess_cfg = getattr(self.visual, "preprocess_cfg", None) or {}
@@ -58,19 +75,38 @@ class ImageBranch(nn.Module):
             self.output_dim = int(self(torch.zeros(1, 3, self.input_size, self.input_size)).shape[-1])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.features(image, self.blocks, self.token_stats)
+
+    def features(self, image: torch.Tensor, blocks: list[int], token_stats: bool) -> torch.Tensor:
+        """The branch's output for any choice of blocks (feature caches ask for all of them)."""
         if image.shape[-1] != self.input_size or image.shape[-2] != self.input_size:
             image = F.interpolate(
                 image, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False, antialias=True
             )
         image = (image - self.mean) / self.std
         if self.every_layer:  # the tower's own forward is bypassed: cast to its dtype here (bf16 bundles)
-            return self._class_tokens(image.to(self.visual.conv1.weight.dtype))
+            return self._block_tokens(image.to(self.visual.conv1.weight.dtype), blocks, token_stats)
         return self.visual(image)
 
-    def _class_tokens(self, image: torch.Tensor) -> torch.Tensor:
+    def store_columns(self) -> list[int] | None:
+        """Where this branch's features sit in a row of ``feature_store_config``'s features (None: all)."""
+        if not self.every_layer:
+            return None
+        parts = 3 if self.token_stats else 1
+        return [3 * self.width * b + i for b in self.blocks for i in range(parts * self.width)]
+
+    def _block_tokens(self, image: torch.Tensor, blocks: list[int], token_stats: bool) -> torch.Tensor:
         visual = self.visual
-        found = visual.forward_intermediates(image, intermediates_only=True, output_fmt="NLC", output_extra_tokens=True)
-        return torch.cat([visual.ln_post(prefix[:, 0]) for prefix in found["image_intermediates_prefix"]], dim=1)
+        found = visual.forward_intermediates(
+            image, indices=blocks, stop_early=True, intermediates_only=True, output_fmt="NLC", output_extra_tokens=True
+        )
+        parts = []
+        for prefix, patches in zip(found["image_intermediates_prefix"], found["image_intermediates"]):
+            parts.append(visual.ln_post(prefix[:, 0]))
+            if token_stats:
+                normed = visual.ln_post(patches)
+                parts += [normed.mean(dim=1), normed.std(dim=1, unbiased=False)]
+        return torch.cat(parts, dim=1)
 
 
 def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:

@@ -35,6 +35,11 @@ class ImageBranchConfig:
     model_cfg: dict | None = None
     pooled: str = "pre_projection"  # "pre_projection" (the paper's 768-d pooler output) | "projection" | "layers"
     freeze: bool = True
+    # pooled "layers" only: which blocks' tokens to read (empty: every block; the tower stops after
+    # the last one read), and whether each block adds the mean and standard deviation of its patch
+    # tokens to its class token (local evidence that the class token averages away).
+    blocks: tuple[int, ...] = ()
+    token_stats: bool = False
 
     def __post_init__(self) -> None:
         # OpenAI's CLIP weights were trained with QuickGELU; open_clip builds GELU for the plain name and
@@ -45,6 +50,10 @@ class ImageBranchConfig:
                 f"image: OpenAI CLIP weights ({self.pretrained!r}) need the QuickGELU tower: "
                 f"model_name {self.model_name + '-quickgelu'!r}, not {self.model_name!r}"
             )
+        if (self.blocks or self.token_stats) and self.pooled != "layers":
+            raise ConfigError("image: blocks and token_stats need pooled \"layers\"")
+        if any(b < 0 for b in self.blocks) or list(self.blocks) != sorted(set(self.blocks)):
+            raise ConfigError(f"image.blocks must be distinct block indices in increasing order; got {list(self.blocks)}")
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,25 @@ class TreesConfig:
             raise ConfigError(f"trees: {'; '.join(problems)} (got {self})")
 
 
+@dataclass(frozen=True)
+class VerdictConfig:
+    """The operating point the bundle ships with, chosen by cross-validation on train (model card):
+    ``ai`` from ``threshold + uncertain_band`` up, ``real`` below ``threshold - uncertain_band``,
+    ``uncertain`` between; the source head names a generator only from ``name_generator_from``
+    (None: not measured, the backend's conservative default)."""
+
+    threshold: float = 0.5
+    uncertain_band: float = 0.15
+    name_generator_from: float | None = None
+
+    def __post_init__(self) -> None:
+        low, high = self.threshold - self.uncertain_band, self.threshold + self.uncertain_band
+        if not (0.0 < self.threshold < 1.0 and self.uncertain_band >= 0.0 and low > 0.0 and high < 1.0):
+            raise ConfigError(f"verdict: threshold +- uncertain_band must lie inside (0, 1); got {self}")
+        if self.name_generator_from is not None and not 0.0 < self.name_generator_from <= 1.0:
+            raise ConfigError(f"verdict.name_generator_from must be in (0, 1]; got {self.name_generator_from}")
+
+
 class _FileSection:
     """JSON round trip of a top-level config dataclass."""
 
@@ -166,6 +194,7 @@ class ModelConfig(_FileSection):
     fusion: FusionConfig = field(default_factory=FusionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     trees: TreesConfig = field(default_factory=TreesConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
 
 
 @dataclass(frozen=True)

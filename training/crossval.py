@@ -6,12 +6,14 @@ Folds keep each caption / prompt group (``group_key``) on one side and are strat
 source and class. Every epoch, each fold's held-out images are predicted; the out-of-fold
 predictions of all folds are pooled per source (each ``--data`` given) into task-A macro-F1
 (captions blanked) and AUROC with percentile-bootstrap intervals, and task-B macro-F1 (captions
-as given). RUN_DIR gets ``cv.json`` and ``cv.png`` (the pooled figures per epoch). Takes the
-same options as `genspot train`, plus ``--folds``.
+as given). RUN_DIR gets ``cv.json`` (the pooled figures per epoch, each image's last-epoch out-of-fold
+prediction, and the operating point they support: ``operating_point``) and ``cv.png``. Takes
+the same options as `genspot train`, plus ``--folds``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -30,6 +32,7 @@ from genspot.training.features import FrozenFeatures
 from genspot.training.distributed import TrainingProcess, distributed_runtime, log_to_run_dir
 from genspot.training.loop import Trainer, Validator, prepare_frozen_features
 from genspot.training.model import create_model
+from genspot.training.operating_point import Targets, choose_band, choose_naming_confidence, format_table, outcome_table
 from genspot.training.train import build_parser as build_train_parser, resolve_configs
 
 log = logging.getLogger("genspot.cv")
@@ -88,6 +91,7 @@ def cross_validate(args, process: TrainingProcess) -> dict:
     epochs = train_config.epochs
     p_ai = np.zeros((epochs, len(samples)))
     pred_b = [[""] * len(samples) for _ in range(epochs)]
+    top_b, top_p = [""] * len(samples), np.zeros(len(samples))  # the source head's guess, last epoch
     started = time.monotonic()
     torch.manual_seed(train_config.seed)
     model = create_model(model_config, labels_b).to(process.device)  # built once: backbones are the folds' costliest part
@@ -106,6 +110,8 @@ def cross_validate(args, process: TrainingProcess) -> dict:
             p_ai[epoch, held] = blank.p_ai
             for i, label in zip(held, given.pred_label_b(labels_b)):
                 pred_b[epoch][i] = label
+        for i, best, probs in zip(held, given.probs_b.argmax(axis=1), given.probs_b):
+            top_b[i], top_p[i] = labels_b[best], float(probs[best])
         log.info("fold %d/%d done (%.0f s so far)", number, len(folds), time.monotonic() - started)
     per_epoch = []
     for epoch in range(epochs):
@@ -115,6 +121,7 @@ def cross_validate(args, process: TrainingProcess) -> dict:
             chosen = [samples[i] for i in np.flatnonzero(mask)]
             row[str(spec)] = pooled_metrics(chosen, p_ai[epoch, mask], [pred_b[epoch][i] for i in np.flatnonzero(mask)], labels_b)
         per_epoch.append(row)
+    oof = out_of_fold_rows(samples, p_ai[-1], top_b, top_p)
     return {
         "config": model_config.name,
         "train_config": train_config.to_dict(),
@@ -123,6 +130,34 @@ def cross_validate(args, process: TrainingProcess) -> dict:
         "fold_sizes": [len(f) for f in folds],
         "seconds": round(time.monotonic() - started, 1),
         "epochs": per_epoch,
+        "operating_point": operating_point(oof),
+        "out_of_fold": oof,
+    }
+
+
+def out_of_fold_rows(samples: list[Sample], p_ai: np.ndarray, top_b: list[str], top_p: np.ndarray) -> list[dict]:
+    """The last epoch's out-of-fold prediction of every train image (the operating point's input)."""
+    return [
+        {"key": s.key, "source": s.source or "", "label_a": s.label_a, "label_b": s.label_b,
+         "p_ai": round(float(p), 6), "top_source": b, "top_source_p": round(float(q), 6)}
+        for s, p, b, q in zip(samples, p_ai, top_b, top_p)
+    ]
+
+
+def operating_point(oof: list[dict], targets: Targets = Targets()) -> dict:
+    """The verdict band and naming confidence these predictions support, with the outcomes at that band."""
+    p_ai = np.array([r["p_ai"] for r in oof])
+    label_a = np.array([r["label_a"] for r in oof])
+    sources = np.array([r["source"] for r in oof])
+    band = choose_band(p_ai, label_a, sources, targets)
+    ai = label_a == 1
+    correct = np.array([r["top_source"] == r["label_b"] for r in oof])
+    naming = choose_naming_confidence(np.array([r["top_source_p"] for r in oof])[ai], correct[ai], targets)
+    return {
+        "targets": dataclasses.asdict(targets),
+        "verdict": {"threshold": band.threshold, "uncertain_band": band.uncertain_band, "name_generator_from": naming},
+        "ai_from": band.ai_from, "real_below": band.real_below,
+        "outcomes": outcome_table(p_ai, label_a, sources, band),
     }
 
 
@@ -136,6 +171,12 @@ def summary(report: dict) -> str:
             f"[{interval['macro_f1'][0]:.3f}, {interval['macro_f1'][1]:.3f}], AUROC {row['task_a_auroc']:.3f} "
             f"[{interval['auroc'][0]:.3f}, {interval['auroc'][1]:.3f}], task-B macro-F1 {row['task_b_macro_f1']:.3f}"
         )
+    point = report["operating_point"]
+    lines.append(
+        f"operating point: ai from p_ai {point['ai_from']:.2f}, real below {point['real_below']:.2f} "
+        f"(config \"verdict\": {json.dumps(point['verdict'])})"
+    )
+    lines.append(format_table(point["outcomes"]))
     return "\n".join(lines)
 
 

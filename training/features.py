@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from genspot.text import caption_hash
-from genspot.training.branches import backbone_key
+from genspot.training.branches import backbone_key, feature_store_config
 from genspot.training.data import DetectorDataset, Sample, collate
 from genspot.training.model import GenspotDetector
 
@@ -87,9 +87,11 @@ def _fill_image_store(store, model, samples, keys, batch_size, device, bf16, pro
     dataset = DetectorDataset([s for _, s in unique], model.labels_b, model.config.image_size)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     branch = model.branches["image"]
+    full = feature_store_config(model.config.image)
     for batch in tqdm(loader, desc="caching image features", unit="batch", disable=not progress):
         with autocast(device, bf16):
-            features = branch(batch["image"].to(device))
+            features = branch.features(batch["image"].to(device), list(range(branch.depth)), full.token_stats) \
+                if branch.every_layer else branch(batch["image"].to(device))
         store.add([unique[i][0] for i in batch["index"].tolist()], features)
 
 
@@ -123,12 +125,15 @@ def frozen_features(
     image = text = None
     frozen = model.frozen_branches()
     if "image" in frozen:
-        store = FeatureStore(cache_dir / f"image-{backbone_key(model.config.image)}.pt")
+        store = FeatureStore(cache_dir / f"image-{backbone_key(feature_store_config(model.config.image))}.pt")
         keys = image_keys(samples, model.config.image_size)
         _fill_image_store(store, model, samples, keys, batch_size, device, bf16, progress)
         if write:
             store.save()
         image = store.rows(keys)
+        columns = model.branches["image"].store_columns()
+        if columns is not None:
+            image = image[:, columns]
     if "text" in frozen:
         text = FeatureStore(cache_dir / f"text-{backbone_key(model.config.text)}.pt")
         _fill_text_store(text, model, [s.caption for s in samples], batch_size, device, bf16, progress)

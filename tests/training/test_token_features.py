@@ -1,0 +1,59 @@
+"""Block choice and patch-token statistics of the image branch, and the feature cache that serves
+every choice of blocks from one pass over the pictures."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from genspot.training.branches import BranchBuildError, ImageBranch, feature_store_config
+from genspot.training.config import ConfigError, ImageBranchConfig
+
+TOWER = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 4, "width": 32, "head_width": 16, "patch_size": 8}}
+
+
+def branch(**changes) -> ImageBranch:
+    torch.manual_seed(0)
+    config = ImageBranchConfig(enabled=True, model_name="tiny-vit", pretrained=None, pooled="layers", model_cfg=TOWER)
+    return ImageBranch(dataclasses.replace(config, **changes)).eval()
+
+
+@torch.no_grad()
+def test_chosen_blocks_and_token_stats_are_columns_of_the_full_feature():
+    full, chosen = branch(), branch(blocks=(1, 2), token_stats=True)
+    chosen.load_state_dict(full.state_dict())
+    image = torch.rand(3, 3, 32, 32)
+    everything = full.features(image, list(range(full.depth)), True)
+    assert everything.shape == (3, 4 * 3 * 32)
+    assert chosen.output_dim == 2 * 3 * 32
+    assert torch.equal(chosen(image), everything[:, chosen.store_columns()])
+    assert torch.equal(full(image), everything[:, full.store_columns()]), "class tokens alone: the former layout"
+
+
+@torch.no_grad()
+def test_token_stats_are_the_mean_and_spread_of_the_normalised_patch_tokens():
+    model = branch(blocks=(3,), token_stats=True)
+    image = torch.rand(2, 3, 32, 32)
+    visual = model.visual
+    tokens = visual.transformer(visual._embeds((image - model.mean) / model.std))
+    normed = visual.ln_post(tokens)
+    expected = torch.cat([normed[:, 0], normed[:, 1:].mean(1), normed[:, 1:].std(1, unbiased=False)], dim=1)
+    torch.testing.assert_close(model(image), expected)
+
+
+def test_the_cache_holds_every_block_with_its_statistics():
+    config = ImageBranchConfig(enabled=True, pooled="layers", blocks=(0, 4), model_cfg=TOWER, pretrained=None)
+    assert feature_store_config(config) == dataclasses.replace(config, blocks=(), token_stats=True)
+    pooled = ImageBranchConfig(enabled=True, model_cfg=TOWER, pretrained=None)
+    assert feature_store_config(pooled) is pooled
+
+
+def test_bad_block_choices_are_named():
+    with pytest.raises(ConfigError, match="increasing order"):
+        ImageBranchConfig(enabled=True, pooled="layers", blocks=(3, 1))
+    with pytest.raises(ConfigError, match='need pooled "layers"'):
+        ImageBranchConfig(enabled=True, token_stats=True, model_cfg=TOWER)
+    with pytest.raises(BranchBuildError, match="blocks 0-3"):
+        branch(blocks=(4,))
