@@ -121,7 +121,7 @@ def cross_validate(args, process: TrainingProcess) -> dict:
             chosen = [samples[i] for i in np.flatnonzero(mask)]
             row[str(spec)] = pooled_metrics(chosen, p_ai[epoch, mask], [pred_b[epoch][i] for i in np.flatnonzero(mask)], labels_b)
         per_epoch.append(row)
-    oof = out_of_fold_rows(samples, p_ai[-1], top_b, top_p)
+    oof = out_of_fold_rows(samples, [str(args.data[i]) for i in sources], p_ai[-1], top_b, top_p)
     return {
         "config": model_config.name,
         "train_config": train_config.to_dict(),
@@ -135,12 +135,12 @@ def cross_validate(args, process: TrainingProcess) -> dict:
     }
 
 
-def out_of_fold_rows(samples: list[Sample], p_ai: np.ndarray, top_b: list[str], top_p: np.ndarray) -> list[dict]:
+def out_of_fold_rows(samples: list[Sample], data: list[str], p_ai: np.ndarray, top_b: list[str], top_p: np.ndarray) -> list[dict]:
     """The last epoch's out-of-fold prediction of every train image (the operating point's input)."""
     return [
-        {"key": s.key, "source": s.source or "", "label_a": s.label_a, "label_b": s.label_b,
+        {"data": spec, "key": s.key, "source": s.source or "", "label_a": s.label_a, "label_b": s.label_b,
          "p_ai": round(float(p), 6), "top_source": b, "top_source_p": round(float(q), 6)}
-        for s, p, b, q in zip(samples, p_ai, top_b, top_p)
+        for s, spec, p, b, q in zip(samples, data, p_ai, top_b, top_p)
     ]
 
 

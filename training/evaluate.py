@@ -28,6 +28,7 @@ from genspot.training.model_cli import (
     select_split,
     write_csv,
 )
+from genspot.training.operating_point import Band, format_table, outcome_table
 from genspot.training.plots import plot_confusion_matrix, plot_reliability
 from genspot.training.predict import Predictions
 
@@ -90,6 +91,15 @@ def format_summary(report: dict) -> str:
         lines.append(f"task B leaves out {unseen['n']} samples of unseen generators: {', '.join(unseen['labels'])}")
     if b["n_without_label"]:
         lines.append(f"task B leaves out {b['n_without_label']} AI samples without a generator name")
+    point = report.get("operating_point")
+    if point:
+        lines.append(f"shipped band: ai from p_ai {point['ai_from']:.2f}, real below {point['real_below']:.2f}")
+        lines.append(format_table(point["outcomes"]))
+        named = point.get("named_generators")
+        if named:
+            accuracy = "n/a" if named["accuracy"] is None else f"{named['accuracy']:.1%}"
+            lines.append(f"generator named on {named['named']} of {named['of_ai_called_ai']} AI pictures called ai "
+                         f"(top source >= {named['from']:.2f}): right {accuracy}")
     return "\n".join(lines)
 
 
@@ -114,6 +124,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         **compute_metrics(label_a, predictions.p_ai, label_b, pred_b, labels_b, args.threshold),
         "reliability": reliability_bins(predictions.p_ai, label_a),
     }
+    report["operating_point"] = shipped_outcomes(model.config.verdict, samples, predictions, labels_b)
     if len(samples) >= 2:
         report["task_a"]["interval"] = bootstrap_interval(np.asarray(label_a), predictions.p_ai, args.threshold)
     out: Path = args.out
@@ -124,6 +135,24 @@ def evaluate(args: argparse.Namespace) -> dict:
     plot_confusion_matrix(label_b, pred_b, [REAL, *labels_b], out / "confusion_matrix.png", f"Task B confusion matrix{suffix}")
     plot_reliability(report["reliability"], report["task_a"]["ece"], out / "reliability.png", f"Task A reliability{suffix}")
     return report
+
+
+def shipped_outcomes(verdict, samples: list[Sample], predictions: Predictions, labels_b: list[str]) -> dict:
+    """Right / uncertain / wrong per source and class at the band the checkpoint ships with, and how
+    often the generators it would name are right."""
+    band = Band(ai_from=verdict.threshold + verdict.uncertain_band, real_below=verdict.threshold - verdict.uncertain_band)
+    label_a = np.array([s.label_a for s in samples])
+    sources = np.array([s.source or "" for s in samples])
+    result = {"ai_from": band.ai_from, "real_below": band.real_below, "outcomes": outcome_table(predictions.p_ai, label_a, sources, band)}
+    if verdict.name_generator_from is not None and len(samples):
+        top = predictions.probs_b.argmax(axis=1)
+        named = (label_a == 1) & (predictions.p_ai >= band.ai_from) & (predictions.probs_b.max(axis=1) >= verdict.name_generator_from)
+        right = np.array([labels_b[t] == s.label_b for t, s in zip(top, samples)])
+        result["named_generators"] = {
+            "from": verdict.name_generator_from, "named": int(named.sum()), "of_ai_called_ai": int(((label_a == 1) & (predictions.p_ai >= band.ai_from)).sum()),
+            "accuracy": float(right[named].mean()) if named.any() else None,
+        }
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from genspot.training.crossval import grouped_folds, main, train_samples_by_source
 from genspot.training.data import group_key
@@ -43,6 +44,14 @@ def test_cv_reports_pooled_out_of_fold_figures_per_source(tmp_path):
         assert row["task_a_auroc"] >= 0.8, report["epochs"]
         low, high = row["interval"]["auroc"]
         assert low <= row["task_a_auroc"] <= high
+    oof = report["out_of_fold"]
+    assert len(oof) == 3 * 14 + 3 * 10 and len({(r["data"], r["key"]) for r in oof}) == len(oof)
+    point = report["operating_point"]
+    verdict = point["verdict"]
+    assert verdict["threshold"] - verdict["uncertain_band"] == pytest.approx(point["real_below"])
+    assert verdict["threshold"] + verdict["uncertain_band"] == pytest.approx(point["ai_from"])
+    reals = np.array([r["p_ai"] for r in oof if r["label_a"] == 0])
+    assert (reals >= point["ai_from"]).mean() <= 0.03, "at most 3% of real photos called ai out of fold"
     assert (out / "cv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -59,6 +59,14 @@ def test_metrics_json_matches_predictions(val_report):
     for key in ("macro_f1", "weighted_f1", "per_class", "unseen"):
         assert key in report["task_b"]
     assert report["task_b"]["unseen"]["n"] == 0
+    point = report["operating_point"]  # the tiny config ships the default band: ai from 0.65, real below 0.35
+    assert (point["ai_from"], point["real_below"]) == pytest.approx((0.65, 0.35))
+    for row in point["outcomes"]:
+        chosen = [r for r in rows if r["label_a"] == ("1" if row["class"] == "ai" else "0")]
+        scores = np.array([float(r["p_ai"]) for r in chosen])
+        right = (scores >= 0.65) if row["class"] == "ai" else (scores < 0.35)
+        assert row["n"] == len(chosen) and row["right"] == pytest.approx(right.mean(), abs=1e-6)
+        assert row["right"] + row["uncertain"] + row["wrong"] == pytest.approx(1.0)
     interval = report["task_a"]["interval"]
     low, high = interval["macro_f1"]
     assert low <= report["task_a"]["macro_f1"] <= high and interval["level"] == 0.95
