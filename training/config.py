@@ -236,6 +236,7 @@ class TrainConfig(_FileSection):
     seed: int = 0
     num_workers: int = 0
     bf16: bool = False
+    calibrate: bool = True  # fit head A's temperature on val; false: 1 (the band was chosen on cv's scores)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from genspot.training.calibration import Calibration
 from genspot.training.checkpoint import save_checkpoint, stored_state_dict
 from genspot.training.config import (
     DEFAULT_CONFIG,
@@ -113,12 +114,13 @@ def resolve_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]
     return model_config, train_config
 
 
-def calibrate(model: GenspotDetector, validator: Validator) -> dict:
+def calibrate(model: GenspotDetector, validator: Validator, fit_temperature: bool = True) -> dict:
     """Fit the calibration on val (a pure fit), apply it to ``model`` (the tree head's caption-less
     scale; the temperature goes to the checkpoint), and return it with the calibrated val metrics
-    with and without captions."""
+    with and without captions. Without ``fit_temperature`` the temperature stays 1: a recipe whose
+    verdict band was chosen on out-of-fold scores keeps those scores' meaning, and val is not fitted to."""
     with_captions, blank = validator.predictions(False), validator.predictions(True)
-    fitted = validator.fit_calibration(with_captions, blank)
+    fitted = validator.fit_calibration(with_captions, blank) if fit_temperature else Calibration(temperature=1.0)
     head = model.tree_head
     if fitted.scale_without_caption is not None:
         head.scale_without_caption = fitted.scale_without_caption
@@ -177,7 +179,7 @@ def fit(args: argparse.Namespace, process: TrainingProcess) -> int:
         model.load_state_dict(best_state, strict=False)
         if model_config.trees.enabled:
             fit_trees(model, train_samples, train_config, process.device, progress)
-        final = {"best_epoch": best["epoch"], **calibrate(model, validator), "history": history}
+        final = {"best_epoch": best["epoch"], **calibrate(model, validator, train_config.calibrate), "history": history}
         save_checkpoint(checkpoint_path, model, temperature=final["temperature"], metrics=final, train_args=train_args)
         (args.out / "metrics.json").write_text(json.dumps(final, indent=2), encoding="utf-8")
         plot_training_curves(history, args.out / "curves.png", best["epoch"])

@@ -240,3 +240,18 @@ def test_checkpoints_without_the_finished_field_load_as_finished(tmp_path, tiny_
     torch.save(payload, old)
     model, meta = load_checkpoint(old)
     assert meta.finished is True and meta.temperature == payload["temperature"]
+
+
+def test_a_recipe_with_its_band_from_cv_keeps_temperature_one(tmp_path, synthetic_dataset):
+    """``"calibrate": false``: the band was chosen on out-of-fold scores at temperature 1, so the
+    checkpoint keeps that meaning (and val is not fitted to)."""
+    config = learnable_config(tmp_path / "learn.json", epochs=2)
+    data = json.loads(config.read_text())
+    data["train"]["calibrate"] = False
+    data["verdict"] = {"threshold": 0.6, "uncertain_band": 0.2, "name_generator_from": 0.7}
+    config.write_text(json.dumps(data))
+    out = tmp_path / "run"
+    assert main(["--data", str(synthetic_dataset), "--out", str(out), "--config", str(config), "--quiet"]) == 0
+    payload = read_checkpoint(out / "model.pt")
+    assert payload["temperature"] == 1.0
+    assert payload["config"]["verdict"] == {"threshold": 0.6, "uncertain_band": 0.2, "name_generator_from": 0.7}
