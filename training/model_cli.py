@@ -16,6 +16,7 @@ import torch
 
 from genspot.training.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint
 from genspot.training.data import DataError, Sample
+from genspot.training.features import frozen_features
 from genspot.training.model import GenspotDetector
 from genspot.training.predict import Predictions, predict
 
@@ -31,6 +32,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU with AVX-512-BF16, GPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--cache-dir", type=Path, help="read (and add to) the frozen backbones' cached features "
+                        "there, as `genspot train --cache-dir` does, instead of running them on every picture")
 
 
 def log_to_stderr() -> None:
@@ -54,6 +57,8 @@ def load_model(args: argparse.Namespace) -> tuple[GenspotDetector, CheckpointMet
 
 def run_model(model: GenspotDetector, meta: CheckpointMeta, device: torch.device, samples: list[Sample], args: argparse.Namespace,
               jpeg_quality: int | None = None) -> Predictions:
+    cached = getattr(args, "cache_dir", None) is not None and jpeg_quality is None and model.frozen_branches()
+    frozen = frozen_features(model, samples, args.cache_dir, device=device, bf16=args.bf16, progress=not args.quiet) if cached else None
     return predict(
         model,
         samples,
@@ -64,6 +69,7 @@ def run_model(model: GenspotDetector, meta: CheckpointMeta, device: torch.device
         bf16=args.bf16,
         progress=not args.quiet,
         jpeg_quality=jpeg_quality,
+        frozen=frozen,
     )
 
 

@@ -114,3 +114,15 @@ def test_jpeg_quality_re_encodes_the_images_first(tiny_checkpoint, synthetic_dat
     clean = [float(r["p_ai"]) for r in read_rows(tmp_path / "clean" / "predictions.csv")]
     degraded = [float(r["p_ai"]) for r in read_rows(tmp_path / "q1" / "predictions.csv")]
     assert clean != degraded, "the tiny model reads pixels, so re-encoded images score differently"
+
+
+def test_cached_features_give_the_same_predictions(tiny_checkpoint, synthetic_dataset, tmp_path, val_report):
+    """``--cache-dir``: the frozen backbones' features come from the training cache (filled here first)."""
+    cache = tmp_path / "features"
+    out = tmp_path / "cached"
+    argv = ["--checkpoint", str(tiny_checkpoint), "--data", str(synthetic_dataset), "--split", "val", "--quiet"]
+    assert main([*argv, "--out", str(out), "--cache-dir", str(cache)]) == 0
+    assert sorted(p.name.split("-")[0] for p in cache.glob("*.pt")) == ["image", "text"]
+    cached, direct = read_rows(out / "predictions.csv"), read_rows(val_report / "predictions.csv")
+    assert [r["image"] for r in cached] == [r["image"] for r in direct]
+    np.testing.assert_allclose([float(r["p_ai"]) for r in cached], [float(r["p_ai"]) for r in direct], atol=1e-5)
