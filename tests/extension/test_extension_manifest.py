@@ -14,7 +14,7 @@ MANIFEST = json.loads((EXTENSION_DIR / "manifest.json").read_text(encoding="utf-
 
 
 def referenced_files() -> list[str]:
-    files = [MANIFEST["background"]["service_worker"], MANIFEST["action"]["default_popup"], MANIFEST["options_ui"]["page"]]
+    files = [MANIFEST["background"]["service_worker"], *MANIFEST["background"]["scripts"], MANIFEST["action"]["default_popup"], MANIFEST["options_ui"]["page"]]
     files += [path for script in MANIFEST["content_scripts"] for path in script["js"]]
     files += list(MANIFEST["icons"].values()) + list(MANIFEST["action"]["default_icon"].values())
     return files
@@ -27,6 +27,14 @@ def test_manifest_v3_with_minimal_permissions():
     assert "web_accessible_resources" not in MANIFEST
     assert "externally_connectable" not in MANIFEST
     assert MANIFEST["background"]["type"] == "module"
+
+
+def test_one_background_script_for_chromium_and_firefox():
+    """Chromium runs `service_worker`, Firefox `scripts` (as an event page): the same module,
+    so the two browsers cannot drift apart; Firefox needs the add-on id to keep its storage."""
+    background = MANIFEST["background"]
+    assert background["scripts"] == [background["service_worker"]]
+    assert MANIFEST["browser_specific_settings"]["gecko"]["id"] == "genspot@genspot.example"
 
 
 def test_every_referenced_file_exists():
