@@ -4,22 +4,23 @@ which evidence decided.
 Results are cached as raw probabilities (:class:`Detection`), and verdicts are derived here on
 every answer, so changing the thresholds never needs a cache flush.
 
-The policy (docs/backend.md, "How evidence combines"), strongest evidence first:
+The policy (docs/backend.md, "How evidence combines", a table with a test per row), strongest
+evidence first:
 
 1. Metadata that proves AI generation (a C2PA or IPTC AI source type, an AI tool's
    C2PA creation, Stable Diffusion parameters, a generator's name or claim in EXIF / PNG
    text, a TC260 AIGC label) -> ``ai``, decided by provenance, whatever the model says.
    Nobody gains by forging an AI label onto a photo as often as by stripping one, and the
-   label is shown with where it was found.
+   label is shown with where it was found. A C2PA manifest that fails validation proves
+   nothing: the reader shows its claims as tampered and they count for neither side.
 2. An intact C2PA manifest (its hashes and signature check out) that declares a capture or
-   an edit history without any AI source -> ``real``, decided by provenance. When its
-   signer is on no trust list (``untrusted``: offline, anyone can sign a manifest with a
-   certificate they made) and the model says ``ai``, the two disagree: ``uncertain``,
-   still decided by provenance, with the model's view in ``conflict``.
-3. Weak capture evidence (camera EXIF Make/Model, an XMP capture source type, a capture
-   declared in an *invalid* manifest) is easy to copy onto any file: it never makes an
-   image ``real``, but it holds a model ``ai`` verdict at ``uncertain`` (decided by the
-   model, the disagreement in ``conflict``).
+   an edit history without any AI source -> ``real``, decided by provenance, when its signer
+   is on a trust list (``valid``), or when the model does not say ``ai``. A signer on no trust
+   list (``untrusted``: offline, anyone can sign a manifest with a certificate they made)
+   never overrides a model ``ai``.
+3. Claims of a camera that anyone can write (camera EXIF Make/Model, an XMP capture source
+   type, an intact manifest of an untrusted signer against a model ``ai``) are shown, in
+   ``conflict`` when the model says ``ai``, and never move the model's verdict.
 4. Otherwise the model decides, by the thresholds.
 """
 
@@ -87,9 +88,9 @@ def decide(detection: Detection, thresholds: Thresholds, labels: list[str]) -> D
             return Decision(verdict="real", source=Source("real", 1.0), decided_by="provenance", model_verdict=by_model,
                             conflict=model_says if by_model == "ai" else None)
         if by_model == "ai":
-            evidence = signed or _weak_capture(provenance)
-            return Decision(verdict="uncertain", source=_first_source(detection), model_verdict=by_model,
-                            decided_by="provenance" if signed else "model", conflict=f"{model_says}, but {evidence}")
+            claim = signed or _unsigned_capture(provenance)
+            return Decision(verdict="ai", source=_first_source(detection), decided_by="model", model_verdict=by_model,
+                            conflict=f"{claim}; anyone can write such a claim, so it does not move the model's verdict")
     if by_model == "real" or not detection.sources:
         return Decision(verdict=by_model, source=Source("real", round(1.0 - p_ai, 6)), decided_by="model", model_verdict=by_model)
     return Decision(verdict=by_model, source=detection.sources[0], decided_by="model", model_verdict=by_model)
@@ -111,11 +112,10 @@ def _signed_capture(provenance: Provenance) -> str | None:
     return f"a C2PA manifest signed by {status.signer or 'an unnamed signer'} ({trust}) says: {signal.detail}"
 
 
-def _weak_capture(provenance: Provenance) -> str:
+def _unsigned_capture(provenance: Provenance) -> str:
     signal = next(s for s in provenance.signals if s.verdict == "not-ai")
-    if signal.kind == "exif":
-        return f"{signal.detail} (camera EXIF is easy to copy onto any file, so it only holds the verdict at uncertain)"
-    return f"{signal.detail} (unverified: {signal.kind} metadata without an intact signature)"
+    what = "camera EXIF" if signal.kind == "exif" else f"{signal.kind} metadata without an intact signature"
+    return f"{signal.detail} (unverified {what})"
 
 
 def _match_label(generator: str, labels: list[str]) -> str:

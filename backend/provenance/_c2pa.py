@@ -57,7 +57,19 @@ def read_c2pa(data: bytes) -> tuple[list[Signal], C2paStatus | None]:
                 store = json.loads(reader.json())
     except c2pa.C2paError as exc:
         return _reader_error(str(exc)), None
-    return signals_from_store(store), status_from_store(store)
+    status = status_from_store(store)
+    signals = signals_from_store(store)
+    return (_as_tampered(signals) if status.validity == "invalid" else signals), status
+
+
+def _as_tampered(signals: list[Signal]) -> list[Signal]:
+    """A manifest that fails validation (hash, signature or certificate) proves nothing: its
+    claims are shown, marked tampered, and count for neither side."""
+    return [
+        signal if signal.verdict is None else
+        Signal(signal.kind, f"tampered (the manifest fails validation; proves nothing): {signal.detail}", None, signal.generator)
+        for signal in signals
+    ]
 
 
 def status_from_store(store: dict) -> C2paStatus:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from genspot.backend.app import create_app
 from genspot.backend.provenance import C2paStatus, Provenance, Signal, read_provenance
@@ -31,12 +31,37 @@ def real_file(name: str) -> bytes:
     return path.read_bytes()
 
 
-def camera_jpeg() -> bytes:
+def camera_jpeg(make: str | None = "Canon", model: str = "Canon EOS REBEL T3") -> bytes:
     exif = Image.Exif()
-    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS REBEL T3"
+    if make is not None:
+        exif[0x010F], exif[0x0110] = make, model
     buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), "gray").save(buffer, "JPEG", exif=exif)
+    Image.new("RGB", (64, 64), "gray").save(buffer, "JPEG", exif=exif)
     return buffer.getvalue()
+
+
+def xmp_capture_png() -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" Iptc4xmpExt:DigitalSourceType='
+        '"http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"/></rdf:RDF></x:xmpmeta>'
+    ))
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "gray").save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def transplanted(manifest_file: str, target_jpeg: bytes) -> bytes:
+    """``target_jpeg`` carrying the C2PA manifest (APP11 segments) of a real file, as a forger
+    would copy it: the manifest's hash of the image no longer matches."""
+    source, at, segments = real_file(manifest_file), 2, []
+    while source[at] == 0xFF and source[at + 1] != 0xDA:  # up to the start of scan
+        end = at + 2 + int.from_bytes(source[at + 2 : at + 4], "big")
+        if source[at + 1] == 0xEB:
+            segments.append(source[at:end])
+        at = end
+    return target_jpeg[:2] + b"".join(segments) + target_jpeg[2:]
 
 
 def judged(provenance: Provenance | None, p_ai: float):
@@ -51,14 +76,34 @@ def test_metadata_proving_ai_decides_whatever_the_model_says(p_ai):
     assert (decision.conflict is None) == (decision.model_verdict == "ai")
 
 
-def test_an_intact_signed_ai_free_edit_decides_real_unless_an_untrusted_signer_meets_a_confident_model():
-    provenance = read_provenance(real_file("c2pa/edit_photoshop_no_ai.jpg"))
+def test_an_ai_claim_in_an_intact_manifest_decides_ai():
+    provenance = read_provenance(real_file("c2pa/ai_firefly_text2image.jpg"))
     assert provenance.c2pa.validity == "untrusted"
-    calm = judged(provenance, 0.4)
-    assert (calm.verdict, calm.decided_by, calm.model_verdict, calm.conflict) == ("real", "provenance", "uncertain", None)
-    clash = judged(provenance, 0.89)
-    assert (clash.verdict, clash.decided_by, clash.model_verdict) == ("uncertain", "provenance", "ai")
-    assert "the model alone says ai (AI probability 89%)" in clash.conflict and "Adobe C2PA" in clash.conflict
+    for p_ai in (0.05, 0.99):
+        decision = judged(provenance, p_ai)
+        assert (decision.verdict, decision.decided_by) == ("ai", "provenance") and "Firefly" in decision.source.label
+
+
+def test_an_ai_label_in_unsigned_metadata_decides_ai():
+    exif = Image.Exif()
+    exif[0x9286] = b"Made with OpenAI Labs"  # DALL-E 2's originals, in IFD0
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "gray").save(buffer, "PNG", exif=exif)
+    decision = judged(read_provenance(buffer.getvalue()), 0.05)
+    assert (decision.verdict, decision.decided_by, decision.source.label) == ("ai", "provenance", "OpenAI DALL-E 2")
+    assert decision.conflict == "the model alone says real (AI probability 5%)"
+
+
+@pytest.mark.parametrize("p_ai, verdict", [(0.05, "real"), (0.5, "uncertain"), (0.9997, "ai")])
+def test_an_ai_claim_in_a_manifest_that_fails_validation_proves_nothing(p_ai, verdict):
+    """A Firefly manifest transplanted onto a photo (its hash no longer matches), and Bing Image
+    Creator's own manifest (its certificate fails validation): the model decides."""
+    for data in (transplanted("c2pa/ai_firefly_text2image.jpg", camera_jpeg(make=None)), real_file("c2pa/ai_bing_image_creator_no_dst.jpg")):
+        provenance = read_provenance(data)
+        assert provenance.c2pa.validity == "invalid" and provenance.verdict == "unknown"
+        assert any(s.detail.startswith("tampered") and s.verdict is None for s in provenance.signals), provenance.signals
+        decision = judged(provenance, p_ai)
+        assert (decision.verdict, decision.decided_by, decision.conflict) == (verdict, "model", None)
 
 
 def test_a_trusted_signer_decides_real_even_against_the_model():
@@ -69,21 +114,44 @@ def test_a_trusted_signer_decides_real_even_against_the_model():
     assert decision.conflict.startswith("the model alone says ai")
 
 
-def test_camera_exif_only_holds_a_model_ai_verdict_at_uncertain():
-    provenance = read_provenance(camera_jpeg())
-    clash = judged(provenance, 0.99)
-    assert (clash.verdict, clash.decided_by, clash.model_verdict) == ("uncertain", "model", "ai")
-    assert "Canon EOS REBEL T3" in clash.conflict and "easy to copy" in clash.conflict
-    assert judged(provenance, 0.1).verdict == "real" and judged(provenance, 0.1).decided_by == "model"
-    assert judged(provenance, 0.5).verdict == "uncertain"
+@pytest.mark.parametrize("name", ["c2pa/edit_photoshop_no_ai.jpg", "c2pa/test_digitalcapture_cawg.jpg"])
+def test_an_untrusted_signer_confirms_real_but_never_softens_a_model_ai(name):
+    provenance = read_provenance(real_file(name))
+    assert provenance.c2pa.validity == "untrusted" and provenance.verdict == "not-ai"
+    calm = judged(provenance, 0.4)
+    assert (calm.verdict, calm.decided_by, calm.model_verdict, calm.conflict) == ("real", "provenance", "uncertain", None)
+    clash = judged(provenance, 0.9997)
+    assert (clash.verdict, clash.decided_by, clash.model_verdict) == ("ai", "model", "ai")
+    assert "a signer on no trust list" in clash.conflict and "does not move the model's verdict" in clash.conflict
 
 
-def test_a_capture_in_an_invalid_manifest_is_weak_evidence():
-    provenance = read_provenance(real_file("c2pa/capture_pixel10pro_computational.jpg"))
-    assert provenance.verdict == "not-ai" and provenance.c2pa.validity == "invalid"
-    clash = judged(provenance, 0.95)
-    assert (clash.verdict, clash.decided_by) == ("uncertain", "model")
-    assert judged(provenance, 0.2).decided_by == "model"
+def test_a_capture_in_a_manifest_that_fails_validation_proves_nothing():
+    """The Pixel's own manifest (its data hash fails) and a capture manifest copied onto another
+    picture: neither softens a model ai; the Pixel's camera EXIF is shown like any camera EXIF."""
+    pixel = read_provenance(real_file("c2pa/capture_pixel10pro_computational.jpg"))
+    copied = read_provenance(transplanted("c2pa/test_digitalcapture_cawg.jpg", camera_jpeg(make=None)))
+    assert pixel.c2pa.validity == copied.c2pa.validity == "invalid"
+    assert copied.verdict == "unknown" and pixel.verdict == "not-ai"
+    assert [s.kind for s in pixel.signals if s.verdict == "not-ai"] == ["exif"]
+    for provenance in (pixel, copied):
+        clash = judged(provenance, 0.9997)
+        assert (clash.verdict, clash.decided_by, clash.model_verdict) == ("ai", "model", "ai")
+        assert judged(provenance, 0.2).verdict == "real" and judged(provenance, 0.2).decided_by == "model"
+
+
+@pytest.mark.parametrize("kind", ["exif", "iptc_xmp"])
+def test_unsigned_capture_claims_are_shown_and_never_move_the_verdict(kind):
+    """Two EXIF tags (Make=Canon, Model=Canon EOS 5D Mark IV) or an XMP digitalCapture on an AI picture."""
+    data = camera_jpeg(model="Canon EOS 5D Mark IV") if kind == "exif" else xmp_capture_png()
+    provenance = read_provenance(data)
+    assert provenance.verdict == "not-ai" and [s.kind for s in provenance.signals] == [kind]
+    clash = judged(provenance, 0.9997)
+    assert (clash.verdict, clash.decided_by, clash.model_verdict) == ("ai", "model", "ai")
+    assert ("Canon EOS 5D Mark IV" if kind == "exif" else "digitalCapture") in clash.conflict
+    assert "unverified" in clash.conflict and "does not move the model's verdict" in clash.conflict
+    for p_ai, verdict in ((0.1, "real"), (0.5, "uncertain")):
+        decision = judged(provenance, p_ai)
+        assert (decision.verdict, decision.decided_by, decision.conflict) == (verdict, "model", None)
 
 
 def test_without_metadata_the_model_decides():
@@ -121,7 +189,8 @@ def test_api_reports_c2pa_validity_and_signer(client):
         "validity": "invalid", "signer": "Microsoft Corporation", "issuer": None,
         "codes": ["signingCredential.untrusted", "signingCredential.invalid"],
     }
-    assert (result["verdict"], result["decided_by"]) == ("ai", "provenance")
+    assert (result["verdict"], result["decided_by"]) == (result["model_verdict"], "model")  # it fails validation
+    assert any(signal["detail"].startswith("tampered") for signal in result["provenance"]["signals"])
 
 
 def test_display_names_come_from_the_manifest_when_given():
