@@ -8,6 +8,7 @@ too unless ``open_schema`` says otherwise; health, readiness and metrics stay op
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from litestar.connection import ASGIConnection
@@ -26,6 +27,16 @@ def client_address(connection: ASGIConnection, trust_forwarded_for: bool) -> str
         if first:
             return first
     return connection.client.host if connection.client else "unknown"
+
+
+def client_identity(connection: ASGIConnection) -> str:
+    """Whose work a request is, for fair shares and queue bounds: its API key where keys are
+    configured (a made-up key is refused before this matters), else its address."""
+    settings = connection.app.state.resources.settings
+    key = connection.headers.get(API_KEY_HEADER.lower())
+    if settings.api_keys and key and _known_key(key, settings.api_keys):
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return "address:" + client_address(connection, settings.trust_forwarded_for)
 
 
 def _known_key(key: str, keys: tuple[str, ...]) -> bool:

@@ -4,7 +4,8 @@ Settings are passed in, never read at import time. The lifespan opens the servic
 (bundle, cache, fetcher, batcher, metrics) onto ``app.state.resources`` and closes them on
 shutdown; handlers get them by dependency injection (``controllers.DEPENDENCIES``); from
 the server's SIGTERM on, requests that cannot finish in time are answered 503
-(:mod:`genspot.backend.shutdown`).
+(:mod:`genspot.backend.shutdown`); a request whose client disconnects is cancelled
+(:mod:`genspot.backend.disconnect`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import genspot
 from genspot.backend.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
 from genspot.backend.browser import browser_guard
 from genspot.backend.controllers import DEPENDENCIES, DetectController, FeedbackController, HealthController
+from genspot.backend.disconnect import cancel_on_disconnect
 from genspot.backend.problems import EXCEPTION_HANDLERS
 from genspot.backend.resources import open_service_resources
 from genspot.backend.settings import Settings
@@ -83,7 +85,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
         route_handlers=[DetectController, FeedbackController, HealthController],
         dependencies=DEPENDENCIES,
         lifespan=[lifespan],
-        middleware=[_request_metrics, drain.middleware],
+        middleware=[_request_metrics, drain.middleware, cancel_on_disconnect],
         guards=[browser_guard, schema_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=cors,

@@ -1,30 +1,36 @@
 """Micro-batching: items from concurrent requests share one model call.
 
 One batcher per worker process. Items wait at most ``max_wait_s`` for company (or until
-``max_size`` are waiting). Waiting items are served by priority (lower first, RFC 9218's
-urgency: the extension marks images in the viewport more urgent than those near it), then in
-order of arrival, and one batch holds one priority, so urgent items never wait for a batch of
-less urgent ones to compute. The model runs in a dedicated thread so the event loop keeps
-serving while it computes, and items that arrive meanwhile form the next batch. When a
-model call fails for a batch of several items, each is retried alone, so one input the model
-cannot compute (or a batch too large for the device's memory) fails only itself, with
-:class:`ModelError`; a model that fails everything costs one extra call per item.
+``max_size`` are waiting) in a :class:`~genspot.backend.fair.FairQueue`: clients take turns
+(one client's flood cannot take all the model time), and within a client items go most urgent
+first (RFC 9218's urgency: the extension marks images in the viewport more urgent than those
+near it), urgency ageing with the wait so nothing starves. A batch starts with the least served
+client's most urgent items, all of one priority, so urgent items never wait for a batch of less
+urgent ones of the same client, and is filled from the other clients' turns. ``max_call_s``
+bounds how long one call computes (the batch holds as many items as the model has been
+computing in that time, measured), since an item that arrives during a call waits for it: a
+long call is the floor of every other client's latency. An item whose requesters are all gone
+(cancelled) leaves the queue at once and is never computed. The model runs in a dedicated
+thread so the event loop keeps serving while it computes, and items that arrive meanwhile form
+the next batch. When a model call fails for a batch of several items, each is retried alone,
+so one input the model cannot compute (or a batch too large for the device's memory) fails only
+itself, with :class:`ModelError`; a model that fails everything costs one extra call per item.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from genspot.backend.errors import ModelError
+from genspot.backend.fair import DEFAULT_AGE_S, LOCAL_CLIENT, FairQueue, Ticket
 from genspot.backend.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -32,29 +38,42 @@ Predict = Callable[[torch.Tensor, list[str | None]], tuple[np.ndarray, np.ndarra
 DEFAULT_PRIORITY = 3  # RFC 9218's default urgency (0 most urgent, 7 least)
 
 
-@dataclass(order=True)
+@dataclass
 class _Pending:
-    """Ordered by ``(priority, arrival)``: the queue's order."""
-
-    priority: int
-    arrival: int
-    image: torch.Tensor = field(compare=False)
-    caption: str | None = field(compare=False)
-    future: asyncio.Future = field(compare=False)
+    image: torch.Tensor
+    caption: str | None
+    future: asyncio.Future
 
 
 class MicroBatcher:
-    """``await batcher.submit(image, caption, priority) -> (p_ai, p_source_row)``; start with ``async with``."""
+    """``await batcher.submit(image, caption, ticket) -> (p_ai, p_source_row)``; start with ``async with``."""
 
-    def __init__(self, predict: Predict, max_size: int = 32, max_wait_s: float = 0.005, metrics: Metrics | None = None):
+    def __init__(
+        self,
+        predict: Predict,
+        max_size: int = 32,
+        max_wait_s: float = 0.005,
+        metrics: Metrics | None = None,
+        max_call_s: float | None = None,
+        age_s: float = DEFAULT_AGE_S,
+    ):
         self.max_size = max_size
         self.max_wait_s = max_wait_s
+        self.max_call_s = max_call_s
         self._predict = predict
         self._metrics = metrics
-        self._queue: asyncio.PriorityQueue[_Pending] = asyncio.PriorityQueue()
-        self._arrivals = itertools.count()
+        self._queue: FairQueue[_Pending] = FairQueue(age_s)
+        self._seconds_per_item: float | None = None  # measured, a moving average
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genspot-model")
         self._task: asyncio.Task | None = None
+
+    @property
+    def seconds_per_item(self) -> float | None:
+        """What one item has been costing the model lately (None before the first call)."""
+        return self._seconds_per_item
+
+    def waiting(self) -> int:
+        return len(self._queue)
 
     async def __aenter__(self) -> "MicroBatcher":
         self._task = asyncio.create_task(self._run(), name="genspot-batcher")
@@ -64,40 +83,39 @@ class MicroBatcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.set_exception(ModelError("the service is shutting down"))
+        for entry in self._queue.take(len(self._queue)):
+            if not entry.value.future.done():
+                entry.value.future.set_exception(ModelError("the service is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def submit(self, image: torch.Tensor, caption: str | None, priority: int = DEFAULT_PRIORITY) -> tuple[float, np.ndarray]:
+    async def submit(self, image: torch.Tensor, caption: str | None, ticket: Ticket | None = None) -> tuple[float, np.ndarray]:
+        """The model's answer for ``image``, queued at ``ticket``'s place (default: a local
+        client's, default priority); cancelling the call while the item waits takes it out of
+        the queue uncomputed."""
         if self._task is None or self._task.done():
             raise ModelError("the model batcher is not running")
+        ticket = ticket or Ticket(LOCAL_CLIENT, DEFAULT_PRIORITY)
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(priority, next(self._arrivals), image, caption, future))
-        return await future
+        ticket.join(self._queue, _Pending(image, caption, future))
+        try:
+            return await future
+        finally:
+            ticket.leave()
+
+    def _limit(self) -> int:
+        """Items in the next call: ``max_size``, or fewer where calls would outlast ``max_call_s``."""
+        if self.max_call_s is None or self._seconds_per_item is None:
+            return self.max_size
+        return max(1, min(self.max_size, round(self.max_call_s / self._seconds_per_item)))
 
     async def _collect(self) -> list[_Pending]:
-        """Block for the most urgent item, then gather more of its priority until the batch is
-        full, the wait is over or only other priorities are waiting."""
-        batch = [await self._queue.get()]
-        deadline = time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_size:
-            if not self._queue.empty():
-                pending = self._queue.get_nowait()
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    pending = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if pending.priority != batch[0].priority:
-                self._queue.put_nowait(pending)  # keeps its place: the next batch starts with it
-                break
-            batch.append(pending)
-        return [pending for pending in batch if not pending.future.cancelled()]
+        """Block for the first item, give others ``max_wait_s`` to join unless the batch is full,
+        then take the next turns."""
+        await self._queue.nonempty.wait()
+        limit = self._limit()
+        if len(self._queue) < limit and self.max_wait_s > 0:
+            await asyncio.sleep(self.max_wait_s)
+        return [entry.value for entry in self._queue.take(limit) if not entry.value.future.done()]
 
     async def _run(self) -> None:
         while True:
@@ -124,9 +142,12 @@ class MicroBatcher:
             if not batch[0].future.done():
                 batch[0].future.set_exception(ModelError(f"model inference failed: {type(exc).__name__}: {exc}"))
             return
+        elapsed = time.perf_counter() - started
+        per_item = elapsed / len(batch)
+        self._seconds_per_item = per_item if self._seconds_per_item is None else 0.8 * self._seconds_per_item + 0.2 * per_item
         if self._metrics:
             self._metrics.batch_size.observe(len(batch))
-            self._metrics.model_latency.observe(time.perf_counter() - started)
+            self._metrics.model_latency.observe(elapsed)
         for index, pending in enumerate(batch):
             if not pending.future.done():
                 pending.future.set_result((float(p_ai[index]), p_source[index]))

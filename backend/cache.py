@@ -85,6 +85,8 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
 
+    async def delete(self, key: str) -> None: ...
+
     async def incr(self, key: str, ttl_s: int) -> int | None:
         """Increment a counter that expires ``ttl_s`` after its first increment (rate limits)."""
         ...
@@ -121,6 +123,9 @@ class MemoryCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_items:
             self._entries.popitem(last=False)
+
+    async def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
 
     async def incr(self, key: str, ttl_s: int) -> int | None:
         value = await self.get(key)
@@ -182,6 +187,9 @@ class RedisCache:
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
         await self._guarded("SET", lambda: self.client.set(key, value, ex=ttl_s))
+
+    async def delete(self, key: str) -> None:
+        await self._guarded("DEL", lambda: self.client.delete(key))
 
     async def incr(self, key: str, ttl_s: int) -> int | None:
         async def incr_with_expiry() -> int:

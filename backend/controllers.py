@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State, UploadFile
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ServiceUnavailableException, TooManyRequestsException
+from litestar.handlers import BaseRouteHandler
 from litestar.params import Body
 
-from genspot.backend.access import API_KEY_HEADER, access_guard, client_address
+from genspot.backend.access import API_KEY_HEADER, access_guard, client_address, client_identity
+from genspot.backend.admission import Overloaded
 from genspot.backend.errors import RequestError
 from genspot.backend.feedback import FeedbackReceipt, FeedbackRequest, FeedbackStore
 from genspot.backend.metrics import Metrics
@@ -62,6 +65,29 @@ def _item_inputs(request: DetectRequest) -> list[ItemInput]:
 
 _ACCESS_REFUSALS = problem_responses(401, 429)  # access_guard
 _BODY_REFUSALS = problem_responses(400, 401, 403, 413, 415, 429)
+_DETECT_REFUSALS = problem_responses(400, 401, 403, 413, 415, 429, 503)
+
+
+def _unavailable(overloaded: Overloaded) -> ServiceUnavailableException:
+    return ServiceUnavailableException(overloaded.message, headers={"Retry-After": str(overloaded.retry_after_s)})
+
+
+async def overload_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """503 before the body is read when the work queue is already full for this client."""
+    resources = connection.app.state.resources
+    try:
+        resources.service.admission.check(client_identity(connection))
+    except Overloaded as refused:
+        resources.metrics.overloaded.inc()
+        raise _unavailable(refused) from None
+
+
+async def _detect(service: DetectionService, inputs: list[ItemInput], request: Request) -> DetectResponse:
+    try:
+        return DetectResponse(await service.detect(inputs, client_identity(request)))
+    except Overloaded as refused:
+        service.metrics.overloaded.inc()
+        raise _unavailable(refused) from None
 
 
 class DetectController(Controller):
@@ -69,13 +95,16 @@ class DetectController(Controller):
     guards = [access_guard]
     tags = ["detection"]
 
-    @post("/detect", status_code=200, summary="Judge images given as URLs or base64", responses=_BODY_REFUSALS)
-    async def detect(self, data: DetectRequest, service: DetectionService) -> DetectResponse:
-        return DetectResponse(await service.detect(_item_inputs(data)))
+    @post("/detect", status_code=200, summary="Judge images given as URLs or base64", responses=_DETECT_REFUSALS,
+          guards=[overload_guard])
+    async def detect(self, data: DetectRequest, service: DetectionService, request: Request) -> DetectResponse:
+        return await _detect(service, _item_inputs(data), request)
 
-    @post("/detect/upload", status_code=200, summary="Judge uploaded image files (multipart)", responses=_BODY_REFUSALS)
+    @post("/detect/upload", status_code=200, summary="Judge uploaded image files (multipart)", responses=_DETECT_REFUSALS,
+          guards=[overload_guard])
     async def detect_upload(
-        self, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)], service: DetectionService
+        self, data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)], service: DetectionService,
+        request: Request,
     ) -> DetectResponse:
         files = data.files if isinstance(data.files, list) else [data.files]
         captions = [data.alt_text] if isinstance(data.alt_text, str) else list(data.alt_text)
@@ -88,7 +117,7 @@ class DetectController(Controller):
             ItemInput(id=upload.filename or None, kind="upload", data=await upload.read(), caption=caption)
             for upload, caption in zip(files, captions, strict=True)
         ]
-        return DetectResponse(await service.detect(inputs))
+        return await _detect(service, inputs, request)
 
     @get("/model", summary="The served model: version, generator labels, verdict thresholds", responses=_ACCESS_REFUSALS)
     async def model(self, service: DetectionService) -> ModelInfo:

@@ -37,6 +37,12 @@ class Metrics:
             "genspot_model_latency_seconds", "Seconds per model call (one batch)", buckets=LATENCY_BUCKETS, registry=registry
         )
         self.model_errors = Counter("genspot_model_errors", "Model calls that raised", registry=registry)
+        self.abandoned = Counter(
+            "genspot_abandoned", "Work cancelled unfinished because every requester had gone: fetch or compute", ["work"],
+            registry=registry,
+        )
+        self.disconnected = Counter("genspot_disconnected", "Requests whose client left before the answer", registry=registry)
+        self.overloaded = Counter("genspot_overloaded", "Requests refused with 503: the work queue was full", registry=registry)
 
     def exposition(self) -> bytes:
         """The text a Prometheus scrape gets: all workers' values when running multi-process."""

@@ -34,6 +34,8 @@ _DOCUMENTED_REFUSALS = {
     413: "request body larger than the configured limit",
     415: "the body is not in the route's media type (application/json, or multipart/form-data for uploads)",
     429: "over a rate limit; the Retry-After header says in how many seconds to retry",
+    503: "the work queue is full (for everyone or for this client), or the service is shutting down; "
+    "the Retry-After header says in how many seconds to retry",
 }
 
 

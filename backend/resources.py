@@ -12,14 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from genspot.backend.admission import Admission
 from genspot.backend.allocator import keep_freed_memory
 from genspot.backend.batcher import MicroBatcher
 from genspot.backend.cache import Cache, open_cache
+from genspot.backend.dispatch import DecodeDispatcher
 from genspot.backend.fetch import SafeFetcher
 from genspot.backend.metrics import Metrics
 from genspot.backend.ratelimit import RateLimiter
 from genspot.backend.service import DetectionService
 from genspot.backend.settings import Settings
+from genspot.backend.url_entries import UrlEntryQuota
 from genspot.bundle import Bundle, load_bundle
 
 log = logging.getLogger(__name__)
@@ -54,11 +57,20 @@ async def open_service_resources(settings: Settings, bundle: Bundle | None = Non
         decode_pool = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="genspot-decode")
         stack.callback(decode_pool.shutdown, wait=True)
         fetcher = await stack.enter_async_context(SafeFetcher(settings.fetch_settings()))
+        max_call_s = None if settings.batch_max_call_ms is None else settings.batch_max_call_ms / 1000
         batcher = await stack.enter_async_context(
-            MicroBatcher(bundle.predict, settings.batch_max_size, settings.batch_max_wait_ms / 1000, metrics)
+            MicroBatcher(
+                bundle.predict, settings.batch_max_size, settings.batch_max_wait_ms / 1000, metrics, max_call_s, settings.priority_age_s
+            )
         )
-        service = DetectionService(settings, bundle, cache, fetcher, batcher, metrics, decode_pool)
+        decoding = DecodeDispatcher(decode_pool, settings.decode_threads, settings.max_pixels_in_flight, settings.priority_age_s)
+        admission = Admission(settings.queue_max_items, settings.queue_max_items_per_client, lambda: batcher.seconds_per_item)
         shared = cache if cache.kind == "redis" else None
+        url_quota = UrlEntryQuota(
+            cache, settings.url_variants_per_url, settings.url_entries_per_client, settings.rate_limit_window_s, shared,
+            settings.memory_cache_items,
+        )
+        service = DetectionService(settings, bundle, cache, fetcher, batcher, metrics, decoding, admission, url_quota)
         yield ServiceResources(
             settings=settings,
             bundle=bundle,

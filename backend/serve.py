@@ -94,9 +94,12 @@ def _without_password(url: str) -> str:
 def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
+    from genspot.backend.connections import PROTOCOL
+
     uvicorn.run(
         "genspot.backend.app:create_app_from_env",
         factory=True,
+        http=PROTOCOL,  # uvicorn's h11 protocol with deadlines for request headers and bodies
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

@@ -7,11 +7,19 @@ that item's error result and never touches the others, even an unexpected except
 with its traceback, answered with code ``internal_error``). Identical work in flight at the
 same time (the same URL fetched the same way, the same image and caption) is done once.
 
+Work is shared fairly: an item that must be computed is admitted against the queue bounds
+(:mod:`genspot.backend.admission`: past them the request is refused with 503), then waits its
+client's turn for a decode thread (:mod:`genspot.backend.dispatch`, within the pixel budget)
+and for the model (:mod:`genspot.backend.batcher`), under one :class:`~genspot.backend.fair.Ticket`.
+Work every requester has abandoned (a client that disconnected) is cancelled, not finished for
+nobody; asked again at a more urgent priority, queued work moves up.
+
 URL entries (``cache.url_key``) are per URL *and* request variant, so a page that gets a host's
 hot-link placeholder never decides what another page's item gets. An entry is used without a
 download for ``url_fresh_s``; after that a host that gave an ETag or Last-Modified is asked
 with a conditional request (304: the entry stands, refreshed; 200: the new bytes replace it),
-and an entry without validators is downloaded again.
+and an entry without validators is downloaded again. How many entries one URL and one client
+may write is bounded (:mod:`genspot.backend.url_entries`).
 """
 
 from __future__ import annotations
@@ -21,19 +29,22 @@ import base64
 import binascii
 import hashlib
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import msgspec
 
 from genspot.backend import cache as cache_keys
+from genspot.backend.admission import Admission, Overloaded
 from genspot.backend.batcher import DEFAULT_PRIORITY, MicroBatcher
 from genspot.backend.cache import Cache, CorruptEntry, UrlEntry
-from genspot.backend.decode import decode_picture
-from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ItemError, UnsupportedUrl
+from genspot.backend.decode import decode_picture, open_image
+from genspot.backend.dispatch import DecodeDispatcher
+from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ImageTooLarge, ItemError, UnsupportedUrl
+from genspot.backend.fair import LOCAL_CLIENT, Ticket
 from genspot.backend.fetch import FetchedImage, Validators
 from genspot.backend.metrics import Metrics
 from genspot.backend.provenance import Provenance, Signal, read_provenance
@@ -45,6 +56,7 @@ from genspot.backend.schemas import (
     Thresholds,
 )
 from genspot.backend.settings import Settings
+from genspot.backend.url_entries import UrlEntryQuota
 from genspot.backend.verdict import decide, display_names, named, top_sources
 from genspot.bundle import Bundle
 from genspot.text import caption_hash
@@ -53,6 +65,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Detection).decode
+_PNG_HEADER = struct.Struct(">8sI4sII")  # signature, IHDR length, "IHDR", width, height
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,29 @@ class ItemInput:
     priority: int = DEFAULT_PRIORITY
 
 
+@dataclass
+class _Requester:
+    """Who sent a request (for fair shares and queue bounds), and the pixels its items may still decode."""
+
+    client: str
+    pixels_left: int
+
+    def charge(self, pixels: int) -> None:
+        if pixels > self.pixels_left:
+            raise ImageTooLarge(f"the request's images together have more pixels than the limit of one request; "
+                                f"{self.pixels_left} were left and this one has {pixels}")
+        self.pixels_left -= pixels
+
+
+@dataclass(eq=False)
+class _Flight:
+    """Work shared by everyone asking for the same thing while it runs."""
+
+    task: asyncio.Future
+    ticket: Ticket | None
+    waiting: int = field(default=0)
+
+
 class DetectionService:
     """Judges items; holds no HTTP knowledge. Built by :func:`genspot.backend.resources.open_service_resources`."""
 
@@ -81,7 +117,9 @@ class DetectionService:
         fetcher,
         batcher: MicroBatcher,
         metrics: Metrics,
-        decode_pool: Executor,
+        decoding: DecodeDispatcher,
+        admission: Admission,
+        url_quota: UrlEntryQuota,
     ):
         self.settings = settings
         self.bundle = bundle
@@ -92,8 +130,10 @@ class DetectionService:
         self.thresholds = Thresholds(settings.threshold, settings.uncertain_band)
         self.display_names = display_names(bundle.spec.display_names)
         self.uses_alt_text = bundle.alt_text_is_safe if settings.use_alt_text is None else settings.use_alt_text
-        self._decode_pool = decode_pool
-        self._inflight: dict[str, asyncio.Future] = {}
+        self.decoding = decoding
+        self.admission = admission
+        self.url_quota = url_quota
+        self._inflight: dict[str, _Flight] = {}
 
     def model_info(self) -> ModelInfo:
         spec = self.bundle.spec
@@ -110,14 +150,23 @@ class DetectionService:
             sends_alt_text=self.uses_alt_text,
         )
 
-    async def detect(self, items: list[ItemInput]) -> list[ItemResult]:
-        """One result per item, in order; never raises for a bad item."""
-        return list(await asyncio.gather(*(self._detect_one(item) for item in items)))
-
-    async def _detect_one(self, item: ItemInput) -> ItemResult:
+    async def detect(self, items: list[ItemInput], client: str = LOCAL_CLIENT) -> list[ItemResult]:
+        """One result per item, in order; never raises for a bad item. Raises :class:`Overloaded`
+        when an item would go past the queue bounds (the request's other work is then cancelled)."""
+        requester = _Requester(client, self.settings.max_pixels_per_request)
         try:
-            detection, cached, digest = await self._detection(item)
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._detect_one(item, requester)) for item in items]
+        except* Overloaded as refused:
+            raise refused.exceptions[0] from None
+        return [task.result() for task in tasks]
+
+    async def _detect_one(self, item: ItemInput, requester: _Requester) -> ItemResult:
+        try:
+            detection, cached, digest = await self._detection(item, requester)
             decision = decide(detection, self.thresholds, self.bundle.labels)
+        except Overloaded:
+            raise
         except ItemError as exc:
             return self._error(item, exc.code, exc.message)
         except Exception:  # a bug costs its item only; CancelledError is no Exception and passes
@@ -146,26 +195,29 @@ class DetectionService:
         self.metrics.item_errors.labels(code).inc()
         return ItemResult(id=item.id, status="error", model_version=self.bundle.version, error=ErrorInfo(code, message))
 
-    async def _detection(self, item: ItemInput) -> tuple[Detection, bool, str]:
+    async def _detection(self, item: ItemInput, requester: _Requester) -> tuple[Detection, bool, str]:
         """The detection, whether it came from the cache, and the image's SHA-256 (hex)."""
         caption = item.caption if self.uses_alt_text else None
         caption_digest = caption_hash(caption)
         if item.url is not None and not item.url.startswith("data:"):
-            return await self._detection_for_url(item, caption, caption_digest)
+            return await self._detection_for_url(item, requester, caption, caption_digest)
         data = item.data if item.url is None else _data_url_bytes(item.url)
-        return await self._detection_for_bytes(data, hashlib.sha256(data).hexdigest(), caption, caption_digest, item.priority)
+        digest = hashlib.sha256(data).hexdigest()
+        return await self._detection_for_bytes(data, digest, caption, caption_digest, Ticket(requester.client, item.priority), requester)
 
     async def _detection_for_bytes(
-        self, data: bytes, digest: str, caption: str | None, caption_digest: str, priority: int
+        self, data: bytes, digest: str, caption: str | None, caption_digest: str, ticket: Ticket, requester: _Requester
     ) -> tuple[Detection, bool, str]:
         found = await self._cached(digest, caption_digest)
         if found is not None:
             return found, True, digest
         key = cache_keys.result_key(digest, self.bundle.version, caption_digest)
-        detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, caption, priority))
+        detection = await self._single_flight(f"compute:{key}", lambda: self._compute(key, data, caption, ticket, requester), ticket)
         return detection, False, digest
 
-    async def _detection_for_url(self, item: ItemInput, caption: str | None, caption_digest: str) -> tuple[Detection, bool, str]:
+    async def _detection_for_url(
+        self, item: ItemInput, requester: _Requester, caption: str | None, caption_digest: str
+    ) -> tuple[Detection, bool, str]:
         """Skip the download while the URL entry is fresh, revalidate it once stale, else download."""
         key = cache_keys.url_key(item.url, self.fetcher.request_variant(item.page_url))
         entry = await self._url_entry(key)
@@ -180,11 +232,12 @@ class DetectionService:
         fetched = await self._single_flight(f"fetch:{key}:{validators}", lambda: self._download(item, validators))
         if fetched.not_modified:
             self.metrics.cache.labels("url", "revalidated").inc()
-            await self._remember_url(key, entry.sha256, validators)
+            await self._remember_url(item.url, key, UrlEntry(sha256=entry.sha256, checked_at=time.time(), validators=validators), requester)
             return found, True, entry.sha256
         digest = hashlib.sha256(fetched.data).hexdigest()
-        await self._remember_url(key, digest, fetched.validators)
-        return await self._detection_for_bytes(fetched.data, digest, caption, caption_digest, item.priority)
+        await self._remember_url(item.url, key, UrlEntry(sha256=digest, checked_at=time.time(), validators=fetched.validators), requester)
+        ticket = Ticket(requester.client, item.priority)
+        return await self._detection_for_bytes(fetched.data, digest, caption, caption_digest, ticket, requester)
 
     async def _url_entry(self, key: str) -> UrlEntry | None:
         raw = await self.cache.get(key)
@@ -196,9 +249,11 @@ class DetectionService:
             log.warning("ignoring a corrupt URL cache entry %s (%s)", key, exc)
             return None
 
-    async def _remember_url(self, key: str, digest: str, validators: Validators | None) -> None:
-        entry = UrlEntry(sha256=digest, checked_at=time.time(), validators=validators)
-        await self.cache.set(key, cache_keys.encode_url_entry(entry), self.settings.url_ttl_s)
+    async def _remember_url(self, url: str, key: str, entry: UrlEntry, requester: _Requester) -> None:
+        """Write the URL entry, unless its client has written its share of them this window."""
+        if await self.url_quota.may_write(requester.client):
+            await self.cache.set(key, cache_keys.encode_url_entry(entry), self.settings.url_ttl_s)
+            await self.url_quota.written(url, key)
 
     async def _cached(self, digest: str, caption_digest: str) -> Detection | None:
         raw = await self.cache.get(cache_keys.result_key(digest, self.bundle.version, caption_digest))
@@ -220,10 +275,15 @@ class DetectionService:
             self.metrics.fetch_errors.labels(exc.code).inc()
             raise
 
-    async def _compute(self, key: str, data: bytes, caption: str | None, priority: int) -> Detection:
-        loop = asyncio.get_running_loop()
-        provenance, image = await loop.run_in_executor(self._decode_pool, self._prepare, data)
-        p_ai, p_source = await self.batcher.submit(image, caption, priority)
+    async def _compute(self, key: str, data: bytes, caption: str | None, ticket: Ticket, requester: _Requester) -> Detection:
+        """Admitted, decoded in turn within the pixel budgets, judged by the model in turn; cached."""
+        with self.admission.admit(ticket.client):
+            pixels = _png_pixels(data)
+            if pixels is None:
+                pixels = await self.decoding.run(ticket, _header_pixels, data, self.settings.max_pixels)
+            requester.charge(pixels)
+            provenance, image = await self.decoding.run(ticket, self._prepare, data, pixels=pixels)
+            p_ai, p_source = await self.batcher.submit(image, caption, ticket)
         detection = Detection(
             ai_probability=p_ai, sources=top_sources(p_source, self.bundle.labels), provenance=provenance
         )
@@ -243,22 +303,54 @@ class DetectionService:
         except (OSError, ValueError) as exc:  # Pillow fails lazily on some truncated files
             raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
-    async def _single_flight(self, key: str, start: Callable[[], Awaitable[T]]) -> T:
-        """Run ``start()`` once for every caller asking for ``key`` while it runs; a caller
-        that is cancelled (a request answered 503 on shutdown) leaves the work running for the others."""
-        running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        task = asyncio.ensure_future(start())
-        self._inflight[key] = task
+    async def _single_flight(self, key: str, start: Callable[[], Awaitable[T]], ticket: Ticket | None = None) -> T:
+        """Run ``start()`` once for every caller asking for ``key`` while it runs; a later caller's
+        more urgent ``ticket`` promotes the work. A cancelled caller (its client disconnected, its
+        request was refused or answered 503 on shutdown) leaves the work running for the others;
+        when the last one goes, the work is cancelled."""
+        flight = self._inflight.get(key)
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(start()), ticket)
+            self._inflight[key] = flight
+            flight.task.add_done_callback(lambda done: self._settled(key, flight))
+        elif ticket is not None and flight.ticket is not None:
+            flight.ticket.promote(ticket.priority)
+        flight.waiting += 1
+        try:
+            return await asyncio.shield(flight.task)
+        finally:
+            flight.waiting -= 1
+            if not flight.waiting and not flight.task.done():
+                self._forget(key, flight)
+                flight.task.cancel()
+                self.metrics.abandoned.labels(key.split(":", 1)[0]).inc()
 
-        def settled(done: asyncio.Future) -> None:
-            self._inflight.pop(key, None)
-            if not done.cancelled():
-                done.exception()  # retrieved here: when every caller was cancelled, nobody else looks
+    def _settled(self, key: str, flight: _Flight) -> None:
+        self._forget(key, flight)
+        if not flight.task.cancelled():
+            flight.task.exception()  # retrieved here: when every caller was cancelled, nobody else looks
 
-        task.add_done_callback(settled)
-        return await asyncio.shield(task)
+    def _forget(self, key: str, flight: _Flight) -> None:
+        if self._inflight.get(key) is flight:  # a later flight for the same key is not this one's to end
+            del self._inflight[key]
+
+
+def _png_pixels(data: bytes) -> int | None:
+    """Width x height from a PNG's first chunk, read directly (its metadata chunks may be what
+    makes Pillow's parser fail before the fallback of :func:`decode_picture`); None if not a PNG."""
+    if len(data) < _PNG_HEADER.size:
+        return None
+    signature, _, kind, width, height = _PNG_HEADER.unpack_from(data)
+    return width * height if signature == b"\x89PNG\r\n\x1a\n" and kind == b"IHDR" else None
+
+
+def _header_pixels(data: bytes, max_pixels: int) -> int:
+    """Decode thread: width x height from the header (the errors decoding would give, early)."""
+    image = open_image(data, max_pixels)
+    try:
+        return image.size[0] * image.size[1]
+    finally:
+        image.close()
 
 
 def _read_provenance(data: bytes) -> Provenance | None:

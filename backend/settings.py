@@ -38,6 +38,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_level: str = "info"
     graceful_shutdown_s: float = 10.0
     worker_start_timeout_s: int = 180
+    # a connection's request headers must arrive within header_timeout_s of its first byte (or of
+    # the connection), its body within body_timeout_s of the headers; else it is closed (backend/connections.py)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
     # cache
     redis_url: str | None = None
     redis_cluster: bool = False
@@ -46,6 +50,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # how long a URL entry is used without asking its host; after that, a conditional request (backend/service.py)
     url_fresh_s: float = 60.0
     memory_cache_items: int = 10_000
+    # URL entries one URL keeps (page origins x User-Agents), and one client writes per rate-limit window (backend/url_entries.py)
+    url_variants_per_url: int = 8
+    url_entries_per_client: int = 1000
     redis_timeout_ms: int = 200
     redis_retries: int = 1
     breaker_failures: int = 3
@@ -60,7 +67,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # inference
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
+    # about the longest one model call may take (items per call cut to fit, measured): every other client's
+    # item waits for the running call, so it bounds their latency under a flood; None: batch_max_size alone decides
+    batch_max_call_ms: float | None = 500.0
     decode_threads: int = 4
+    # work waiting for decoding or the model, in all and per client (API key, else address): past it, 503 (backend/admission.py)
+    queue_max_items: int = 256
+    queue_max_items_per_client: int = 128
+    # seconds of waiting worth one step of priority, so nothing waits for ever behind more urgent work (backend/fair.py)
+    priority_age_s: float = 1.0
     # fetching: the defaults are the fetcher's own (FetchSettings), see fetch_settings()
     fetch_connect_timeout_s: float = _FETCH.connect_timeout
     fetch_read_timeout_s: float = _FETCH.read_timeout
@@ -69,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     fetch_max_redirects: int = _FETCH.max_redirects
     fetch_max_connections: int = _FETCH.max_connections
     max_pixels: int = 40_000_000
+    # pixels being decoded at once in a process, and decoded for one request in all (backend/dispatch.py)
+    max_pixels_in_flight: int = 40_000_000
+    max_pixels_per_request: int = 256_000_000
     allowed_ports: tuple[int, ...] = _FETCH.allowed_ports
     allow_loopback: bool = _FETCH.allow_loopback
     user_agent: str = _FETCH.user_agent
@@ -97,7 +115,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             problems.append(f"threshold must be in (0, 1), got {self.threshold}")
         if not 0.0 <= self.uncertain_band < 0.5:
             problems.append(f"uncertain_band must be in [0, 0.5), got {self.uncertain_band}")
-        for name in ("workers", "batch_max_size", "decode_threads", "fetch_max_connections", "memory_cache_items"):
+        positive = (
+            "workers", "batch_max_size", "decode_threads", "fetch_max_connections", "memory_cache_items", "queue_max_items",
+            "queue_max_items_per_client", "max_pixels_in_flight", "url_variants_per_url",
+        )
+        for name in positive:
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if problems:
@@ -168,7 +190,7 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
-_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "use_alt_text", "open_schema"}
+_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "use_alt_text", "open_schema", "batch_max_call_ms"}
 
 
 def _build(values: dict[str, Any]) -> Settings:

@@ -11,6 +11,7 @@ import torch
 
 from genspot.backend.batcher import MicroBatcher
 from genspot.backend.errors import ModelError
+from genspot.backend.fair import Ticket
 from genspot.backend.metrics import Metrics
 from genspot.bundle import load_bundle
 
@@ -92,7 +93,7 @@ def test_waiting_items_are_served_most_urgent_first_one_priority_per_batch(bundl
             first = asyncio.ensure_future(batcher.submit(images[0], "first"))
             await asyncio.to_thread(computing.wait, 10)
             waiting = [
-                batcher.submit(images[0], caption, priority)
+                batcher.submit(images[0], caption, Ticket("page", priority))
                 for caption, priority in [("near 1", 4), ("near 2", 4), ("seen 1", 1), ("plain", 3), ("seen 2", 1), ("near 3", 4)]
             ]
             later = asyncio.gather(*waiting)

@@ -1,7 +1,7 @@
 """SIGTERM with more queued model work than the grace period covers, on a real `genspot serve`.
 
-The model is a copy of the tiny bundle whose TorchScript ``forward`` first computes for about
-half a second, and batches hold one item, so eight concurrent one-image requests queue about
+The model is ``slow_bundle`` (tests/fixtures/bundles.py: the tiny bundle computing about half a
+second per call), and batches hold one item, so eight concurrent one-image requests queue about
 four seconds of model work against a two-second grace period. Each in-flight request must
 finish (200, its item ``ok``) or get a clean 503 with ``Retry-After``, never a 500; a new
 connection after SIGTERM is refused, never half-answered.
@@ -12,45 +12,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
-import shutil
 import signal
 import time
 
 import httpx
 import pytest
-import torch
 from PIL import Image
 
 GRACE_S = 2.0
 REQUESTS = 8
-ROUNDS = 2000  # about 0.5 s of one core per model call here; a slower machine only queues more
-
-
-class SlowModel(torch.nn.Module):
-    """The real model, after a fixed amount of arithmetic (TorchScript has no sleep)."""
-
-    def __init__(self, inner: torch.nn.Module, rounds: int):
-        super().__init__()
-        self.inner = inner
-        self.rounds = rounds
-
-    def forward(self, image: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        work = torch.full((256, 256), 1.0 / 256)
-        for _ in range(self.rounds):
-            work = torch.tanh(work @ work)
-        return self.inner(image + 0.0 * work.sum(), input_ids, attention_mask)
-
-
-@pytest.fixture(scope="module")
-def slow_bundle(tiny_bundle, tmp_path_factory):
-    path = tmp_path_factory.mktemp("slow") / "bundle"
-    shutil.copytree(tiny_bundle, path)
-    torch.jit.script(SlowModel(torch.jit.load(str(path / "model.ts")), ROUNDS)).save(str(path / "model.ts"))
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["text_cache"] = False  # the wrapper only exposes forward()
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    return path
 
 
 def _body(n: int) -> dict:

@@ -77,7 +77,7 @@ async def _unit(client: httpx.AsyncClient, unit: Unit) -> Outcome:
     )
 
 
-async def _sample_rss(pid: int | None, samples: list[float], every_s: float = 0.25) -> None:
+async def sample_rss(pid: int | None, samples: list[float], every_s: float = 0.25) -> None:
     while pid is not None:
         samples.append(tree_rss_mb(pid))
         await asyncio.sleep(every_s)
@@ -103,7 +103,7 @@ async def drive(
             index, next_index = next_index, next_index + 1
             run.outcomes.append(await _unit(client, make_unit(index)))
 
-    sampler = asyncio.create_task(_sample_rss(server_pid, run.rss_mb))
+    sampler = asyncio.create_task(sample_rss(server_pid, run.rss_mb))
     start = time.perf_counter()
     try:
         await asyncio.gather(*(client_loop() for _ in range(clients)))

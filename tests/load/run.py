@@ -9,7 +9,10 @@ then runs the scenarios in order and prints one Markdown table row each:
   it (requests of at most 16 items, all sent together), page after page;
 - ``page``: the same pages as the extension sends them now: the images on screen (the middle
   fifth) first, in requests of their own, with priorities. For both, a second table gives the
-  time to the first badge, to the last badge on screen and to the last badge.
+  time to the first badge, to the last badge on screen and to the last badge;
+- ``flood`` (only when asked for): one client floods (``--clients`` loops of ``--items`` new
+  images, hanging up on every other request) while another client's single on-screen images are
+  timed against their latency on the idle service (``tests/load/flood.py``); its own table.
 
 Each scenario stops at ``--units`` or ``--seconds``, whichever comes first.
 """
@@ -31,12 +34,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.load.client import drive
+from tests.load.flood import FLOOD_KEY, PROBE_KEY, flood_markdown, run_flood
 from tests.load.images import ImageServer, load_pictures
 from tests.load.report import badge_markdown, markdown, server_series, server_side, summarize
 from tests.load.scenarios import Scenario, Traffic
 from tests.load.stack import RedisProcess, ServeProcess, tree_minor_faults
 
-SCENARIOS = ("cached", "uncached", "burst", "page")
+SCENARIOS = ("cached", "uncached", "burst", "page", "flood")
+DEFAULT_SCENARIOS = ("cached", "uncached", "burst", "page")
+LOAD_KEY = "load"
+"""The API key of the other scenarios' clients (the started server knows it, with the flood's two)."""
 REQUEST_TIMEOUT_S = 120.0
 
 
@@ -50,7 +57,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     target.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra GENSPOT_* setting for the started server (repeatable)")
     target.add_argument("--server-log", type=Path, help="write the started server's output here")
     traffic = parser.add_argument_group("traffic")
-    traffic.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, from {', '.join(SCENARIOS)}")
+    traffic.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS), help=f"comma-separated, from {', '.join(SCENARIOS)}")
     traffic.add_argument("--clients", type=int, default=16, help="concurrent clients for cached/uncached (default 16)")
     traffic.add_argument("--items", type=int, default=8, help="items per request for cached/uncached (default 8)")
     traffic.add_argument("--units", type=int, default=300, help="max requests (pages for burst) per scenario (default 300)")
@@ -91,7 +98,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
             "page", 1, args.burst_items, args.burst_max_items, max_units=args.units, max_seconds=args.seconds, page=True, prioritized=True
         ),
     }
-    return [known[name] for name in args.scenarios.split(",")]
+    return [known[name] for name in args.scenarios.split(",") if name in known]
 
 
 def server_env(args: argparse.Namespace, image_port: int, redis_url: str | None) -> dict[str, str]:
@@ -102,6 +109,7 @@ def server_env(args: argparse.Namespace, image_port: int, redis_url: str | None)
         "GENSPOT_WORKERS": str(args.workers),
         "GENSPOT_RATE_LIMIT_PER_CLIENT": str(10**9),
         "GENSPOT_RATE_LIMIT_PER_KEY": str(10**9),
+        "GENSPOT_API_KEYS": ",".join((LOAD_KEY, FLOOD_KEY, PROBE_KEY)),  # the flood's clients are told apart by key
         "GENSPOT_LOG_LEVEL": "warning",
         "GENSPOT_REDIS_URL": redis_url or "",
     }
@@ -128,7 +136,11 @@ async def measure(args: argparse.Namespace, base_url: str, images: ImageServer, 
     traffic = Traffic(images, args.pool)
     rows = []
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+
+    def client_for(key: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits, headers={"X-API-Key": key})
+
+    async with client_for(LOAD_KEY) as client:
         for scenario in scenarios(args):
             if scenario.cached:
                 warm = traffic.warmup_units()
@@ -145,6 +157,11 @@ async def measure(args: argparse.Namespace, base_url: str, images: ImageServer, 
                 server["page_faults_per_item"] = round((tree_minor_faults(server_pid) - faults_before) / max(items, 1))
             rows.append(summarize(scenario, run, images.requests - fetched_before, server))
             print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    if "flood" in args.scenarios.split(","):
+        async with client_for(FLOOD_KEY) as flood, client_for(PROBE_KEY) as probe:
+            rows.append(await run_flood(
+                flood, probe, traffic, clients=args.clients, items=args.items, seconds=args.seconds, server_pid=server_pid
+            ))
     return rows
 
 
@@ -169,9 +186,14 @@ def main(argv: list[str] | None = None) -> int:
             base_url, server_pid = server.url, server.process.pid
         rows = asyncio.run(measure(args, base_url, images, server_pid))
     result = {"conditions": conditions(args), "results": rows}
-    print(markdown(rows))
-    if any("badges" in row for row in rows):
-        print("\n" + badge_markdown(rows))
+    measured = [row for row in rows if row["scenario"] != "flood"]
+    if measured:
+        print(markdown(measured))
+    if any("badges" in row for row in measured):
+        print("\n" + badge_markdown(measured))
+    for row in rows:
+        if row["scenario"] == "flood":
+            print("\n" + flood_markdown(row))
     print(f"\nconditions: {json.dumps(result['conditions'])}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -48,3 +48,18 @@ def test_a_page_sends_the_images_on_screen_first_with_priorities():
 def test_refuses_targets_off_this_machine(url):
     with pytest.raises(SystemExit):
         main(["--url", url])
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_the_flood_scenario_times_another_clients_image_and_counts_abandoned_work(tiny_bundle, tmp_path):
+    out = tmp_path / "flood.json"
+    code = main([
+        "--bundle", str(tiny_bundle), "--scenarios", "flood", "--seconds", "6", "--clients", "3", "--items", "4", "--json", str(out),
+    ])
+    assert code == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["scenario"] == "flood" and row["probe_unloaded_ms"]["n"] == 5 and row["probe_loaded_ms"]["n"] >= 1
+    assert row["probe_unloaded_ms"]["failed"] == row["probe_loaded_ms"]["failed"] == 0
+    assert row["probe_ratio"] > 0 and row["rss_mb"]["peak"] > 50
+    assert row["flood_requests"]["answered"] >= 1 and row["abandoned_items_sent"] == 4 * row["flood_requests"].get("abandoned", 0)
+    assert set(row["work_dropped"]) <= {"fetch", "compute"}
