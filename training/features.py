@@ -5,7 +5,7 @@ image branch; backbone + caption hash for the text branch (plus the empty captio
 caption dropout and blank-caption evaluation). One file per backbone:
 ``CACHE_DIR/<branch>-<backbone_key>.pt`` = ``{"keys": [...], "features": Tensor[M, D]}``;
 missing entries are computed and appended. Image features are of the clean picture: in
-frozen mode augmentations reach only the branches that train (the forensic branch).
+frozen mode augmentations reach only the branches that train.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class FeatureStore:
         self.keys: list[str] = list(data["keys"])
         self.features: torch.Tensor | None = data["features"]
         self.index = {k: i for i, k in enumerate(self.keys)}
+        self.added = 0  # rows added since loading: only then is the file rewritten
 
     def missing(self, keys: list[str]) -> list[str]:
         return [k for k in dict.fromkeys(keys) if k not in self.index]
@@ -47,12 +48,17 @@ class FeatureStore:
         for key in keys:
             self.index[key] = len(self.keys)
             self.keys.append(key)
+        self.added += len(keys)
 
     def save(self) -> None:
+        """Write the file if rows were added (runs that only read a full cache never rewrite it)."""
+        if not self.added:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         torch.save({"keys": self.keys, "features": self.features}, tmp)
         tmp.replace(self.path)
+        self.added = 0
 
     def rows(self, keys: list[str]) -> torch.Tensor:
         return self.features[[self.index[k] for k in keys]]

@@ -57,3 +57,22 @@ def test_bad_block_choices_are_named():
         ImageBranchConfig(enabled=True, token_stats=True, model_cfg=TOWER)
     with pytest.raises(BranchBuildError, match="blocks 0-3"):
         branch(blocks=(4,))
+
+
+def test_a_cache_that_only_served_reads_is_not_rewritten(tmp_path):
+    """Runs reading one full cache side by side must not rewrite (and race on) its file."""
+    from genspot.training.features import FeatureStore
+
+    path = tmp_path / "image-x.pt"
+    store = FeatureStore(path)
+    store.add(["a", "b"], torch.ones(2, 3))
+    store.save()
+    written = path.stat().st_mtime_ns
+    again = FeatureStore(path)
+    assert again.missing(["a", "b"]) == [] and torch.equal(again.rows(["b"]), torch.ones(1, 3))
+    path.unlink()
+    again.save()
+    assert not path.exists(), "nothing was added, so nothing is written"
+    again.add(["c"], torch.zeros(1, 3))
+    again.save()
+    assert FeatureStore(path).keys == ["a", "b", "c"] and written
