@@ -85,8 +85,6 @@ def backbones(config: ModelConfig) -> dict[str, Any]:
         used["image"] = {"open_clip_model": config.image.model_name, "pretrained": config.image.pretrained}
     if config.text.enabled:
         used["text"] = {"source": config.text.source, "pooling": config.text.pooling, "random_init": config.text.random_init}
-    if config.forensic.enabled:
-        used["forensic"] = {"params": dict(config.forensic.params)}
     used["fusion"] = config.fusion.kind
     return used
 

@@ -10,9 +10,7 @@ so a server can cache the text branch's output per alt-text (pages repeat them) 
 the text encoder on a hit. The pretrained transformer backbones (image, text) run in
 ``compute_dtype`` (bf16/fp16 where asked): that is where the FLOPs are. Everything else
 stays float32: input resizing and normalisation (bicubic has no bf16 kernel), fusion and
-heads (keeps the probabilities close to the eager model), and the forensic branch, whose
-pixel residuals are a few 1/255 steps that bf16's 8-bit mantissa would blur (and its
-small convolutions are no faster in bf16).
+heads (keeps the probabilities close to the eager model).
 """
 
 from __future__ import annotations
@@ -115,11 +113,10 @@ class ProbabilityModel(nn.Module):
         return self.detector.branches[TEXT](input_ids, attention_mask).float()
 
     def forward_with_text(self, image: torch.Tensor, text_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        statistics = self.detector.shared_statistics(image)
-        features = {name: self.detector.pixel_feature(name, image, statistics) for name in self.pixel_branches}
+        features = {name: self.detector.branches[name](image) for name in self.pixel_branches}
         if self.has_text:
             features[TEXT] = text_features
-        logit_a, logits_b = self.detector.final_logits(image, features, statistics)
+        logit_a, logits_b = self.detector.forward_head(features)
         p_ai = calibrated_probability(logit_a.float(), self.temperature)
         return p_ai, torch.softmax(logits_b.float(), dim=-1)
 

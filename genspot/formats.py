@@ -34,7 +34,6 @@ class CheckpointMeta(msgspec.Struct, kw_only=True, frozen=True):
     labels_b: list[str]  # generator names, index = head-B class
     tokenizer_json: str
     temperature: float = 1.0  # head A's calibration: p_ai = sigmoid(logit / temperature)
-    trees: dict[str, Any] | None = None  # ``TreeEnsemble.to_dict()`` + ``scale_without_caption``
     metrics: dict[str, Any] = {}
     created: str | None = None
     train_args: dict[str, Any] = {}
@@ -42,11 +41,6 @@ class CheckpointMeta(msgspec.Struct, kw_only=True, frozen=True):
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)
-
-    @property
-    def scale_without_caption(self) -> float:
-        """The tree head's caption-less scale (1.0 in files from before it was fitted)."""
-        return float((self.trees or {}).get("scale_without_caption", 1.0))
 
 
 class VerdictBand(msgspec.Struct, kw_only=True, frozen=True):

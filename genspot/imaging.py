@@ -41,7 +41,7 @@ def resize_and_crop(image: Image.Image, size: int = DEFAULT_IMAGE_SIZE) -> Image
     """Scale the shorter side to ``size`` (bicubic) and take the centre ``size`` x ``size``.
 
     Images whose shorter side already equals ``size`` are only cropped, never resampled,
-    so the pixel-level traces the forensic branch reads survive untouched. Long strips are
+    so pixel-level traces of generation survive untouched. Long strips are
     not scaled whole: a 4,000,000 x 1 PNG is a tiny file, but 256 rows of it scaled are gigabytes.
     """
     width, height = image.size

@@ -20,8 +20,7 @@ from genspot.training.config import AugmentConfig
 
 def quantized(image: torch.Tensor) -> torch.Tensor:
     """``image`` in [0, 1] rounded to 256 levels. Served pictures are decoded 8-bit images, so a
-    noisy training copy should not carry in-between values none of them has: the CNN and the
-    trees' pooled and gradient statistics read them as they are (model card rows 45-46)."""
+    noisy training copy should not carry in-between values none of them has."""
     return image.mul(255.0).round_().div_(255.0)
 
 
@@ -68,8 +67,8 @@ class Augmenter:
     def tensor(self, image: torch.Tensor) -> torch.Tensor:
         """Random ``train_crop`` crop and Gaussian noise on a preprocessed [3, S, S] tensor in [0, 1].
 
-        The crop starts at even offsets and never resamples, so the 2x2 pixel-cell structure the
-        forensic branch reads is kept; it also makes forensic training cheaper."""
+        The crop starts at even offsets and never resamples, so the picture's 2x2 pixel-cell
+        structure (a trace of upsampling) is kept."""
         if not self.config.enabled:
             return image
         crop = self.config.train_crop

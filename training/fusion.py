@@ -2,7 +2,7 @@
 
 ``concat`` is the paper's: concatenate -> Linear -> ReLU. ``attention`` treats each branch's
 feature as one token: project each to a common width, let the tokens attend to one another
-(so, e.g., the forensic evidence can be read in the light of the caption), then pool them
+(so, e.g., the image evidence can be read in the light of the caption), then pool them
 with learned, input-dependent gates, so a branch that carries nothing for a sample (an empty
 caption) can be down-weighted per sample rather than globally.
 """

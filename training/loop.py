@@ -142,16 +142,10 @@ class Validator:
             self.model.labels_b,
         )
 
-    def fit_calibration(self, with_captions: Predictions, blank: Predictions) -> calibration.Calibration:
-        """The calibration fitted on these val predictions (with captions and blanked); changes nothing.
-        When the tree head gives caption-less images their own path, the captioned images fit the
-        temperature and the blanked ones the caption-less scale (see :func:`calibration.fit_calibration`)."""
-        head = self.model.tree_head
-        captioned = None
-        if head is not None and head.separates_captions:
-            captioned = np.array([bool(s.caption.strip()) for s in self.samples], dtype=bool)
+    def fit_calibration(self, with_captions: Predictions, blank: Predictions) -> float:
+        """The temperature fitted on these val predictions (with captions and blanked); changes nothing."""
         labels = np.array([s.label_a for s in self.samples])
-        return calibration.fit_calibration(with_captions.logit_a, blank.logit_a, labels, captioned)
+        return calibration.fit_calibration(with_captions.logit_a, blank.logit_a, labels)
 
     def calibrated_metrics(self, temperature: float, with_captions: Predictions, blank: Predictions) -> dict:
         return {

@@ -20,6 +20,7 @@ import logging
 import shlex
 from pathlib import Path
 
+from genspot.training.config import DEFAULT_CONFIG
 from genspot.training.data import DataError, load_samples
 from genspot.training.evaluate import evaluate
 from genspot.training.model_cli import select_split
@@ -31,7 +32,7 @@ def add_round_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("rounds (predict, keep, retrain, evaluate)")
     group.add_argument("--rounds", type=int, default=0, help="retraining rounds (default 0: label once, no training)")
     group.add_argument("--data", help="labelled training data of every round (needed with --rounds)")
-    group.add_argument("--config", default="offline", help="training config of every round (default offline)")
+    group.add_argument("--config", default=DEFAULT_CONFIG, help=f"training config of every round (default {DEFAULT_CONFIG})")
     group.add_argument("--train-args", default="", help='more `genspot train` options, e.g. "--epochs 8 --bf16"')
     group.add_argument("--eval-data", help="held-out labelled data evaluated after each round (default --data)")
     group.add_argument("--eval-split", help="split of the held-out data evaluated (default: all of --eval-data, or val of --data)")

@@ -4,14 +4,13 @@ The best epoch is chosen by validation task-A macro-F1 (``split`` column ``val``
 stratified hold-out), or the last one is kept (``--select last``, after `genspot cv`); at the end head A's temperature is fitted on validation logits and
 the checkpoint records val metrics with and without captions (also in metrics.json; the
 training curves go to curves.png). ``--mode frozen`` caches the pretrained backbones'
-features on disk and trains the rest (fusion, heads and the forensic branch, which always
-trains); ``--mode finetune`` trains end to end. Under ``torchrun`` each
+features on disk and trains the rest (fusion and heads); ``--mode finetune`` trains end to end. Under ``torchrun`` each
 process trains a shard (DDP); only rank 0 validates and writes.
 
 This module is the command: its options, the configs they give, and the run's order. The parts
 live in :mod:`~genspot.training.distributed` (process set-up, logging),
 :mod:`~genspot.training.train_data` (samples), :mod:`~genspot.training.loop` (``Trainer``,
-``Validator``), :mod:`~genspot.training.tree_fit` and :mod:`~genspot.training.calibration`.
+``Validator``) and :mod:`~genspot.training.calibration`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import torch
 
-from genspot.training.calibration import Calibration
 from genspot.training.checkpoint import save_checkpoint, stored_state_dict
 from genspot.training.config import (
     DEFAULT_CONFIG,
@@ -40,9 +38,8 @@ from genspot.training.curves import plot_training_curves
 from genspot.training.data import DataError, generator_names
 from genspot.training.distributed import TrainingProcess, barrier, distributed_runtime, log_to_run_dir
 from genspot.training.loop import Trainer, Validator, prepare_frozen_features
-from genspot.training.model import GenspotDetector, create_model
+from genspot.training.model import create_model
 from genspot.training.train_data import load_data
-from genspot.training.tree_fit import fit_trees
 
 __all__ = ["build_parser", "calibrate", "distributed_runtime", "main", "prepare_frozen_features", "resolve_configs",
            "Trainer", "Validator"]
@@ -114,22 +111,14 @@ def resolve_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]
     return model_config, train_config
 
 
-def calibrate(model: GenspotDetector, validator: Validator, fit_temperature: bool = True) -> dict:
-    """Fit the calibration on val (a pure fit), apply it to ``model`` (the tree head's caption-less
-    scale; the temperature goes to the checkpoint), and return it with the calibrated val metrics
-    with and without captions. Without ``fit_temperature`` the temperature stays 1: a recipe whose
-    verdict band was chosen on out-of-fold scores keeps those scores' meaning, and val is not fitted to."""
+def calibrate(validator: Validator, fit_temperature: bool = True) -> dict:
+    """Fit the temperature on val (a pure fit; it goes to the checkpoint) and return it with the
+    calibrated val metrics with and without captions. Without ``fit_temperature`` it stays 1: a
+    recipe whose verdict band was chosen on out-of-fold scores keeps those scores' meaning, and val
+    is not fitted to."""
     with_captions, blank = validator.predictions(False), validator.predictions(True)
-    fitted = validator.fit_calibration(with_captions, blank) if fit_temperature else Calibration(temperature=1.0)
-    head = model.tree_head
-    if fitted.scale_without_caption is not None:
-        head.scale_without_caption = fitted.scale_without_caption
-        with_captions, blank = validator.predictions(False), validator.predictions(True)
-    return {
-        "temperature": fitted.temperature,
-        "scale_without_caption": head.scale_without_caption if head is not None else 1.0,
-        **validator.calibrated_metrics(fitted.temperature, with_captions, blank),
-    }
+    temperature = validator.fit_calibration(with_captions, blank) if fit_temperature else 1.0
+    return {"temperature": temperature, **validator.calibrated_metrics(temperature, with_captions, blank)}
 
 
 def fit(args: argparse.Namespace, process: TrainingProcess) -> int:
@@ -177,17 +166,14 @@ def fit(args: argparse.Namespace, process: TrainingProcess) -> int:
 
     if process.is_main:
         model.load_state_dict(best_state, strict=False)
-        if model_config.trees.enabled:
-            fit_trees(model, train_samples, train_config, process.device, progress)
-        final = {"best_epoch": best["epoch"], **calibrate(model, validator, train_config.calibrate), "history": history}
+        final = {"best_epoch": best["epoch"], **calibrate(validator, train_config.calibrate), "history": history}
         save_checkpoint(checkpoint_path, model, temperature=final["temperature"], metrics=final, train_args=train_args)
         (args.out / "metrics.json").write_text(json.dumps(final, indent=2), encoding="utf-8")
         plot_training_curves(history, args.out / "curves.png", best["epoch"])
         log.info(
-            "best epoch %d; val task-A macro-F1 %.4f with captions, %.4f blanked; temperature %.3f (caption-less "
-            "logits scaled by %.3f); %.0f s; wrote %s",
+            "best epoch %d; val task-A macro-F1 %.4f with captions, %.4f blanked; temperature %.3f; %.0f s; wrote %s",
             best["epoch"], final["val"]["task_a"]["macro_f1"], final["val_blank_captions"]["task_a"]["macro_f1"],
-            final["temperature"], final["scale_without_caption"], time.monotonic() - started, checkpoint_path,
+            final["temperature"], time.monotonic() - started, checkpoint_path,
         )
     return 0
 

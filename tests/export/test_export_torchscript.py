@@ -34,7 +34,7 @@ def test_bundle_has_its_three_files_and_a_complete_manifest(tiny_bundle: Path, e
     assert manifest["max_text_tokens"] == meta.config["text"]["max_tokens"]
     assert manifest["temperature"] == pytest.approx(meta.temperature)
     assert manifest["metrics"] == json.loads(json.dumps(meta.metrics))
-    assert set(manifest["backbones"]) >= {"image", "text", "forensic", "fusion"}
+    assert set(manifest["backbones"]) == {"image", "text", "fusion"}
     assert len(manifest["normalization"]["image"]["mean"]) == 3
     assert manifest["model_version"].endswith("-float32") and len(manifest["weights_sha256"]) == 64
     assert manifest["parity"]["max_delta_p_ai"] <= 1e-4 and manifest["parity"]["samples"] > 0
@@ -105,7 +105,6 @@ def test_only_the_transformer_backbones_run_in_low_precision(eager):
     wrapper = ProbabilityModel(model, meta.temperature, torch.bfloat16)
     dtypes = {name: {p.dtype for p in module.parameters()} for name, module in wrapper.detector.branches.items()}
     assert dtypes["image"] == {torch.bfloat16} and dtypes["text"] == {torch.bfloat16}
-    assert dtypes["forensic"] == {torch.float32}  # pixel residuals need float32
     assert {p.dtype for p in wrapper.detector.fusion.parameters()} == {torch.float32}
     assert wrapper.detector.branches["image"].mean.dtype == torch.float32  # normalisation stays float32
     assert {p.dtype for p in model.parameters()} == {torch.float32}  # the eager model is untouched

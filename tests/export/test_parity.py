@@ -41,7 +41,7 @@ def test_check_parity_measures_the_largest_difference(eager):
 
 def _corrupting_trace(monkeypatch):
     """Make the exporter trace a wrapper whose head biases are off (a broken export). Head B's too:
-    the tiny model's boosted trees can saturate p_ai on the probe images, hiding a head-A offset."""
+    a saturated p_ai on the probe images would hide a head-A offset."""
     original = torchscript.trace_model
 
     def corrupt_then_trace(wrapper, example):

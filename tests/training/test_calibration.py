@@ -45,22 +45,14 @@ def test_degenerate_inputs_keep_identity_or_clamp():
         fit_temperature([1.0, 2.0], [1])
 
 
-def test_fit_calibration_is_a_pure_fit_of_both_paths():
-    """One temperature over both views, or (caption-less path of its own) the temperature of the
-    captioned images and the scale that makes it fit the blanked logits; the inputs are untouched."""
-    from genspot.training.calibration import Calibration, fit_calibration
+def test_fit_calibration_is_one_temperature_over_both_views():
+    """With captions and blanked, as the web has both; the inputs are untouched."""
+    from genspot.training.calibration import fit_calibration
 
     logits, labels = _calibrated_sample(2000, seed=1)
-    captioned = np.arange(len(labels)) % 2 == 0
     sharp, blurred = logits * 3.0, logits * 0.5
     before = (sharp.copy(), blurred.copy())
-    shared = fit_calibration(sharp, blurred, labels)
-    assert shared == Calibration(fit_temperature(np.concatenate([sharp, blurred]), np.concatenate([labels, labels])))
-    assert shared.scale_without_caption is None
-    separate = fit_calibration(sharp, blurred, labels, captioned)
-    assert separate.temperature == pytest.approx(fit_temperature(sharp[captioned], labels[captioned]))
-    assert separate.temperature == pytest.approx(3.0, rel=0.2) and separate.scale_without_caption == pytest.approx(6.0, rel=0.25)
-    assert fit_temperature(blurred * separate.scale_without_caption, labels) == pytest.approx(separate.temperature, rel=1e-3)
+    assert fit_calibration(sharp, blurred, labels) == fit_temperature(np.concatenate([sharp, blurred]), np.concatenate([labels, labels]))
     assert all(np.array_equal(a, b) for a, b in zip(before, (sharp, blurred)))
 
 
@@ -72,13 +64,8 @@ def test_validator_fit_calibration_leaves_the_model_as_it_was(tiny_checkpoint, s
     from genspot.training.loop import Validator
 
     model, meta = load_checkpoint(tiny_checkpoint)
-    model.tree_head.weight_without_caption = 1.0  # a caption-less path of its own, so a scale is fitted
-    assert model.tree_head.separates_captions
-    model.tree_head.scale_without_caption = 1.0
     state = {k: v.clone() for k, v in model.state_dict().items()}
     validator = Validator(model, load_samples(synthetic_dataset, progress=False), None, load_train_config("tiny"),
                           TrainingProcess(0, 1, torch.device("cpu")), progress=False)
-    fitted = validator.fit_calibration(validator.predictions(False), validator.predictions(True))
-    assert fitted.scale_without_caption is not None and fitted.temperature > 0
-    assert model.tree_head.scale_without_caption == 1.0
+    assert validator.fit_calibration(validator.predictions(False), validator.predictions(True)) > 0
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())

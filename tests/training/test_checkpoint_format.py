@@ -8,21 +8,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from genspot.formats import CHECKPOINT_FORMAT, CheckpointMeta
+from genspot.formats import CHECKPOINT_FORMAT, decode_checkpoint_meta
 from genspot.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 
-OFFLINE_CHECKPOINT = Path(__file__).resolve().parents[2] / "training" / "weights" / "offline.pt"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "training" / "weights" / "default.pt"
 
 
 def test_an_old_checkpoint_decodes_with_the_defaults():
-    """offline.pt predates the ``finished`` field: it counts as finished, the rest as stored."""
-    payload = read_checkpoint(OFFLINE_CHECKPOINT)
-    assert "finished" not in payload
-    model, meta = load_checkpoint(OFFLINE_CHECKPOINT)
-    assert isinstance(meta, CheckpointMeta) and meta.format == CHECKPOINT_FORMAT and meta.finished is True
-    assert meta.temperature == payload["temperature"] and meta.labels_b == payload["labels_b"] == model.labels_b
-    assert meta.config == payload["config"] and meta.created == payload["created"]
-    assert model.tree_head is not None and model.tree_head.scale_without_caption == payload["trees"]["scale_without_caption"]
+    """The committed default predates the ``finished`` field and carries the retired pixel branch
+    and tree head disabled: it counts as finished, its config reads as the current one, the rest
+    as stored."""
+    from genspot.training.config import ModelConfig, load_model_config
+
+    payload = read_checkpoint(DEFAULT_CHECKPOINT)
+    assert "finished" not in payload and payload["config"]["forensic"]["enabled"] is False and payload["trees"] is None
+    meta = decode_checkpoint_meta(payload, str(DEFAULT_CHECKPOINT))
+    assert meta.format == CHECKPOINT_FORMAT and meta.finished is True
+    assert meta.temperature == payload["temperature"] and meta.labels_b == payload["labels_b"] and meta.created == payload["created"]
+    config = ModelConfig.from_dict(meta.config)
+    assert (config.image, config.text, config.fusion) == tuple(getattr(load_model_config("clip"), n) for n in ("image", "text", "fusion"))
 
 
 def _rewritten(tmp_path: Path, source: Path, **changes) -> Path:
@@ -55,9 +59,3 @@ def test_other_versions_and_broken_metadata_fail_naming_them(tmp_path, tiny_chec
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     assert message in str(info.value) and str(path) in str(info.value)
-
-
-def test_a_tree_head_saved_before_its_caption_less_scale_gets_one(tmp_path, tiny_checkpoint):
-    trees = {k: v for k, v in read_checkpoint(tiny_checkpoint)["trees"].items() if k != "scale_without_caption"}
-    model, meta = load_checkpoint(_rewritten(tmp_path, tiny_checkpoint, trees=trees))
-    assert meta.scale_without_caption == 1.0 and model.tree_head.scale_without_caption == 1.0

@@ -31,7 +31,7 @@ def inputs(model, captions, size=64):
     return torch.rand(len(captions), 3, size, size), input_ids, attention_mask
 
 
-@pytest.mark.parametrize("name", ["paper", "offline", "tiny"])
+@pytest.mark.parametrize("name", ["clip", "paper", "paper_random", "tiny"])
 def test_packaged_configs_load_and_round_trip(name):
     config = load_model_config(name)
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -42,7 +42,7 @@ def test_paper_config_is_the_paper_architecture():
     config, train = load_model_config("paper"), load_train_config("paper")
     assert (config.image.model_name, config.image.pretrained, config.image.pooled) == ("ViT-B-32-quickgelu", "openai", "pre_projection")
     assert (config.text.source, config.text.pooling, config.text.max_tokens) == ("bert-base-uncased", "cls", 128)
-    assert (config.fusion.kind, config.fusion.hidden_dim, config.forensic.enabled) == ("concat", 512, False)
+    assert (config.fusion.kind, config.fusion.hidden_dim) == ("concat", 512)
     assert (train.lr, train.weight_decay, train.epochs) == (2e-5, 0.01, 8)
 
 
@@ -56,16 +56,19 @@ def test_config_errors_name_the_culprit(tmp_path):
         load_model_config(bad)
     with pytest.raises(ConfigError, match="no config 'nope'"):
         load_model_config("nope")
-    for trees, message in (
-        ({"weight": 1.5}, r"trees: weight must be in \[0, 1\]"),  # checked on reading, not only after training
-        ({"weight_without_caption": 2}, r"weight_without_caption must be in \[0, 1\]"),
-        ({"patch_size": -1}, "patch_size must be >= 0"),
-        ({"seeds": 0}, "seeds must be >= 1"),
-        ({"tone_scales": [0]}, "scales must be positive integers"),
-    ):
-        bad.write_text(json.dumps({"trees": {"enabled": True, **trees}}))
-        with pytest.raises(ConfigError, match=message):
-            load_model_config(bad)
+
+
+def test_retired_parts_are_dropped_when_disabled_and_refused_when_enabled(tmp_path):
+    """Checkpoints from before the pixel branch and the tree head were retired carry their
+    sections disabled (the default model's does) and load; a model that used them does not."""
+    config = load_model_config("clip").to_dict()
+    assert ModelConfig.from_dict({**config, "forensic": {"enabled": False}, "trees": {"enabled": False}}) == load_model_config("clip")
+    with pytest.raises(ConfigError, match="retired part.*forensic"):
+        ModelConfig.from_dict({**config, "forensic": {"enabled": True, "params": {}}})
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({**config, "trees": {"enabled": True}}))
+    with pytest.raises(ConfigError, match="retired part.*trees"):
+        load_model_config(path)
 
 
 def test_forward_shapes_and_feature_split(tiny_model):
@@ -75,7 +78,7 @@ def test_forward_shapes_and_feature_split(tiny_model):
         features = tiny_model.forward_features(image, input_ids, attention_mask)
         again = tiny_model.forward_head(features)
     assert logit_a.shape == (3,) and logits_b.shape == (3, len(LABELS_B))
-    assert list(features) == ["image", "text", "forensic"]
+    assert list(features) == ["image", "text"]
     torch.testing.assert_close(again[0], logit_a)
     assert torch.isfinite(logit_a).all() and torch.isfinite(logits_b).all()
 
@@ -110,8 +113,8 @@ def test_trace_generalises_to_other_batch_and_sequence_lengths(tiny_model):
 def test_concat_fusion_and_single_branch_models():
     config = load_model_config("tiny")
     concat = dataclasses.replace(config, fusion=dataclasses.replace(config.fusion, kind="concat"))
-    text_off = dataclasses.replace(config, text=dataclasses.replace(config.text, enabled=False), image=dataclasses.replace(config.image, enabled=False))
-    for variant, branches in ((concat, ["image", "text", "forensic"]), (text_off, ["forensic"])):
+    text_off = dataclasses.replace(config, text=dataclasses.replace(config.text, enabled=False))
+    for variant, branches in ((concat, ["image", "text"]), (text_off, ["image"])):
         model = create_model(variant, LABELS_B).eval()
         assert model.branch_names == branches
         with torch.no_grad():
@@ -125,7 +128,7 @@ def test_frozen_backbones_do_not_train_and_are_rebuildable_only_if_pretrained():
     assert not any(p.requires_grad for p in model.branches["text"].parameters())
     assert not model.branches["text"].training and model.head_a.training
     assert rebuildable_branches(config) == []  # random weights must be stored
-    assert rebuildable_branches(load_model_config("offline")) == ["text"]
+    assert rebuildable_branches(load_model_config("clip")) == ["image", "text"]
 
 
 def test_loss_trains_head_b_on_ai_samples_only():
