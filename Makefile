@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install serve test bundle weights bench loadtest clean firefox-driver
+.PHONY: install serve test test-fast bundle weights bench loadtest clean firefox-driver
 
 # The Firefox tests' driver (puppeteer-core, tests/extension/firefox): installed with npm
 # where npm is present; the tests skip themselves without firefox-esr or node.
@@ -65,6 +65,11 @@ serve: $(STAMP) bundle
 
 test: $(STAMP) $(if $(NPM),$(FIREFOX_DRIVER))
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A quicker subset: no browser, no real training run, no CLIP-sized model
+# (the tests marked slow or browser; `make test` runs them all).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: $(STAMP) bundle
 	$(BIN)/genspot bench --bundle $(BUNDLE) --reference-checkpoint $(CHECKPOINT) --batch 1,8,32 --seconds 2
