@@ -46,6 +46,13 @@ BADGES_JS = """() => {
     };
   });
 }""" % {"inset": BADGE_INSET}
+# True once at least `count` badges sit on their images (repositioning follows layout a frame later).
+ENOUGH_BADGES_JS = f"(count) => ({BADGES_JS})().filter((badge) => badge.image).length >= count"
+
+
+def fail_missing_badges(badges: list[dict], count: int, timeout_ms: float, browser: str) -> None:
+    shown = sorted(str(badge["image"]) for badge in badges)
+    pytest.fail(f"expected {count} badges on images within {timeout_ms / 1000:g} s in {browser}; badged: {', '.join(shown) or 'none'}")
 
 
 @dataclass(frozen=True)
@@ -114,12 +121,11 @@ class ExtensionBrowser:
 
     @staticmethod
     def wait_for_badges(page, count: int, timeout_ms: float = 30_000) -> list[dict]:
-        """The badges, once at least `count` of them sit on their images (repositioning follows layout a frame later)."""
+        """The badges, once at least `count` of them sit on their images."""
         try:
-            page.wait_for_function(f"({BADGES_JS})().filter((badge) => badge.image).length >= {count}", timeout=timeout_ms)
+            page.wait_for_function(ENOUGH_BADGES_JS, arg=count, timeout=timeout_ms)
         except PlaywrightTimeout:
-            shown = sorted(str(badge["image"]) for badge in ExtensionBrowser.badges(page))
-            pytest.fail(f"expected {count} badges on images within {timeout_ms / 1000:g} s; badged: {', '.join(shown) or 'none'}")
+            fail_missing_badges(ExtensionBrowser.badges(page), count, timeout_ms, "Chromium")
         return ExtensionBrowser.badges(page)
 
 

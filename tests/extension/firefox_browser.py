@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from extension_browser import BADGES_JS, EXTENSION_DIR, POPUP_COUNTS
+from extension_browser import BADGES_JS, ENOUGH_BADGES_JS, EXTENSION_DIR, POPUP_COUNTS, fail_missing_badges
 
 FIREFOX = Path("/usr/bin/firefox-esr")
 DRIVER_DIR = Path(__file__).resolve().parent / "firefox"
@@ -175,10 +175,9 @@ class FirefoxExtension:
     def wait_for_badges(page: FirefoxPage, count: int, timeout_ms: float = 30_000) -> list[dict]:
         """The badges, once at least `count` of them sit on their images."""
         try:
-            page.wait_for(f"() => ({BADGES_JS})().filter((badge) => badge.image).length >= {count}", timeout_ms=timeout_ms)
+            page.wait_for(ENOUGH_BADGES_JS, count, timeout_ms)
         except DriverError:
-            shown = sorted(str(badge["image"]) for badge in FirefoxExtension.badges(page))
-            pytest.fail(f"expected {count} badges on images within {timeout_ms / 1000:g} s in Firefox; badged: {', '.join(shown) or 'none'}")
+            fail_missing_badges(FirefoxExtension.badges(page), count, timeout_ms, "Firefox")
         return FirefoxExtension.badges(page)
 
 
