@@ -22,6 +22,8 @@ pytestmark = pytest.mark.browser
 
 MANIFEST = json.loads((EXTENSION_DIR / "manifest.json").read_text(encoding="utf-8"))
 SCROLL_TO_LAZY_JS = """() => document.querySelector("[data-test=lazy]").scrollIntoView()"""
+# Every answer is in: no badge still says it is checking its image.
+SETTLED_JS = """() => ![...document.querySelectorAll("genspot-badge")].some((badge) => badge.dataset.verdict === "checking")"""
 # What a badge says; where it sits is checked by the harnesses' BADGES_JS (badge["image"]).
 SHOWN = ("verdict", "text", "aria_label", "visible")
 
@@ -43,7 +45,9 @@ def chromium_badges(profile, site, backend) -> dict[str, tuple]:
         page.goto(site.url())
         chromium.wait_for_badges(page, len(ABOVE_FOLD))
         page.evaluate(SCROLL_TO_LAZY_JS)
-        return shown(chromium.wait_for_badges(page, len(BADGED)))
+        chromium.wait_for_badges(page, len(BADGED))
+        page.wait_for_function(SETTLED_JS)
+        return shown(chromium.badges(page))
 
 
 def test_firefox_shows_the_badges_chromium_shows(site, tiny_bundle, redis_server, backend_server, tmp_path):
@@ -60,7 +64,9 @@ def test_firefox_shows_the_badges_chromium_shows(site, tiny_bundle, redis_server
         page = firefox.open(site.url())
         firefox.wait_for_badges(page, len(ABOVE_FOLD))
         page.evaluate(SCROLL_TO_LAZY_JS)
-        in_firefox = shown(firefox.wait_for_badges(page, len(BADGED)))
+        firefox.wait_for_badges(page, len(BADGED))
+        page.wait_for(SETTLED_JS)
+        in_firefox = shown(firefox.badges(page))
         assert sorted(in_firefox) == sorted(BADGED), "one badge on each image but the icon"
         assert in_firefox == in_chromium
         if thresholds:  # (a model whose probabilities are all equal cannot be split)
@@ -84,7 +90,9 @@ def test_firefox_unreachable_backend_shows_not_checked(site, tmp_path):
     with launch_firefox(tmp_path / "firefox") as firefox:
         firefox.configure(down)
         page = firefox.open(site.url())
-        badges = shown(firefox.wait_for_badges(page, len(ABOVE_FOLD)))
+        firefox.wait_for_badges(page, len(ABOVE_FOLD))
+        page.wait_for(SETTLED_JS, timeout_ms=30_000)
+        badges = shown(firefox.badges(page))
         assert sorted(badges) == sorted(ABOVE_FOLD)
         assert {badge[0] for badge in badges.values()} == {"error"}
         popup = firefox.open_popup(site.url())
