@@ -25,6 +25,7 @@ from genspot.backend.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
 from genspot.backend.browser import browser_guard
 from genspot.backend.controllers import DEPENDENCIES, DetectController, FeedbackController, HealthController
 from genspot.backend.disconnect import cancel_on_disconnect
+from genspot.backend.json_body import StrictJsonRequest
 from genspot.backend.problems import EXCEPTION_HANDLERS
 from genspot.backend.resources import open_service_resources
 from genspot.backend.settings import Settings
@@ -90,6 +91,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=cors,
         request_max_body_size=settings.max_request_bytes,
+        request_class=StrictJsonRequest,
         openapi_config=OpenAPIConfig(
             title="genspot",
             version=genspot.__version__,

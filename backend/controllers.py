@@ -162,7 +162,8 @@ class FeedbackController(Controller):
             raise TooManyRequestsException(
                 f"too many reports from this address; retry in {int(retry_after)} s", headers={"Retry-After": str(int(retry_after))}
             )
-        reporter = feedback_desk.store.reporter_id(client, request.headers.get(API_KEY_HEADER.lower()))
+        key = request.headers.get(API_KEY_HEADER.lower()) if settings.api_keys else None  # valid, or refused by now
+        reporter = feedback_desk.store.reporter_id(client, key)
         return await asyncio.to_thread(feedback_desk.store.add, data, reporter)
 
 

@@ -4,7 +4,8 @@
 A report is a claim by whoever sent it, never a label: web pages choose which images a
 user sees (and could script a flood of reports), so every record is stored ``unverified``,
 with a salted hash of the reporting client (never its address), and the export counts
-distinct reporters per image so one client cannot outvote everyone. Nothing here feeds
+distinct reporters per image so one client cannot outvote everyone. The salt lives beside the
+store (``<store>.salt``, made once), so a client is one reporter across restarts and workers. Nothing here feeds
 training by itself: a person (or a pseudo-labelling run that weighs the votes) decides.
 
 Bounds: the request body is a few small fields (``FeedbackRequest``), a client may send
@@ -31,7 +32,11 @@ from genspot.backend.schemas import DecidedBy, Verdict
 
 MAX_STORE_BYTES = 256 * 1024 * 1024
 _SEEN_MAX = 100_000
-Sha256Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="SHA-256 of the image (the result's `sha256`)")]
+_SALT_BYTES = 16
+Sha256Hex = Annotated[
+    # the length too: Python's "$" also matches before a final newline
+    str, msgspec.Meta(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$", description="SHA-256 of the image (the result's `sha256`)")
+]
 
 
 class FeedbackRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -82,12 +87,15 @@ class FeedbackStore:
     def __init__(self, path: str | os.PathLike, max_bytes: int = MAX_STORE_BYTES):
         self.path = Path(path).expanduser()
         self.max_bytes = max_bytes
-        self._salt = secrets.token_bytes(16)  # per process: reporters are told apart, never identified
+        self._salt: bytes | None = None  # reporters are told apart, never identified
         self._lock = threading.Lock()
         self._seen: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._encode = msgspec.json.Encoder().encode
 
     def reporter_id(self, client: str, api_key: str | None) -> str:
+        """The client's address and, where keys are configured, its (valid) key, hashed with the store's salt."""
+        if self._salt is None:
+            self._salt = _store_salt(self.path)
         return hashlib.sha256(self._salt + f"{client}\n{api_key or ''}".encode()).hexdigest()[:16]
 
     def add(self, report: FeedbackRequest, reporter: str) -> FeedbackReceipt:
@@ -115,6 +123,30 @@ class FeedbackStore:
             if len(self._seen) > _SEEN_MAX:
                 self._seen.popitem(last=False)
             return FeedbackReceipt(id=record.id, status="stored")
+
+
+def _store_salt(store: Path) -> bytes:
+    """The store's salt, from ``<store>.salt``; the first process to need it writes it (to a
+    file of its own, then linked into place: a worker racing it reads the winner's)."""
+    path = store.with_name(store.name + ".salt")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        own = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, secrets.token_bytes(_SALT_BYTES))
+        finally:
+            os.close(descriptor)
+        try:
+            os.link(own, path)
+        except FileExistsError:
+            pass
+        finally:
+            own.unlink()
+    salt = path.read_bytes()
+    if len(salt) != _SALT_BYTES:
+        raise OSError(f"{path} is not a {_SALT_BYTES}-byte salt; remove it to make a new one (reporters then start afresh)")
+    return salt
 
 
 def read_records(path: str | os.PathLike) -> tuple[list[FeedbackRecord], int]:

@@ -16,6 +16,7 @@ import msgspec
 from genspot.backend.feedback import label_candidates, read_records
 from genspot.backend.settings import Settings, SettingsError
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = [
     "sha256", "label_a", "votes_ai", "votes_real", "reporters", "image_url",
     "generators", "model_versions", "first_reported", "last_reported", "verification",
@@ -49,7 +50,12 @@ def _write(rows: list[dict], fmt: str, handle) -> None:
     writer = csv.DictWriter(handle, fieldnames=columns)
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: ";".join(value) if isinstance(value, list) else value for key, value in row.items()})
+        writer.writerow({key: _cell(";".join(value) if isinstance(value, list) else value) for key, value in row.items()})
+
+
+def _cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, or a tab or CR first), quoted with '."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -13,7 +14,10 @@ from genspot import cli
 from genspot.backend.app import create_app
 from genspot.backend.feedback import FeedbackRequest, FeedbackStore, read_records
 
+from backend_helpers import b64
+
 SHA = hashlib.sha256(b"an image").hexdigest()
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==")
 OTHER = hashlib.sha256(b"another image").hexdigest()
 
 
@@ -123,3 +127,52 @@ def test_export_counts_distinct_reporters_per_image(store_path, tmp_path, capsys
 def test_export_of_a_missing_store_fails_in_one_line(tmp_path, capsys):
     assert cli.main(["feedback", "export", "--store", str(tmp_path / "none.jsonl")]) == 2
     assert capsys.readouterr().err.startswith("genspot feedback: error:")
+
+
+def test_made_up_api_keys_do_not_multiply_a_reporter(client, store_path):
+    """No keys are configured: whatever X-API-Key a client sends, it is one reporter."""
+    answers = [client.post("/v1/feedback", json=report(), headers={"X-API-Key": f"made-up-{n}"}).json()["status"] for n in range(3)]
+    assert answers == ["stored", "duplicate", "duplicate"]  # within the client's 3 reports an hour
+    assert len({record.reporter for record in read_records(store_path)[0]}) == 1
+
+
+def test_a_reporter_stays_one_across_restarts_and_workers(store_path):
+    """Every process writing the store (a restarted one, another worker) hashes a client alike."""
+    first, restarted, other_worker = (FeedbackStore(store_path) for _ in range(3))
+    assert first.reporter_id("203.0.113.7", None) == restarted.reporter_id("203.0.113.7", None) == other_worker.reporter_id("203.0.113.7", None)
+    assert first.reporter_id("203.0.113.7", None) != first.reporter_id("203.0.113.8", None)
+    assert FeedbackStore(store_path.parent / "elsewhere.jsonl").reporter_id("203.0.113.7", None) != first.reporter_id("203.0.113.7", None)
+
+
+@pytest.mark.parametrize("sha256", [SHA + "\n", SHA + "\r\n", " " + SHA, SHA.upper()])
+def test_a_hash_must_be_exactly_64_lowercase_hex_digits(client, store_path, sha256):
+    response = client.post("/v1/feedback", json=report(sha256=sha256))
+    assert response.status_code == 400 and "sha256" in response.text
+    assert not store_path.exists()
+
+
+@pytest.mark.parametrize("path", ["/v1/feedback", "/v1/detect"])
+def test_duplicate_json_keys_are_refused(client, store_path, path):
+    picture = {"items": [{"url": "data:image/png;base64," + b64(PNG)}]}
+    first, second = (report(), report(sha256=OTHER)) if path == "/v1/feedback" else (picture, picture)
+    body = json.dumps(first)[:-1] + ", " + json.dumps(second)[1:]  # every key twice, the second wins in msgspec
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "appears twice" in response.json()["detail"]
+    assert not store_path.exists()
+
+
+def test_csv_export_neutralises_formulas(store_path, tmp_path):
+    """A spreadsheet runs a cell starting with = + - @ (or a tab or CR before one) as a formula."""
+    store = FeedbackStore(store_path)
+    hostile = ['=HYPERLINK("https://evil.example","click")', "+1+1", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1"]
+    for n, text in enumerate(hostile):
+        store.add(FeedbackRequest(sha256=hashlib.sha256(bytes([n])).hexdigest(), correct_label="ai", comment=text, generator=text[:100]), "r")
+    out_csv = tmp_path / "records.csv"
+    assert cli.main(["feedback", "export", "--store", str(store_path), "--records", "--format", "csv", "--out", str(out_csv)]) == 0
+    rows = list(csv.DictReader(out_csv.open(newline="")))
+    assert [row["comment"] for row in rows] == ["'" + text for text in hostile]
+    assert [row["generator"] for row in rows] == ["'" + text for text in hostile]
+    candidates = tmp_path / "candidates.csv"
+    assert cli.main(["feedback", "export", "--store", str(store_path), "--format", "csv", "--out", str(candidates)]) == 0
+    assert sorted(row["generators"] for row in csv.DictReader(candidates.open(newline=""))) == sorted("'" + t for t in hostile)
