@@ -55,7 +55,11 @@ class Driver:
         )
         self._answers: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True, name="firefox-driver").start()
-        self.hello = self._answer(START_TIMEOUT_S)
+        try:
+            self.hello = self._answer(START_TIMEOUT_S)
+        except DriverError:
+            self.stop()
+            raise
 
     def _read(self) -> None:
         for line in self.process.stdout:
@@ -68,30 +72,37 @@ class Driver:
         except queue.Empty:
             raise DriverError(f"the Firefox driver did not answer within {timeout_s:g} s; its log:\n{self.log_tail()}") from None
         if line is None:
-            raise DriverError(f"the Firefox driver exited ({self.process.wait()}); its log:\n{self.log_tail()}")
+            raise self._exited()
         answer = json.loads(line)
         if not answer.pop("ok"):
             raise DriverError(answer["error"])
         return answer
+
+    def _exited(self) -> DriverError:
+        return DriverError(f"the Firefox driver exited ({self.process.wait()}); its log:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def send(self, op: str, timeout_s: float = DEFAULT_WAIT_MS / 1000, **args) -> dict:
-        self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise self._exited() from None
         return self._answer(timeout_s + COMMAND_MARGIN_S)
 
     def stop(self) -> None:
-        """Closing stdin quits Firefox; the process group is killed if that takes too long."""
+        """Closing stdin quits Firefox; then whatever is left of the driver's process group
+        (all of it, if quitting took too long) is killed."""
         with contextlib.suppress(OSError):
             self.process.stdin.close()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        self.process.wait(timeout=10)
         self._log.close()
 
 

@@ -97,7 +97,7 @@ def test_firefox_unreachable_backend_shows_not_checked(site, tmp_path):
         assert {badge[0] for badge in badges.values()} == {"error"}
         popup = firefox.open_popup(site.url())
         popup.wait_for("(count) => document.getElementById('count-error').textContent === String(count)", len(ABOVE_FOLD))
-        assert "is it running?" in popup.evaluate("() => document.getElementById('last-error').textContent")
+        assert down in popup.evaluate("() => document.getElementById('last-error').textContent"), "the popup names the backend it could not reach"
 
 
 # The one message Chromium has for the shared manifest: it runs `background.service_worker`
