@@ -70,6 +70,14 @@ class Source(msgspec.Struct, frozen=True):
     name: str | None = None
 
 
+class Generator(Source, frozen=True, kw_only=True):
+    """The generator an ``ai`` verdict names: the one the file's metadata names (``named_by``
+    ``provenance``, probability 1), or the model's most likely source once its probability reaches
+    the bundle's ``source_name_min_confidence`` (``named_by`` ``model``)."""
+
+    named_by: DecidedBy
+
+
 class Detection(msgspec.Struct, kw_only=True, frozen=True):
     """What the model and the metadata said about one image: the cached part of a result."""
 
@@ -108,6 +116,12 @@ class ItemResult(msgspec.Struct, kw_only=True):
     ai_probability: float | None = None
     source: Source | None = None
     sources: list[Source] = msgspec.field(default_factory=list)
+    generator: Annotated[
+        Generator | None,
+        msgspec.Meta(description="the generator to name, for an `ai` verdict only: the one the file's metadata names, "
+                                 "or the model's top source when it is at least the bundle's source_name_min_confidence; "
+                                 "null: generator unknown"),
+    ] = None
     provenance: Provenance | None = None
     sha256: Annotated[str | None, msgspec.Meta(description="SHA-256 of the image bytes judged (hex)")] = None
     thresholds: Thresholds | None = None
@@ -147,6 +161,9 @@ class ModelInfo(msgspec.Struct, kw_only=True):
         dict[str, str], msgspec.Meta(description="label -> name to show, from the bundle manifest (labels without one: none)")
     ] = {}
     thresholds: Thresholds
+    source_name_min_confidence: Annotated[
+        float, msgspec.Meta(description="the least source probability at which results name the model's guessed generator")
+    ]
     image_size: int
     kind: str
     dtype: str

@@ -51,13 +51,22 @@ from genspot.backend.provenance import Provenance, Signal, read_provenance
 from genspot.backend.schemas import (
     Detection,
     ErrorInfo,
+    Generator,
     ItemResult,
     ModelInfo,
     Thresholds,
 )
 from genspot.backend.settings import Settings
 from genspot.backend.url_entries import UrlEntryQuota
-from genspot.backend.verdict import decide, display_names, named, top_sources
+from genspot.backend.verdict import (
+    DEFAULT_SOURCE_NAME_MIN_CONFIDENCE,
+    Decision,
+    decide,
+    display_names,
+    named,
+    named_generator,
+    top_sources,
+)
 from genspot.bundle import Bundle
 from genspot.text import caption_hash
 
@@ -129,6 +138,8 @@ class DetectionService:
         self.metrics = metrics
         self.thresholds = Thresholds(settings.threshold, settings.uncertain_band)
         self.display_names = display_names(bundle.spec.display_names)
+        measured = bundle.spec.source_name_min_confidence
+        self.source_name_min_confidence = DEFAULT_SOURCE_NAME_MIN_CONFIDENCE if measured is None else measured
         self.uses_alt_text = bundle.alt_text_is_safe if settings.use_alt_text is None else settings.use_alt_text
         self.decoding = decoding
         self.admission = admission
@@ -142,6 +153,7 @@ class DetectionService:
             labels=self.bundle.labels,
             display_names=self.display_names,
             thresholds=self.thresholds,
+            source_name_min_confidence=self.source_name_min_confidence,
             image_size=self.bundle.image_size,
             kind=spec.kind,
             dtype=spec.dtype,
@@ -183,12 +195,19 @@ class DetectionService:
             ai_probability=round(detection.ai_probability, 6),
             source=named([decision.source], self.display_names)[0],
             sources=named(detection.sources, self.display_names),
+            generator=self._generator(decision, detection),
             provenance=detection.provenance,
             sha256=digest,
             thresholds=self.thresholds,
             cached=cached,
             model_version=self.bundle.version,
         )
+
+    def _generator(self, decision: Decision, detection: Detection) -> Generator | None:
+        generator = named_generator(decision, detection, self.source_name_min_confidence)
+        if generator is None:
+            return None
+        return msgspec.structs.replace(generator, name=self.display_names.get(generator.label))
 
     def _error(self, item: ItemInput, code: str, message: str) -> ItemResult:
         self.metrics.items.labels(item.kind, "error").inc()

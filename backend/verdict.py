@@ -33,9 +33,12 @@ import msgspec
 import numpy as np
 
 from genspot.backend.provenance import Provenance
-from genspot.backend.schemas import DecidedBy, Detection, Source, Thresholds, Verdict
+from genspot.backend.schemas import DecidedBy, Detection, Generator, Source, Thresholds, Verdict
 
 TOP_SOURCES = 3
+# For bundles whose manifest has no measured source_name_min_confidence: the source head names a
+# generator only when it is this sure, and otherwise the answer says nothing (generator unknown).
+DEFAULT_SOURCE_NAME_MIN_CONFIDENCE = 0.8
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _INTACT = ("valid", "untrusted")
 
@@ -94,6 +97,21 @@ def decide(detection: Detection, thresholds: Thresholds, labels: list[str]) -> D
     if by_model == "real" or not detection.sources:
         return Decision(verdict=by_model, source=Source("real", round(1.0 - p_ai, 6)), decided_by="model", model_verdict=by_model)
     return Decision(verdict=by_model, source=detection.sources[0], decided_by="model", model_verdict=by_model)
+
+
+def named_generator(decision: Decision, detection: Detection, min_confidence: float) -> Generator | None:
+    """The generator to name, only for an ``ai`` verdict: the one the file's metadata names, else
+    the model's top source when its probability reaches ``min_confidence``; None: unknown. A
+    verdict other than ``ai`` names none (the source head only ever saw AI images)."""
+    if decision.verdict != "ai":
+        return None
+    provenance = detection.provenance
+    if decision.decided_by == "provenance" and provenance is not None and provenance.generator:
+        return Generator(decision.source.label, 1.0, named_by="provenance")
+    top = detection.sources[0] if detection.sources else None
+    if top is not None and top.probability >= min_confidence:
+        return Generator(top.label, top.probability, named_by="model")
+    return None
 
 
 def _first_source(detection: Detection) -> Source:

@@ -186,8 +186,11 @@ def take(browser: ExtensionBrowser, page_url: str, out: Path) -> list[dict]:
     page = browser.context.new_page()
     page.set_viewport_size(VIEWPORT)
     page.goto(page_url)
-    # A badge appears once its image's answer is in (with "show likely real" on, every image gets one).
-    page.wait_for_function(f"document.querySelectorAll('genspot-badge').length >= {IMAGE_COUNT}", timeout=180_000)
+    # Every image gets a badge ("Checking…" first); the shot waits for all the answers.
+    page.wait_for_function(
+        f"[...document.querySelectorAll('genspot-badge')].filter((h) => h.dataset.verdict !== 'checking').length >= {IMAGE_COUNT}",
+        timeout=180_000,
+    )
     page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] - 5)
     page.evaluate("document.activeElement && document.activeElement.blur()")
     time.sleep(0.5)
@@ -208,7 +211,7 @@ def take(browser: ExtensionBrowser, page_url: str, out: Path) -> list[dict]:
     time.sleep(0.5)
     index = next(i for i, badge in enumerate(badges) if badge["image"] == DETAILS_FOR)
     host = page.locator("genspot-badge").nth(index)
-    host.locator("button").click()
+    host.locator("button.badge").click()
     panel = host.locator(".panel")
     expect(panel).to_be_visible()
     box, image_box = panel.bounding_box(), page.locator(f"img[src$='{DETAILS_FOR}']").bounding_box()
@@ -220,7 +223,7 @@ def take(browser: ExtensionBrowser, page_url: str, out: Path) -> list[dict]:
 
     popup = browser.open_popup(page_url)
     expect(popup.locator("#images li")).to_have_count(len(badges))
-    popup.set_viewport_size({"width": 364, "height": 600})
+    popup.set_viewport_size({"width": 384, "height": 600})
     popup.evaluate("document.querySelector('#images').scrollTop = 1e6")  # the list scrolls: its last row in full
     (out / "popup.png").write_bytes(small_png(popup.locator("body").screenshot()))
     return badges

@@ -1,7 +1,7 @@
 // The genspot backend's HTTP API, as the extension uses it: POST /v1/detect, POST /v1/feedback
 // and GET /v1/model.
-// Network and HTTP failures are re-raised as BackendError with a stable code and a one-line
-// message that the popup can show as is.
+// Network and HTTP failures are re-raised as BackendError with a stable code (RETRY_CODES in
+// shared/messages.js says which heal by themselves) and a message the popup can show as is.
 
 const DETECT_TIMEOUT_MS = 30_000;
 const INFO_TIMEOUT_MS = 5_000;
@@ -36,15 +36,18 @@ async function request(settings, path, init, timeoutMs) {
     response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
     if (error.name === "TimeoutError") {
-      throw new BackendError("backend_timeout", `the backend at ${settings.backendUrl} did not answer within ${timeoutMs / 1000} s`);
+      throw new BackendError("backend_timeout", `genspot's service at ${settings.backendUrl} did not answer within ${timeoutMs / 1000} s; genspot will try again`);
     }
-    throw new BackendError("backend_unreachable", `cannot reach the backend at ${settings.backendUrl} (is it running?)`);
+    throw new BackendError("backend_unreachable", `genspot's service is not running at ${settings.backendUrl}. Start it with "make serve" in the genspot folder; images are checked as soon as it answers.`);
   }
   if (response.status === 401 || response.status === 403) {
     throw new BackendError("unauthorized", `the backend refused the API key (HTTP ${response.status}); check it in the options`);
   }
   if (response.status === 429) {
-    throw new BackendError("rate_limited", "the backend's rate limit was reached; try again in a minute");
+    throw new BackendError("rate_limited", "genspot's service asked for a pause (rate limit); genspot will try again");
+  }
+  if (response.status === 503) {
+    throw new BackendError("backend_unavailable", "genspot's service is starting or busy; genspot will try again");
   }
   if (!response.ok) {
     throw new BackendError("backend_error", `the backend answered HTTP ${response.status}: ${await problemDetail(response)}`);

@@ -44,6 +44,7 @@ async function ask(settings, item) {
   }
 }
 
+/** `reason` is the backend's error for the URL ({code, message}): the badge's details say why the browser sent the image. */
 async function askWithBytes(settings, item, reason) {
   let imageB64;
   try {
@@ -69,7 +70,7 @@ export async function detect(settings, item, { fresh = false } = {}) {
   }
   let result = { ...(await ask(settings, item)), via: item.url ? "url" : "bytes" };
   if (result.status === "error" && item.url && needsBytes(result.error)) {
-    result = await askWithBytes(settings, item, result.error.message);
+    result = await askWithBytes(settings, item, result.error);
   }
   if (result.status === "ok") await putCached(key, result);
   return result;

@@ -6,7 +6,7 @@ import "../shared/settings.js";
 import { BackendError, postFeedback } from "./backend_client.js";
 import { detect } from "./detector.js";
 
-const { MSG, settings: userSettings } = globalThis.genspot;
+const { MSG, REPORTS_KEY, MAX_REPORTS, settings: userSettings } = globalThis.genspot;
 const BADGE_COLOUR = "#b3261e";
 const MENU_ID = "genspot-check";
 // "page" and "frame" too: a CSS background is not an "image" to the context menu.
@@ -30,20 +30,37 @@ async function handlePageStats(message, sender) {
   return {};
 }
 
-/** Only the extension's own pages (the popup) may report: a content script runs beside page code. */
-function fromExtensionPage(sender) {
-  return typeof sender.url === "string" && sender.url.startsWith(chrome.runtime.getURL(""));
-}
-
+/**
+ * Sends a wrong-verdict report from a badge's panel to the backend and keeps it (with a small
+ * thumbnail, the page's host and the time) in chrome.storage.local for the popup and the badges.
+ * The page cannot send it: only the extension's content script can message the extension, and it
+ * reports only on a click the user made.
+ */
 async function handleReport(message, sender) {
-  if (!fromExtensionPage(sender)) return { error: { code: "refused", message: "reports come from the genspot popup only" } };
   const settings = await userSettings.loadSettings();
+  const report = message.report ?? {};
+  let answer;
   try {
-    return await postFeedback(settings, message.report ?? {});
+    answer = await postFeedback(settings, report);
   } catch (error) {
     if (error instanceof BackendError) return { error: { code: error.code, message: error.message } };
     throw error;
   }
+  const host = sender.tab?.url ? new URL(sender.tab.url).hostname : "";
+  await keepReport({ ...report, thumbnail: message.thumbnail ?? null, host, at: Date.now() });
+  return answer;
+}
+
+let keeping = Promise.resolve(); // one read-modify-write of the stored reports at a time
+
+/** Stores `entry` first in the reports list (replacing an earlier report of the same image). */
+function keepReport(entry) {
+  keeping = keeping.catch(() => {}).then(async () => {
+    const stored = (await chrome.storage.local.get(REPORTS_KEY))[REPORTS_KEY] ?? [];
+    const others = stored.filter((kept) => kept.sha256 !== entry.sha256);
+    await chrome.storage.local.set({ [REPORTS_KEY]: [entry, ...others].slice(0, MAX_REPORTS) });
+  });
+  return keeping;
 }
 
 /** The context menu: the content script of the clicked frame finds the image or CSS background and checks it. */

@@ -12,6 +12,7 @@ globalThis.genspot = globalThis.genspot || {};
   // on light, dark and busy images alike.
   const STYLE = `
     :host { all: initial; }
+    [hidden] { display: none !important; }
     .wrap { all: initial; display: block; position: relative; font: 600 12px/1.2 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
     .badge {
       all: unset; box-sizing: border-box; display: inline-block; padding: 3px 8px;
@@ -21,18 +22,32 @@ globalThis.genspot = globalThis.genspot || {};
     .badge:focus-visible { outline: 3px solid #ffbf47; outline-offset: 2px; }
     .ai { background: #a4161a; }
     .real { background: #1b5e20; }
-    .uncertain { background: #37474f; min-width: 24px; text-align: center; }
-    /* "could not check": quiet, outlined, never mistaken for a verdict */
-    .error { background: rgba(255, 255, 255, 0.92); color: #37474f; border: 1.5px dashed #546e7a; font-weight: 500; }
+    .uncertain { background: #37474f; }
+    /* "checking" and "not checked": quiet, outlined, never mistaken for a verdict */
+    .checking, .error { background: rgba(255, 255, 255, 0.92); color: #37474f; border: 1.5px dashed #546e7a; font-weight: 500; }
+    .checking { border-style: dotted; }
     .panel {
-      display: none; position: absolute; top: calc(100% + 6px); left: 0; width: max-content; max-width: 320px; padding: 8px 10px;
+      display: none; position: absolute; top: calc(100% + 6px); left: 0; width: max-content; max-width: 340px; padding: 8px 10px;
       background: #fff; color: #1a1a1a; border: 1px solid #888; border-radius: 8px; box-shadow: 0 4px 16px rgba(0, 0, 0, 0.35);
       font-weight: 400; pointer-events: auto;
     }
+    /* bridges the gap between badge and panel, so the pointer can travel to the panel's buttons */
+    .panel::before { content: ""; position: absolute; left: 0; right: 0; top: -8px; height: 8px; }
+    .panel.above::before { top: auto; bottom: -8px; }
     .wrap:hover .panel, .wrap.open .panel { display: block; }
     dl { margin: 0; display: grid; grid-template-columns: auto 1fr; gap: 3px 10px; }
     dt { font-weight: 600; color: #444; }
     dd { margin: 0; }
+    details { margin-top: 6px; color: #444; font-size: 11px; }
+    summary { cursor: pointer; color: #555; }
+    details dl { margin-top: 4px; }
+    .report { margin-top: 8px; padding-top: 6px; border-top: 1px solid #ddd; }
+    .report p { margin: 0 0 4px; }
+    .report .row { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; }
+    .report input { font: inherit; font-size: 12px; padding: 2px 6px; border: 1px solid #888; border-radius: 4px; min-width: 0; flex: 1 1 120px; color: #1a1a1a; background: #fff; }
+    .report button { font: inherit; font-size: 12px; padding: 2px 8px; border: 1px solid #888; border-radius: 4px; background: #f4f4f4; color: #1a1a1a; cursor: pointer; }
+    .report .status { margin: 4px 0 0; color: #555; }
+    .report .done { color: #1b5e20; font-weight: 600; }
     .brand { margin-top: 6px; color: #666; font-size: 11px; }
   `;
 
@@ -55,7 +70,36 @@ globalThis.genspot = globalThis.genspot || {};
     return node;
   }
 
-  function createBadge() {
+  function definitionList(rows) {
+    return rows.flatMap(([term, value]) => [element("dt", {}, [term]), element("dd", {}, [value])]);
+  }
+
+  const REPORTED_WORDS = { ai: "it is AI-made", real: "it is real" };
+
+  /**
+   * The panel's report part: an optional note and one button per correct answer; a click sends
+   * the report at once. The note field is made once, so a redraw never loses what is typed.
+   */
+  function createReport(onReport) {
+    const note = element("input", { type: "text", maxlength: "1000", placeholder: "Note (optional)", "aria-label": "Note for your report (optional)" });
+    const choices = element("span", { class: "row" });
+    const status = element("p", { class: "status", role: "status" });
+    const form = element("div", {}, [element("p", {}, ["Think this is wrong? Tell genspot:"]), element("div", { class: "row" }, [note, choices]), status]);
+    const done = element("p", { class: "done" });
+    const section = element("div", { class: "report" }, [form, done]);
+    choices.addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-label]");
+      if (!button || !event.isTrusted) return; // only the user's own click reports, never the page's script
+      choices.querySelectorAll("button").forEach((choice) => { choice.disabled = true; });
+      status.textContent = "Sending the report…";
+      const answer = await onReport(button.dataset.label, note.value.trim());
+      choices.querySelectorAll("button").forEach((choice) => { choice.disabled = false; });
+      status.textContent = answer?.error ? `Not sent: ${answer.error.message}` : "";
+    });
+    return { section, form, choices, note, done };
+  }
+
+  function createBadge(onReport) {
     const host = document.createElement("genspot-badge");
     setImportant(host, HOST_STYLE);
     const root = host.attachShadow({ mode: "open" });
@@ -65,9 +109,12 @@ globalThis.genspot = globalThis.genspot || {};
     }
     root.adoptedStyleSheets = [sheet];
     const panelId = `genspot-details-${++panelIds}`;
-    const button = element("button", { class: "badge", type: "button", "aria-expanded": "false", "aria-describedby": panelId });
-    const list = element("dl");
-    const panel = element("div", { class: "panel", id: panelId, role: "tooltip" }, [list, element("div", { class: "brand" }, ["genspot"])]);
+    const button = element("button", { class: "badge", type: "button", "aria-expanded": "false", "aria-controls": panelId, "aria-describedby": `${panelId}-rows` });
+    const list = element("dl", { id: `${panelId}-rows` });
+    const technical = element("dl");
+    const details = element("details", {}, [element("summary", {}, ["Technical details"]), technical]);
+    const report = createReport(onReport);
+    const panel = element("div", { class: "panel", id: panelId, role: "group", "aria-label": "genspot details" }, [list, details, report.section, element("div", { class: "brand" }, ["genspot"])]);
     const wrap = element("div", { class: "wrap" }, [button, panel]);
     root.append(wrap);
     const raise = (onTop) => {
@@ -86,11 +133,18 @@ globalThis.genspot = globalThis.genspot || {};
       event.stopPropagation();
       toggle(!wrap.classList.contains("open"));
     });
-    button.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") toggle(false); // focus stays on the badge
+    wrap.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      toggle(false);
+      button.focus(); // from the panel's note or buttons, back to the badge
     });
-    button.addEventListener("blur", () => toggle(false));
-    return { host, button, list, toggle };
+    wrap.addEventListener("focusin", (event) => {
+      if (event.target !== button && !wrap.classList.contains("open")) toggle(true); // typing a note keeps the panel open
+    });
+    wrap.addEventListener("focusout", (event) => {
+      if (!wrap.contains(event.relatedTarget)) toggle(false);
+    });
+    return { host, button, list, technical, details, report, panel, toggle };
   }
 
   /**
@@ -99,6 +153,7 @@ globalThis.genspot = globalThis.genspot || {};
    */
   function fitInViewport(panel) {
     panel.style.left = panel.style.top = panel.style.bottom = "";
+    panel.classList.remove("above");
     const box = panel.getBoundingClientRect();
     const { clientWidth, clientHeight } = document.documentElement;
     const overflowRight = box.right - (clientWidth - PANEL_MARGIN);
@@ -106,6 +161,7 @@ globalThis.genspot = globalThis.genspot || {};
     if (box.bottom > clientHeight - PANEL_MARGIN && box.top - box.height - 2 * PANEL_MARGIN > 0) {
       panel.style.top = "auto";
       panel.style.bottom = "calc(100% + 6px)";
+      panel.classList.add("above");
     }
   }
 
@@ -114,13 +170,26 @@ globalThis.genspot = globalThis.genspot || {};
     badge.button.textContent = view.text;
     badge.button.setAttribute("aria-label", view.ariaLabel);
     badge.host.dataset.verdict = view.kind;
-    badge.list.replaceChildren(...view.rows.flatMap(([term, value]) => [element("dt", {}, [term]), element("dd", {}, [value])]));
+    badge.list.replaceChildren(...definitionList(view.rows));
+    badge.technical.replaceChildren(...definitionList(view.technical));
+    badge.details.hidden = view.technical.length === 0;
+    const { report } = badge;
+    const reported = view.reported;
+    report.section.hidden = !reported && view.choices.length === 0;
+    report.form.hidden = Boolean(reported);
+    report.done.hidden = !reported;
+    badge.host.dataset.reported = reported ? reported.correct_label : "";
+    if (reported) report.done.textContent = `You reported: ${REPORTED_WORDS[reported.correct_label] ?? reported.correct_label}${reported.comment ? ` (“${reported.comment}”)` : ""}. Thanks.`;
+    const shown = report.choices.querySelectorAll("button");
+    if ([...shown].map((button) => button.dataset.label).join() !== view.choices.map(([label]) => label).join()) {
+      report.choices.replaceChildren(...view.choices.map(([label, text]) => element("button", { type: "button", "data-label": label }, [text])));
+    }
   }
 
   function place(badge, img) {
     const box = img.getBoundingClientRect();
     const shown = img.isConnected && box.width > 0 && box.height > 0;
-    badge.button.style.maxWidth = `${Math.max(28, Math.min(240, box.width - 2 * INSET))}px`; // stays on its image
+    badge.button.style.maxWidth = `${Math.max(28, box.width - 2 * INSET)}px`; // stays on its image, whole wherever the image has room
     setImportant(badge.host, {
       display: shown ? "block" : "none",
       left: `${Math.round(box.left + window.scrollX + INSET)}px`,
@@ -130,7 +199,9 @@ globalThis.genspot = globalThis.genspot || {};
 
   /** All badges of the page, kept on their images as the page scrolls, resizes and changes. */
   class BadgeLayer {
-    constructor() {
+    /** `onReport(img, correctLabel, note)` sends a report from an image's panel; it answers {error?}. */
+    constructor({ onReport }) {
+      this.onReport = onReport;
       this.badges = new Map(); // img -> badge
       this.frame = 0;
       this.interval = 0;
@@ -143,7 +214,7 @@ globalThis.genspot = globalThis.genspot || {};
     show(img, view) {
       let badge = this.badges.get(img);
       if (!badge) {
-        badge = createBadge();
+        badge = createBadge((label, note) => this.onReport(img, label, note));
         this.badges.set(img, badge);
         document.documentElement.append(badge.host);
         this.resizes.observe(img);

@@ -69,6 +69,29 @@ globalThis.genspot = globalThis.genspot || {};
     return null;
   }
 
+  const THUMBNAIL_PX = 48;
+
+  /**
+   * A small JPEG data: URL of a shown <img> for the popup's lists, drawn from the picture the page
+   * already loaded (no new download); the image's own address when the browser forbids reading its
+   * pixels (a cross-origin image), or null.
+   */
+  function thumbnailOf(element, url) {
+    if (element instanceof HTMLImageElement && element.naturalWidth > 0) {
+      try {
+        const scale = Math.min(1, THUMBNAIL_PX / Math.max(element.naturalWidth, element.naturalHeight));
+        const canvas = document.createElement("canvas");
+        canvas.width = Math.max(1, Math.round(element.naturalWidth * scale));
+        canvas.height = Math.max(1, Math.round(element.naturalHeight * scale));
+        canvas.getContext("2d").drawImage(element, 0, 0, canvas.width, canvas.height);
+        return canvas.toDataURL("image/jpeg", 0.7);
+      } catch {
+        // a cross-origin picture taints the canvas
+      }
+    }
+    return /^https?:/i.test(url ?? "") ? url.slice(0, 2048) : null;
+  }
+
   const CSS_URL = /url\(\s*(["']?)(.*?)\1\s*\)/g;
   const ANCESTORS = 6; // how far up a right-clicked element's parents a background image is looked for
 
@@ -177,5 +200,5 @@ globalThis.genspot = globalThis.genspot || {};
     }
   }
 
-  globalThis.genspot.images = Object.freeze({ captionOf, itemFor, contextTarget, ImageWatcher });
+  globalThis.genspot.images = Object.freeze({ captionOf, itemFor, thumbnailOf, contextTarget, ImageWatcher });
 })();

@@ -1,19 +1,22 @@
 // The content script's entry point: watches this page's images, asks the service worker
-// about each one, draws the badges and keeps the list and counts the popup shows. In
+// about each one, draws the badges (from "Checking…" to the verdict, or "Not checked" and why),
+// asks again by itself while the service is down or starting, sends reports from the badges'
+// panels, and keeps the list and counts the popup shows. In
 // iframes it only answers the context menu ("Check this image with genspot"): the popup and
 // the toolbar count describe the top page.
 (() => {
-  const { MSG, PRIORITY, settings: userSettings, images, verdicts, badges } = globalThis.genspot;
+  const { MSG, PRIORITY, REPORTS_KEY, SERVICE_ERROR_CODES, settings: userSettings, images, verdicts, badges } = globalThis.genspot;
   const host = location.hostname;
   const TOP = window === window.top;
   const KINDS = ["ai", "real", "uncertain", "error"];
   const MAX_LISTED = 200; // images the popup lists
-  const UNSENDABLE = { status: "error", error: { code: "unsupported_image", message: "this kind of image cannot be checked (SVG, or a data: URL that is not PNG, JPEG, WebP or GIF)" } };
+  const UNSENDABLE = { status: "error", error: { code: "unsupported_image", message: "genspot does not check this kind of image (drawings in SVG, or embedded images other than PNG, JPEG, WebP and GIF)" } };
+  const RETRY_FIRST_MS = 2000; // then twice as long each time the service still does not answer
+  const RETRY_MAX_MS = 30_000;
 
   let settings = userSettings.DEFAULT_SETTINGS;
   let running = false;
   let rescanning = false; // true while a rescan hands out images: they skip the session cache
-  let lastError = "";
   let answers = new Map(); // url + caption -> promise of the result (one request per image on the page)
   let lastContextElement = null; // what the user right-clicked last, for the context menu
   let nextId = 0;
@@ -21,7 +24,10 @@
   const tracked = new Map(); // element -> {id, url, caption}
   const byId = new Map(); // id -> element
   const pending = new Set(); // elements waiting for an answer
-  const layer = new badges.BadgeLayer();
+  let reported = new Map(); // sha256 -> the user's report of that image (chrome.storage.local, written by the service worker)
+  let retryDelay = RETRY_FIRST_MS;
+  let retryTimer = 0;
+  const layer = new badges.BadgeLayer({ onReport: report });
   const watcher = new images.ImageWatcher({
     onImage: (img, url, priority) => check(img, url, images.captionOf(img), { priority }),
     onChange: pageChanged,
@@ -38,10 +44,12 @@
     const entries = [];
     for (const [element, result] of results) {
       if (!element.isConnected || entries.length >= MAX_LISTED) continue;
-      const { id, url } = tracked.get(element);
+      const entry = tracked.get(element);
+      const { id, url } = entry;
       const kind = verdicts.kindOf(result, settings);
+      if (entry.thumbnail === undefined) entry.thumbnail = images.thumbnailOf(element, url);
       entries.push({
-        id, kind, text: verdicts.badgeText(kind, result),
+        id, kind, text: verdicts.badgeText(kind, result), thumbnail: entry.thumbnail,
         url: url.startsWith("data:") ? "data: image" : url.slice(0, 500),
         image_url: /^https?:/i.test(url) ? url.slice(0, 2048) : null,
         sha256: result.sha256 ?? null, verdict: result.verdict ?? null, decided_by: result.decided_by ?? null,
@@ -51,18 +59,47 @@
     return entries;
   }
 
+  /** What is wrong with the service (not with one image), for the popup; "" when nothing is. */
+  function serviceError() {
+    for (const result of results.values()) if (SERVICE_ERROR_CODES.includes(result.error?.code)) return result.error.message;
+    return "";
+  }
+
   function pageState() {
-    return { host, enabled: running, stats: stats(), lastError, images: listed() };
+    return { host, enabled: running, stats: stats(), lastError: serviceError(), images: listed() };
   }
 
   function reportStats() {
     if (TOP) chrome.runtime.sendMessage({ type: MSG.PAGE_STATS, stats: stats() }).catch(() => {});
   }
 
+  /** Draws an element's badge: its verdict, "Not checked", or "Checking…" while the first answer is on its way. */
   function render(element) {
-    const view = verdicts.describe(results.get(element), settings);
-    if (view) layer.show(element, view);
-    else layer.remove(element);
+    const result = results.get(element);
+    const view = result ? verdicts.describe(result, settings) : pending.has(element) ? verdicts.CHECKING : null;
+    if (!view) return layer.remove(element);
+    layer.show(element, { ...view, reported: (result?.sha256 && reported.get(result.sha256)) || null });
+  }
+
+  /** Sends the user's report of a wrong verdict from an image's panel; answers {status} or {error}. */
+  async function report(element, correctLabel, note) {
+    const result = results.get(element);
+    const { url } = tracked.get(element) ?? {};
+    if (!result?.sha256) return { error: { message: "this image has no verdict to report" } };
+    const fields = {
+      sha256: result.sha256, correct_label: correctLabel, reported_verdict: result.verdict, decided_by: result.decided_by ?? null,
+      model_version: result.model_version ?? null, image_url: /^https?:/i.test(url ?? "") ? url.slice(0, 2048) : null, comment: note || null,
+    };
+    try {
+      return await chrome.runtime.sendMessage({ type: MSG.REPORT, report: fields, thumbnail: images.thumbnailOf(element, url) });
+    } catch (error) {
+      return { error: { message: String(error?.message ?? error) } };
+    }
+  }
+
+  function showReports(stored) {
+    reported = new Map((stored ?? []).map((entry) => [entry.sha256, entry]));
+    results.forEach((_, element) => render(element));
   }
 
   async function ask(url, caption, fresh, priority) {
@@ -81,29 +118,58 @@
       byId.set(id, element);
       tracked.set(element, { id, url, caption });
     }
-    Object.assign(tracked.get(element), { url, caption });
+    const entry = tracked.get(element);
+    if (entry.url !== url) entry.thumbnail = undefined; // made again, from the new picture, when listed
+    Object.assign(entry, { url, caption });
+  }
+
+  /** Asks again, after a pause that doubles up to RETRY_MAX_MS, about the images the service could not answer for. */
+  function scheduleRetry() {
+    if (retryTimer || !running) return;
+    retryTimer = setTimeout(retryFailed, retryDelay);
+    retryDelay = Math.min(2 * retryDelay, RETRY_MAX_MS);
+  }
+
+  function retryFailed() {
+    retryTimer = 0;
+    const failed = [...results].filter(([element, result]) => element.isConnected && verdicts.isRetried(result));
+    for (const [element] of failed) answers.delete(`${tracked.get(element).url}\n${tracked.get(element).caption}`);
+    for (const [element] of failed) {
+      const { url, caption } = tracked.get(element);
+      check(element, url, caption, { again: true });
+    }
+  }
+
+  function stopRetrying() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    retryDelay = RETRY_FIRST_MS;
   }
 
   /**
    * Asks about one element's image and draws its badge. `manual` checks (context menu, the
    * popup's recheck) skip the session cache, are as urgent as the viewport's images and are
-   * kept even when the watcher did not offer them.
+   * kept even when the watcher did not offer them; `again` marks a retry after the service
+   * failed to answer.
    */
-  function check(element, url, caption, { manual = false, priority = PRIORITY.VISIBLE } = {}) {
+  function check(element, url, caption, { manual = false, again = false, priority = PRIORITY.VISIBLE } = {}) {
     const key = `${url}\n${caption}`;
     const fresh = manual || rescanning;
     if (manual || !answers.has(key)) answers.set(key, ask(url, caption, fresh, priority));
     const generation = answers;
     track(element, url, caption);
     pending.add(element);
+    if (!results.has(element)) render(element); // "Checking…"
     return answers.get(key).then((answer) => {
       pending.delete(element);
-      const stale = generation !== answers || (!manual && (!running || watcher.currentUrl(element) !== url));
+      const offered = watcher.currentUrl(element);
+      const moved = again ? offered !== undefined && offered !== url : offered !== url;
+      const stale = generation !== answers || (!manual && (!running || moved));
       if (stale) return answer;
-      const result = answer ?? (manual ? UNSENDABLE : null);
-      if (result === null) results.delete(element); // nothing that can be sent
-      else results.set(element, result);
-      if (result?.status === "error") lastError = result.error.message;
+      const result = answer ?? UNSENDABLE; // nothing that can be sent: skipped, and the badge says why
+      results.set(element, result);
+      if (verdicts.isRetried(result)) scheduleRetry();
+      else if (result.status === "ok") retryDelay = RETRY_FIRST_MS;
       render(element);
       reportStats();
       return result;
@@ -133,7 +199,7 @@
     byId.clear();
     pending.clear();
     layer.clear();
-    lastError = "";
+    stopRetrying();
   }
 
   function start() {
@@ -208,4 +274,8 @@
   }, true);
   userSettings.onSettingsChanged(applySettings);
   userSettings.loadSettings().then(applySettings);
+  chrome.storage.onChanged.addListener((changes, area) => {
+    if (area === "local" && changes[REPORTS_KEY]) showReports(changes[REPORTS_KEY].newValue);
+  });
+  chrome.storage.local.get(REPORTS_KEY).then((stored) => showReports(stored[REPORTS_KEY]));
 })();

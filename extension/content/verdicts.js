@@ -1,14 +1,15 @@
-// Turns a backend result into what the user sees: the verdict kind that is counted, the
-// badge text, the screen-reader label and the rows of the details panel. The evidence that
-// decided comes first; evidence that disagrees is named as such.
+// Turns a backend result into what the user sees: the kind that is counted, the badge's words,
+// the screen-reader label, the details panel's rows in plain words (numbers only there), the
+// technical rows behind a "Technical details" line, and the choices for reporting a wrong verdict.
+// The evidence that decided comes first; evidence that disagrees is named as such.
 globalThis.genspot = globalThis.genspot || {};
 
 (() => {
   const WORDS = { dalle: "DALL·E", dalle2: "DALL·E 2", sd: "SD", sdxl: "SDXL", xl: "XL", ldm: "LDM", gan: "GAN", vqgan: "VQGAN" };
-  // Below this probability (given the image is AI) the source head is guessing: say so rather
-  // than name a generator (a training-set id such as a 2022 model) for any AI image.
-  const SURE_SOURCE = 0.4;
-  const UNKNOWN_GENERATOR = "unknown generator";
+  const UNKNOWN_GENERATOR = "generator unknown";
+  // p_ai is calibrated, so the IPCC's words for likelihood fit it: "very likely" from 90%.
+  const VERY_LIKELY_AI = 0.9;
+  const VERY_LIKELY_REAL = 0.1;
   const DEFAULT_LIMITS = { threshold: 0.5, uncertain_band: 0.15 }; // the backend's defaults, for old answers
 
   /**
@@ -41,32 +42,6 @@ globalThis.genspot = globalThis.genspot || {};
     return `${Math.round(Number(probability) * 100)}%`;
   }
 
-  const SIGNAL_NAMES = { c2pa: "C2PA", iptc_xmp: "IPTC/XMP", exif: "EXIF", png_text: "PNG text", stealth_png: "stealth PNG" };
-  const PROVENANCE_WORDS = { ai: "AI-generated", "not-ai": "no AI declared", unknown: "nothing conclusive" };
-  const C2PA_WORDS = {
-    valid: "valid, signer on a trust list",
-    untrusted: "intact, but the signer is on no trust list",
-    invalid: "INVALID",
-  };
-
-  /** One line about what the image's metadata said (the backend's `provenance`), or "". */
-  function provenanceSummary(provenance) {
-    if (!provenance) return "";
-    const said = `${PROVENANCE_WORDS[provenance.verdict] ?? provenance.verdict}${provenance.generator ? ` (${provenance.generator})` : ""}`;
-    const kinds = [...new Set((provenance.signals ?? []).map((signal) => SIGNAL_NAMES[signal.kind] ?? signal.kind))];
-    return kinds.length ? `${said} · ${kinds.join(", ")}` : said;
-  }
-
-  /** "valid / untrusted / INVALID · signed by X (Y)" for a C2PA manifest, or "". */
-  function c2paSummary(provenance) {
-    const c2pa = provenance?.c2pa;
-    if (!c2pa) return "";
-    const signer = [c2pa.signer, c2pa.issuer].filter(Boolean).join(", ");
-    const problems = (c2pa.codes ?? []).filter((code) => !/\.untrusted$/.test(code));
-    const why = c2pa.validity === "invalid" && problems.length ? ` (${problems.join(", ")})` : "";
-    return `${C2PA_WORDS[c2pa.validity] ?? c2pa.validity}${why}${signer ? ` · signed by ${signer}` : ""}`;
-  }
-
   function decidedByMetadata(result) {
     return result.decided_by === "provenance" || (result.decided_by == null && result.provenance?.verdict === "ai");
   }
@@ -89,98 +64,213 @@ globalThis.genspot = globalThis.genspot || {};
     return result.verdict;
   }
 
-  /** The generator to name on an AI badge: metadata's, else the source head's when it is sure enough. */
-  function sourceName(result) {
-    const source = result.source;
-    if (!source || source.label === "real") return "";
-    if (!decidedByMetadata(result) && !(source.probability >= SURE_SOURCE)) return UNKNOWN_GENERATOR;
-    return sourceLabel(source);
+  /** The generator the backend names (the file's label's, or the detector's when it is sure enough), or "". */
+  function generatorName(result) {
+    return result.generator ? sourceLabel(result.generator) : "";
+  }
+
+  /** The badge's words: how sure, in words, and who decided ("Labelled" when the file's own metadata did). */
+  function verdictWords(kind, result) {
+    const p = result?.ai_probability;
+    if (kind === "ai") return provesAi(result) ? "Labelled AI" : p >= VERY_LIKELY_AI ? "Very likely AI" : "Likely AI";
+    if (kind === "real") return decidedByMetadata(result) ? "Labelled real" : p <= VERY_LIKELY_REAL ? "Very likely real" : "Likely real";
+    if (kind === "uncertain") return "Uncertain";
+    return "Not checked";
   }
 
   function badgeText(kind, result) {
-    if (kind === "error") return "not checked";
-    if (kind === "ai") {
-      const strength = provesAi(result) ? "AI (metadata)" : `AI ${percent(result.ai_probability)}`;
-      return [strength, sourceName(result)].filter(Boolean).join(" · ");
-    }
-    if (kind === "real") return decidedByMetadata(result) ? "Real (C2PA)" : "Likely real";
-    return result.conflict ? "? · evidence disagrees" : "?";
+    const words = verdictWords(kind, result);
+    if (kind === "ai" && generatorName(result)) return `${words} · ${generatorName(result)}`;
+    if (kind === "uncertain" && result.conflict) return `${words} · evidence disagrees`;
+    return words;
+  }
+
+  const SENTENCES = {
+    "Labelled AI": "made with AI, says the file's own label",
+    "Very likely AI": "very likely AI-generated",
+    "Likely AI": "likely AI-generated",
+    "Labelled real": "not AI-generated, says the file's signed label",
+    "Very likely real": "very likely real (not AI-generated)",
+    "Likely real": "likely real (not AI-generated)",
+    Uncertain: "uncertain: it could be AI-generated or real",
+  };
+
+  function verdictSentence(kind, result) {
+    const sentence = SENTENCES[verdictWords(kind, result)];
+    return sentence[0].toUpperCase() + sentence.slice(1);
+  }
+
+  function isRetried(result) {
+    return (globalThis.genspot.RETRY_CODES ?? []).includes(result?.error?.code);
   }
 
   function ariaLabel(kind, result) {
-    if (kind === "error") return `genspot: could not check this image (${result?.error?.message ?? "no answer"}). Press Enter for details.`;
-    const p = percent(result.ai_probability);
-    if (kind === "ai") {
-      const source = sourceName(result);
-      const strength = provesAi(result) ? "its metadata says so" : `${p} probability`;
-      return `genspot: likely AI-generated, ${strength}${source ? `, most likely ${source}` : ""}. Press Enter for details.`;
-    }
-    if (kind === "real") {
-      const why = decidedByMetadata(result) ? "its signed C2PA manifest says so" : `AI probability ${p}`;
-      return `genspot: likely a real photo, ${why}. Press Enter for details.`;
-    }
-    const conflict = result.conflict ? ", the evidence disagrees" : "";
-    return `genspot: uncertain whether this image is AI-generated, AI probability ${p}${conflict}. Press Enter for details.`;
+    if (kind === "error") return `genspot: not checked (${result?.error?.message ?? "no answer"}). Press Enter for details.`;
+    const generator = kind === "ai" ? `, ${generatorName(result) || UNKNOWN_GENERATOR}` : "";
+    const conflict = kind === "uncertain" && result.conflict ? ", the evidence disagrees" : "";
+    return `genspot: ${SENTENCES[verdictWords(kind, result)]}${generator}${conflict}. Press Enter for details.`;
   }
 
-  /** Why a "?" badge: the band, the user's stricter limit, or disagreeing evidence. */
-  function uncertainWhy(result, settings) {
-    const { ai, real } = limitsOf(result);
-    const p = percent(result.ai_probability);
-    if (result.verdict === "ai") return `AI probability ${p} is at or above the backend's AI limit (${percent(ai)}) but below your minimum (${percent(settings.threshold)}, in the options)`;
-    if (result.conflict) return "the model and the file's metadata disagree (see above)";
-    return `AI probability ${p} is between the backend's limits: below ${percent(real)} is "real", from ${percent(ai)} "AI"`;
+  // --- the file's own label (provenance metadata), in words
+
+  const SOURCE_TYPES = {
+    trainedAlgorithmicMedia: "with generative AI",
+    compositeWithTrainedAlgorithmicMedia: "partly with generative AI",
+    compositeSynthetic: "partly from synthetic content",
+    algorithmicMedia: "by a program (not generative AI)",
+    digitalCapture: "with a camera",
+    computationalCapture: "with a camera, with computational processing (as phones do)",
+    compositeCapture: "from several camera captures",
+    negativeFilm: "by scanning a film negative",
+    positiveFilm: "by scanning a film slide",
+    print: "by scanning a print",
+    screenCapture: "as a screenshot",
+    digitalArt: "by a person with digital tools",
+    minorHumanEdits: "with minor edits by a person",
+  };
+  const SIGNAL_PLACES = {
+    c2pa: "Content Credentials (C2PA) in the file",
+    iptc_xmp: "the file's photo metadata (IPTC)",
+    png_text: "generation settings saved in the file",
+    stealth_png: "generation settings hidden in the image's pixels",
+    exif: "the file's camera and software details (EXIF)",
+  };
+
+  function madeHow(term) {
+    return `made ${SOURCE_TYPES[term] ?? `as "${term}"`}`;
   }
 
-  function decidingEvidence(result) {
-    if (decidedByMetadata(result)) {
-      const c2pa = c2paSummary(result.provenance);
-      return `the file's metadata: ${provenanceSummary(result.provenance)}${c2pa && result.verdict === "real" ? ` (C2PA ${c2pa})` : ""}`;
+  /** What one metadata signal says, in words: "made with generative AI, recorded by Adobe Firefly". */
+  function signalSays(signal) {
+    const detail = String(signal.detail ?? "");
+    const typed = /digital ?source ?type (\w+)/i.exec(detail);
+    if (signal.kind === "c2pa") {
+      const tool = /claim generator ([^)]*)\)/.exec(detail)?.[1];
+      const earlier = detail.includes("ingredient manifest") ? " (in an earlier step)" : "";
+      if (typed) return `${madeHow(typed[1])}${tool ? `, recorded by ${tool}` : ""}${earlier}`;
+      const history = /history \(([^)]*)\) declares no AI/.exec(detail)?.[1];
+      if (history) return `its edit history (${history.replace(/c2pa\./g, "")}) declares no AI${signal.generator ? `, recorded by ${signal.generator}` : ""}`;
     }
-    return `the model: AI probability ${percent(result.ai_probability)}`;
-  }
-
-  const VERDICT_WORDS = { ai: "Likely AI-generated", real: "Likely real", uncertain: "Uncertain" };
-  const VIA_WORDS = { url: "backend fetched the image", bytes: "your browser sent the image bytes", cache: "result from this session" };
-
-  function checkedHow(result) {
-    const how = VIA_WORDS[result.via] ?? "—";
-    return result.fallback ? `${how} (the backend could not fetch it: ${result.fallback})` : how;
-  }
-
-  function detailRows(kind, result, settings) {
-    if (kind === "error") {
-      return [
-        ["Verdict", "Could not check this image"],
-        ["Reason", result?.error?.message ?? "no answer"],
-        ["Try", "Rescan in the genspot popup, or right-click → Check this image with genspot"],
-      ];
+    if (signal.kind === "iptc_xmp" && typed) {
+      const credit = /credit '([^']*)'/.exec(detail)?.[1];
+      return `${madeHow(typed[1])}${credit ? `; credit: "${credit}"` : ""}`;
     }
-    const sources = (result.sources ?? [])
-      .filter((entry) => entry.label !== "real")
-      .map((entry) => `${sourceLabel(entry)} ${percent(entry.probability)}`)
-      .join(", ");
-    const rows = [["Verdict", VERDICT_WORDS[kind]], ["Decided by", decidingEvidence(result)]];
-    if (result.conflict) rows.push(["Disagrees", result.conflict]);
-    if (kind === "uncertain") rows.push(["Why “?”", uncertainWhy(result, settings)]);
-    const c2pa = c2paSummary(result.provenance);
-    if (c2pa) rows.push(["C2PA", c2pa]);
-    rows.push(
-      [decidedByMetadata(result) ? "Model's AI probability" : "AI probability", percent(result.ai_probability)],
-      ["Likely sources", sources || "—"],
-      ["Provenance", provenanceSummary(result.provenance) || "no metadata found"],
-      ["Model", result.model_version ?? "—"],
-      ["Checked", checkedHow(result)],
-    );
+    if (signal.kind === "exif" && signal.verdict === "not-ai") {
+      return `taken with a ${signal.generator ?? "camera"} (such details are easy to copy onto any file)`;
+    }
+    if (signal.generator && signal.verdict === "ai") return `made with ${signal.generator}`;
+    return detail;
+  }
+
+  /** The signal behind the metadata's conclusion, or null. */
+  function decisiveSignal(provenance) {
+    return provenance?.signals?.find((signal) => signal.verdict && signal.verdict === provenance.verdict) ?? null;
+  }
+
+  /** Who signed the C2PA manifest, whether the signature holds, and whether a trust list was consulted. */
+  function signedWords(c2pa) {
+    const by = c2pa.signer ? `By ${c2pa.signer}${c2pa.issuer ? ` (certificate from ${c2pa.issuer})` : ""}.` : "By an unnamed signer.";
+    if (c2pa.validity === "valid") return `${by} The signature checks out, and the signer is on a trust list genspot's service consulted.`;
+    if (c2pa.validity === "untrusted") {
+      return `${by} The signature checks out: the file has not changed since it was signed. No trust list was consulted, so the signer's name is as its own certificate states, unconfirmed.`;
+    }
+    const problems = (c2pa.codes ?? []).filter((code) => !/\.untrusted$/.test(code));
+    return `${by} The signature does not check out${problems.length ? ` (${problems.join(", ")})` : ""}: the file changed after signing or the certificate is not valid, so this label proves nothing.`;
+  }
+
+  function labelRows(provenance) {
+    const signal = decisiveSignal(provenance);
+    const rows = [["Label", signal ? `${SIGNAL_PLACES[signal.kind] ?? signal.kind}: ${signalSays(signal)}` : "none in the file"]];
+    if (!signal && provenance?.c2pa) rows[0][1] = "Content Credentials (C2PA) that prove nothing (see below)";
+    if (provenance?.c2pa) rows.push(["Signed", signedWords(provenance.c2pa)]);
     return rows;
   }
 
-  /** What to draw for a result, or null when no badge is shown ("real" unless enabled). */
+  // --- why this verdict, and what disagrees
+
+  function modelSays(result) {
+    return `genspot's detector puts the chance it is AI-generated at ${percent(result.ai_probability)}`;
+  }
+
+  function why(kind, result, settings) {
+    if (decidedByMetadata(result)) return "the file's own label (below) outranks genspot's detector";
+    const { ai, real } = limitsOf(result);
+    if (kind !== "uncertain" || result.conflict) return modelSays(result);
+    if (result.verdict === "ai") return `${modelSays(result)}; your options ask for at least ${percent(settings.threshold)} before saying AI`;
+    return `${modelSays(result)}: between ${percent(real)} and ${percent(ai)} it says neither AI nor real`;
+  }
+
+  const MODEL_WORDS = { ai: "AI-generated", real: "real", uncertain: "uncertain" };
+
+  function disagreement(result) {
+    if (decidedByMetadata(result)) return `${modelSays(result)}: alone, it would say ${MODEL_WORDS[result.model_verdict] ?? result.model_verdict}`;
+    const weak = result.provenance?.signals?.find((signal) => signal.verdict && signal.verdict !== result.model_verdict);
+    return weak ? `${SIGNAL_PLACES[weak.kind] ?? weak.kind}: ${signalSays(weak)}` : String(result.conflict);
+  }
+
+  function generatorDetail(result) {
+    const generator = result.generator;
+    if (!generator) return UNKNOWN_GENERATOR;
+    if (generator.named_by === "provenance") return `${sourceLabel(generator)} (named in the file's label)`;
+    return `${sourceLabel(generator)} (genspot's detector, ${percent(generator.probability)} sure)`;
+  }
+
+  // --- how the image reached the service (information, not an error)
+
+  function fallbackWhy(fallback) {
+    const port = /^port (\d+)/.exec(fallback?.message ?? "")?.[1];
+    if (fallback?.code === "unsupported_url" && port) return `the service downloads only from the usual web ports, and this site uses port ${port}`;
+    if (fallback?.code === "blocked_address") return "the image is on a local or private network address, which the service does not visit";
+    return "the service could not download it itself, for example because it needs your login";
+  }
+
+  function sentHow(result) {
+    if (result.via === "cache") return "answer kept from earlier in this browser session";
+    if (result.via === "url") return "genspot's service downloaded the image from its address";
+    return `your browser sent the image to genspot's service${result.fallback ? `, as ${fallbackWhy(result.fallback)}` : ""}`;
+  }
+
+  function technicalRows(kind, result) {
+    const { ai, real } = limitsOf(result);
+    const rows = [["AI probability", percent(result.ai_probability)], ["Limits", `"AI" from ${percent(ai)}, "real" below ${percent(real)}`]];
+    const guesses = (result.sources ?? []).filter((entry) => entry.label !== "real");
+    if (kind !== "real" && guesses.length) rows.push(["Detector's guesses", guesses.map((entry) => `${sourceLabel(entry)} ${percent(entry.probability)}`).join(", ")]);
+    const evidence = (result.provenance?.signals ?? []).map((signal) => `${signal.kind}: ${signal.detail}`);
+    if (evidence.length) rows.push(["Metadata", evidence.join("; ")]);
+    rows.push(["Sent", sentHow(result)], ["Model", result.model_version ?? "—"]);
+    return rows;
+  }
+
+  function notCheckedRows(result) {
+    const error = result?.error ?? { code: "no_answer", message: "no answer" };
+    if (error.code === "unsupported_image") return [["Verdict", "Not checked: skipped"], ["Why", error.message]];
+    if (isRetried(result)) return [["Verdict", "Not checked yet"], ["Why", error.message], ["Next", "genspot tries again by itself, waiting longer each time (at most 30 s); Rescan in the genspot popup tries now"]];
+    return [["Verdict", "Not checked: it failed"], ["Why", error.message], ["Try", "Rescan in the genspot popup, or right-click → Check this image with genspot"]];
+  }
+
+  const REPORT_CHOICES = { ai: [["real", "It is real"]], real: [["ai", "It is AI-made"]], uncertain: [["ai", "It is AI-made"], ["real", "It is real"]] };
+
+  /**
+   * What to draw for a result, or null when no badge is shown ("real" with "Likely real" badges
+   * switched off). `choices` are [correct_label, button text] pairs for a wrong-verdict report.
+   */
   function describe(result, settings) {
     const kind = kindOf(result, settings);
     if (kind === "real" && !settings.showReal) return null;
-    return { kind, text: badgeText(kind, result), ariaLabel: ariaLabel(kind, result), rows: detailRows(kind, result, settings) };
+    const view = { kind, text: badgeText(kind, result), ariaLabel: ariaLabel(kind, result), technical: [], choices: [] };
+    if (kind === "error") return { ...view, rows: notCheckedRows(result) };
+    const rows = [["Verdict", verdictSentence(kind, result)], ["Why", why(kind, result, settings)]];
+    if (result.conflict) rows.push(["But", disagreement(result)]);
+    if (kind === "ai") rows.push(["Generator", generatorDetail(result)]);
+    rows.push(...labelRows(result.provenance));
+    return { ...view, rows, technical: technicalRows(kind, result), choices: result.sha256 ? REPORT_CHOICES[kind] : [] };
   }
 
-  globalThis.genspot.verdicts = Object.freeze({ describe, kindOf, displayName, badgeText, limitsOf, SURE_SOURCE });
+  /** The badge of an image whose answer is on its way. */
+  const CHECKING = Object.freeze({
+    kind: "checking", text: "Checking…", ariaLabel: "genspot: checking this image. Press Enter for details.",
+    rows: [["Verdict", "Checking…"], ["Why", "genspot's service is looking at this image"]], technical: [], choices: [],
+  });
+
+  globalThis.genspot.verdicts = Object.freeze({ describe, kindOf, displayName, badgeText, limitsOf, isRetried, CHECKING, UNKNOWN_GENERATOR });
 })();

@@ -1,15 +1,15 @@
-// The toolbar popup: this page's counts and images (verdict, show, recheck, report a wrong
-// verdict), the on/off switch for its site, and "Rescan". It talks to the page's content
-// script (top frame) and, for reports, to the service worker. `popup.html?tab=ID` shows a
-// given tab (used by tests).
+// The toolbar popup: this page's counts and images (thumbnail, verdict, show, recheck; reported
+// ones marked), the on/off switch for its site, "Rescan", and the wrong-verdict reports the user
+// sent from badges' panels (kept in chrome.storage.local by the service worker). It talks to the
+// page's content script (top frame). `popup.html?tab=ID` shows a given tab (used by tests).
 
 import "../shared/messages.js";
 import "../shared/settings.js";
 
-const { MSG, settings: userSettings } = globalThis.genspot;
+const { MSG, REPORTS_KEY, settings: userSettings } = globalThis.genspot;
 const REFRESH_MS = 500; // counts change while answers arrive
 const $ = (id) => document.getElementById(id);
-const LABELS = { ai: "It is AI-generated", real: "It is real" };
+const SAID = { ai: "it is AI-made", real: "it is real" };
 
 async function targetTabId() {
   const requested = new URLSearchParams(location.search).get("tab");
@@ -19,9 +19,10 @@ async function targetTabId() {
 }
 
 const tabId = await targetTabId();
-let shownList = ""; // the list is redrawn only when it changes, so an open report form stays open
+let shownList = ""; // the list is redrawn only when it changes
 let entries = new Map(); // id -> entry
-let reporting = null; // id of the entry whose report form is open
+let reports = []; // the stored reports, newest first
+let lastState = null;
 
 async function send(type, fields = {}) {
   try {
@@ -38,31 +39,44 @@ function element(tag, attributes = {}, children = []) {
   return node;
 }
 
-function button(action, text, extra = {}) {
-  return element("button", { type: "button", "data-action": action, ...extra }, [text]);
+function button(action, text) {
+  return element("button", { type: "button", "data-action": action }, [text]);
 }
 
-function imageRow(entry) {
-  const actions = [button("show", "Show"), button("recheck", "Recheck")];
-  if (entry.sha256) actions.push(button("report", "Wrong verdict?", { "aria-expanded": String(reporting === entry.id) }));
-  const row = [element("span", { class: "chip" }, [entry.text]), element("span", { class: "where", title: entry.url }, [entry.error ?? entry.url]), element("div", { class: "row" }, actions)];
-  if (entry.sha256 && reporting === entry.id) {
-    const choices = Object.entries(LABELS).map(([label, text]) => button("send-report", text, { "data-label": label }));
-    row.push(element("div", { class: "row report" }, choices));
-  }
-  return element("li", { class: entry.kind, "data-id": entry.id }, row);
+function thumbnail(src) {
+  return src ? element("img", { class: "thumb", src, alt: "", loading: "lazy" }) : element("span", { class: "thumb" });
 }
 
-function renderList(images) {
-  const signature = JSON.stringify([images, reporting]);
+function imageRow(entry, report) {
+  const info = [element("span", { class: "chip" }, [entry.text]), element("span", { class: "where", title: entry.url }, [entry.error ?? entry.url])];
+  if (report) info.push(element("span", { class: "reported-mark" }, [`Reported: ${SAID[report.correct_label] ?? report.correct_label}`]));
+  info.push(element("div", { class: "row" }, [button("show", "Show"), button("recheck", "Recheck")]));
+  const kinds = report ? `${entry.kind} reported` : entry.kind;
+  return element("li", { class: kinds, "data-id": entry.id }, [thumbnail(entry.thumbnail), element("div", { class: "info" }, info)]);
+}
+
+function reportRow(report) {
+  const when = new Date(report.at).toLocaleString();
+  const info = [
+    element("span", { class: "said" }, [`You said: ${SAID[report.correct_label] ?? report.correct_label}`]),
+    element("span", { class: "where", title: report.image_url ?? "" }, [`${report.host || "a page"} · ${when}`]),
+  ];
+  if (report.comment) info.push(element("span", { class: "note", title: report.comment }, [`“${report.comment}”`]));
+  return element("li", { "data-sha256": report.sha256 }, [thumbnail(report.thumbnail), element("div", { class: "info" }, info)]);
+}
+
+function renderImages(images) {
+  const signature = JSON.stringify([images, reports.map((report) => report.sha256)]);
   if (signature === shownList) return;
   shownList = signature;
   entries = new Map(images.map((entry) => [entry.id, entry]));
-  $("images").replaceChildren(...images.map(imageRow));
+  const bySha = new Map(reports.map((report) => [report.sha256, report]));
+  $("images").replaceChildren(...images.map((entry) => imageRow(entry, entry.sha256 ? bySha.get(entry.sha256) : null)));
   $("no-images").hidden = images.length > 0;
 }
 
 function render(state) {
+  lastState = state;
   $("unavailable").hidden = state !== null;
   $("page").hidden = state === null;
   if (state === null) return;
@@ -73,28 +87,18 @@ function render(state) {
   $("last-error").textContent = state.lastError;
   $("site-enabled").checked = state.enabled;
   $("rescan").disabled = !state.enabled;
-  renderList(state.images ?? []);
+  renderImages(state.images ?? []);
+}
+
+function showReports(stored) {
+  reports = stored ?? [];
+  $("reports").replaceChildren(...reports.map(reportRow));
+  $("no-reports").hidden = reports.length > 0;
+  if (lastState) renderImages(lastState.images ?? []);
 }
 
 async function refresh() {
   render(await send(MSG.GET_PAGE_STATE));
-}
-
-async function report(entry, label) {
-  $("report-status").textContent = "Sending the report…";
-  const answer = await chrome.runtime.sendMessage({
-    type: MSG.REPORT,
-    report: {
-      sha256: entry.sha256, correct_label: label, reported_verdict: entry.verdict, decided_by: entry.decided_by,
-      model_version: entry.model_version, image_url: entry.image_url,
-    },
-  });
-  reporting = null;
-  $("report-status").className = answer?.error ? "error" : "muted";
-  $("report-status").textContent = answer?.error
-    ? `Report not sent: ${answer.error.message}`
-    : answer.status === "duplicate" ? "You already reported this image." : "Thanks: reported to your backend (kept as an unverified claim).";
-  await refresh();
 }
 
 $("images").addEventListener("click", async (event) => {
@@ -104,11 +108,6 @@ $("images").addEventListener("click", async (event) => {
   const action = target.dataset.action;
   if (action === "show") await send(MSG.SHOW_IMAGE, { id: entry.id });
   if (action === "recheck") render((await send(MSG.RECHECK_IMAGE, { id: entry.id }))?.state ?? null);
-  if (action === "report") {
-    reporting = reporting === entry.id ? null : entry.id;
-    await refresh();
-  }
-  if (action === "send-report") await report(entry, target.dataset.label);
 });
 $("site-enabled").addEventListener("change", async (event) => {
   const host = $("host").textContent;
@@ -118,5 +117,9 @@ $("site-enabled").addEventListener("change", async (event) => {
 $("rescan").addEventListener("click", async () => render(await send(MSG.RESCAN)));
 $("open-options").addEventListener("click", () => chrome.runtime.openOptionsPage());
 
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area === "local" && changes[REPORTS_KEY]) showReports(changes[REPORTS_KEY].newValue);
+});
+showReports((await chrome.storage.local.get(REPORTS_KEY))[REPORTS_KEY]);
 await refresh();
 setInterval(refresh, REFRESH_MS);

@@ -16,9 +16,19 @@ globalThis.genspot.MSG = Object.freeze({
   RESCAN: "genspot/rescan", // forget this page's results and check every image again
   SHOW_IMAGE: "genspot/show-image", // {id} scroll to an image and open its badge's details
   RECHECK_IMAGE: "genspot/recheck-image", // {id} ask the backend again about one image, skipping the session cache
-  // popup -> service worker
-  REPORT: "genspot/report", // {report: {sha256, correct_label, ...}} -> POST /v1/feedback -> {status, id} | {error}
+  // content script (a badge's panel) -> service worker
+  REPORT: "genspot/report", // {report: {sha256, correct_label, comment?, ...}, thumbnail} -> POST /v1/feedback, kept in REPORTS_KEY -> {status, id} | {error}
 });
+
+// chrome.storage.local key of the reports the user sent (newest first, at most MAX_REPORTS): the
+// service worker writes it, badges and the popup read it.
+globalThis.genspot.REPORTS_KEY = "reports";
+globalThis.genspot.MAX_REPORTS = 100;
+
+// Error codes about the service rather than the image (backend_client.js): the popup shows them, and
+// those in RETRY_CODES heal by themselves, so the page asks again with a growing pause.
+globalThis.genspot.SERVICE_ERROR_CODES = Object.freeze(["backend_unreachable", "backend_timeout", "backend_unavailable", "rate_limited", "unauthorized", "backend_error", "extension_error"]);
+globalThis.genspot.RETRY_CODES = Object.freeze(["backend_unreachable", "backend_timeout", "backend_unavailable", "rate_limited"]);
 
 // How urgent an image's answer is (the backend's `priority`, RFC 9218 urgency: lower first): what
 // the user sees now comes before what is only near the viewport.

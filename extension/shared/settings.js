@@ -10,11 +10,11 @@ globalThis.genspot = globalThis.genspot || {};
   const DEFAULT_SETTINGS = Object.freeze({
     backendUrl: "http://127.0.0.1:8000",
     apiKey: "",
-    // An "ai" verdict below this AI probability is shown as "?" (uncertain) instead. 0 means
+    // An "ai" verdict below this AI probability is shown as "Uncertain" instead. 0 means
     // "the backend's own AI limit" (threshold + uncertain_band, read from each result): the
     // backend decides first, so this can only make badges stricter, never looser.
     threshold: 0,
-    showReal: false,
+    showReal: true, // every checked image says what it is: without a badge, "real" looks like "not checked"
     disabledSites: [], // host names; "example.com" also covers "www.example.com"
     sendPageUrl: false,
   });

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import re
 import time
 from collections import Counter
@@ -105,13 +104,15 @@ def shown_kind(result: dict) -> str:
 
 
 def expected_text(kind: str, result: dict, display_names: dict[str, str]) -> str:
+    """The badge's words: how sure (IPCC's "very likely" from 90%), "Labelled" when the file's metadata decided."""
+    p, by_metadata = result["ai_probability"], result["decided_by"] == "provenance"
     if kind == "uncertain":
-        return "?"
+        return "Uncertain · evidence disagrees" if result["conflict"] else "Uncertain"
     if kind == "real":
-        return "Likely real"
-    strength = "AI (metadata)" if proven_ai(result) else f"AI {math.floor(result['ai_probability'] * 100 + 0.5)}%"
-    source = result["source"]["label"]
-    return strength + (f" · {display_names[source]}" if source != "real" else "")
+        return "Labelled real" if by_metadata else "Very likely real" if p <= 0.1 else "Likely real"
+    strength = "Labelled AI" if proven_ai(result) else "Very likely AI" if p >= 0.9 else "Likely AI"
+    generator = result["generator"]
+    return strength + (f" · {generator['name'] or display_names[generator['label']]}" if generator else "")
 
 
 def display_names(browser, labels) -> dict[str, str]:
@@ -187,7 +188,7 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     badges = {badge["image"]: badge for badge in scroll_to_lazy_image(browser, page)}
     assert sorted(badges) == sorted(BADGED), "one badge on each image but the icon (and none off an image)"
     expected = backend_results(backend, site, BADGED)
-    names = display_names(browser, {result["source"]["label"] for result in expected.values()})
+    names = display_names(browser, {result["generator"]["label"] for result in expected.values() if result["generator"]})
     for name in BADGED:
         result, badge = expected[name], badges[name]
         assert result["status"] == "ok", result
@@ -196,7 +197,7 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
         assert badge["visible"], f"page CSS hid the badge on {name}"
         assert badge["aria_label"].startswith("genspot: "), name
         assert result["model_version"] in badge["details"]
-    assert badges["sd-metadata"]["text"].startswith("AI (metadata)"), "Stable Diffusion's PNG text chunk proves AI"
+    assert badges["sd-metadata"]["text"].startswith("Labelled AI"), "Stable Diffusion's PNG text chunk proves AI"
     if thresholds:  # (a model whose probabilities are all equal cannot be split)
         assert {badge["verdict"] for badge in badges.values()} == {"ai", "real", "uncertain"}, "the page shows every verdict"
 
@@ -207,7 +208,7 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     assert extension_fetches and all(r.status == 200 and COOKIE in r.cookie for r in extension_fetches)
     assert metric(backend, "genspot_fetch_errors_total", code="fetch_failed") >= 1
     assert metric(backend, "genspot_items_total", input="base64", status="ok") >= 2 * 2, "cookie + data: image, from the extension and from this test"
-    assert "your browser sent the image bytes" in badges["cookie"]["details"]
+    assert "your browser sent the image to genspot's service, as the service could not download it itself" in badges["cookie"]["details"]
 
     # What the extension sent: each image the browser shows (srcset / <picture> choices, never the
     # icon or the fallbacks) with its caption, without the page's address (off by default), to the
@@ -242,7 +243,7 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
 
     # Screenshots, with the metadata badge's details open (hover shows them too).
     page.evaluate("document.activeElement.blur()")
-    page.locator("genspot-badge button", has_text="AI (metadata)").hover()
+    page.locator("genspot-badge button", has_text="Labelled AI").hover()
     readme_png = small_png(save_screenshots(page, "gallery"))
     (ARTIFACTS / "badges-readme.png").write_bytes(readme_png)
     assert len(readme_png) < README_MAX_BYTES
@@ -329,17 +330,17 @@ def test_unreachable_backend_shows_not_checked_badges(browser, site):
     page.goto(site.url())
     popup = browser.open_popup(site.url())
     expect(popup.locator("#count-error")).to_have_text(str(len(ABOVE_FOLD)), timeout=30_000)
-    message = f"cannot reach the backend at {down} (is it running?)"
+    message = f'genspot\'s service is not running at {down}. Start it with "make serve" in the genspot folder; images are checked as soon as it answers.'
     assert popup.text_content("#last-error") == message
     assert browser.popup_counts(popup) == {"ai": 0, "real": 0, "uncertain": 0, "error": len(ABOVE_FOLD)}
-    expect(popup.locator("#images li.error .chip")).to_have_text(["not checked"] * len(ABOVE_FOLD))
+    expect(popup.locator("#images li.error .chip")).to_have_text(["Not checked"] * len(ABOVE_FOLD))
 
     badges = {badge["image"]: badge for badge in browser.wait_for_badges(page, len(ABOVE_FOLD))}
     assert sorted(badges) == sorted(ABOVE_FOLD), "one quiet badge on each image it could not check (none on the icon)"
     for name, badge in badges.items():
-        assert (badge["verdict"], badge["text"]) == ("error", "not checked"), name
+        assert (badge["verdict"], badge["text"]) == ("error", "Not checked"), name
         assert badge["visible"], f"page CSS hid the badge on {name}"
-        assert badge["aria_label"] == f"genspot: could not check this image ({message}). Press Enter for details.", name
-        assert badge["details"].startswith("VerdictCould not check this image") and f"Reason{message}" in badge["details"], name
+        assert badge["aria_label"] == f"genspot: not checked ({message}). Press Enter for details.", name
+        assert badge["details"].startswith("VerdictNot checked yet") and f"Why{message}" in badge["details"], name
         assert "real" not in badge["text"].lower() and "Likely real" not in badge["details"], name
     assert {r.url for r in browser.worker_requests()} == {f"{down}/v1/detect"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 
 import httpx
 import pytest
@@ -56,6 +57,25 @@ BADGES_JS = """() => {
   }
   return found;
 }"""
+
+
+# The index (among all badges) of the badge on the element with a given data-test name.
+BADGE_INDEX_JS = """(name) => {
+  const box = document.querySelector(`[data-test="${name}"]`).getBoundingClientRect();
+  return [...document.querySelectorAll("genspot-badge")].findIndex((h) =>
+    Math.abs(box.left + scrollX + 4 - parseFloat(h.style.left)) <= 1 && Math.abs(box.top + scrollY + 4 - parseFloat(h.style.top)) <= 1);
+}"""
+# What a page's own script could try: click a badge's report button.
+SCRIPTED_REPORT_JS = """(index) => document.querySelectorAll("genspot-badge")[index].shadowRoot.querySelector(".report button[data-label]").click()"""
+
+
+def badge_of(page, name: str):
+    return page.locator("genspot-badge").nth(page.evaluate(BADGE_INDEX_JS, name))
+
+
+def natural_width(image) -> int:
+    image.wait_for()
+    return image.evaluate("(img) => img.decode().then(() => img.naturalWidth, () => 0)")
 
 
 def shown_badges(page) -> dict[str, dict]:
@@ -118,7 +138,7 @@ def test_non_standard_port_gets_badges_through_bytes_with_their_deciding_evidenc
     # The port: the backend refused every URL, the browser fetched each image and sent its bytes.
     refused = f"port {site.port} is not allowed"
     for name in ("camera", "c2pa-edit", "sd"):
-        assert f"your browser sent the image bytes (the backend could not fetch it: {refused}" in shown[name]["details"], name
+        assert f"your browser sent the image to genspot's service, as the service downloads only from the usual web ports, and this site uses port {site.port}" in shown[name]["details"], name
     assert not [r for r in site.requests if r.user_agent.startswith(BACKEND_USER_AGENT)], "the backend never fetched from the site"
     assert {r.path for r in site.requests if r.fetch_dest == "empty" and r.status == 200} == {"/img/camera.jpg", "/img/c2pa-edit.jpg", "/img/sd.png"}
     sent = browser.sent_items()
@@ -128,16 +148,19 @@ def test_non_standard_port_gets_badges_through_bytes_with_their_deciding_evidenc
     # Each badge shows what decided: the model for the camera photo, the signed manifest for the
     # edit, Stable Diffusion's parameters for the AI image (the model's "real" named as disagreeing).
     camera, edit, sd = shown["camera"], shown["c2pa-edit"], shown["sd"]
-    assert (camera["verdict"], camera["text"]) == ("real", "Likely real") and "Decided bythe model: AI probability" in camera["details"]
-    assert (edit["verdict"], edit["text"]) == ("real", "Real (C2PA)")
-    assert "Decided bythe file's metadata: no AI declared" in edit["details"]
-    assert "C2PAintact, but the signer is on no trust list · signed by Adobe C2PA, Adobe Inc." in edit["details"]
-    assert sd["verdict"] == "ai" and sd["text"].startswith("AI (metadata) · AUTOMATIC1111")
-    assert "Decided bythe file's metadata: AI-generated" in sd["details"] and "Disagreesthe model alone says real" in sd["details"]
+    assert camera["verdict"] == "real" and camera["text"] in ("Likely real", "Very likely real")
+    assert "Whygenspot's detector puts the chance it is AI-generated at" in camera["details"]
+    assert (edit["verdict"], edit["text"]) == ("real", "Labelled real")
+    assert "Whythe file's own label (below) outranks genspot's detector" in edit["details"]
+    assert "LabelContent Credentials (C2PA) in the file: its edit history (opened, resized) declares no AI" in edit["details"]
+    assert "SignedBy Adobe C2PA (certificate from Adobe Inc.). The signature checks out" in edit["details"]
+    assert "No trust list was consulted" in edit["details"] and "untrusted" not in edit["details"]
+    assert sd["verdict"] == "ai" and sd["text"].startswith("Labelled AI · AUTOMATIC1111")
+    assert "Whythe file's own label" in sd["details"] and "alone, it would say real" in sd["details"]
 
     # "Could not check" is its own quiet badge, never confused with real.
     unchecked = shown["shown-only"]
-    assert (unchecked["verdict"], unchecked["text"]) == ("error", "not checked")
+    assert (unchecked["verdict"], unchecked["text"]) == ("error", "Not checked")
     assert "the browser could not fetch the image either (HTTP 500)" in unchecked["details"]
     popup = browser.open_popup(site.url())
     expect(popup.locator("#count-error")).to_have_text("1")
@@ -150,14 +173,14 @@ def test_non_standard_port_gets_badges_through_bytes_with_their_deciding_evidenc
     wait_for_badges(page, "badges.camera?.verdict === 'uncertain'", "the camera photo's badge turns uncertain")
     shown = badges(page, SHOWN)
     camera, edit = shown["camera"], shown["c2pa-edit"]
-    assert camera["text"] == "? · evidence disagrees" and "Decided bythe model" in camera["details"]
-    assert "Disagreesthe model alone says ai" in camera["details"] and "camera EXIF Make/Model: Canon EOS REBEL T3" in camera["details"]
-    assert edit["text"] == "? · evidence disagrees" and "Decided bythe file's metadata: no AI declared" in edit["details"]
-    assert "signed by Adobe C2PA (a signer on no trust list)" in edit["details"]
-    assert shown["sd"]["text"].startswith("AI (metadata)")
+    assert camera["text"] == "Uncertain · evidence disagrees" and "Whygenspot's detector puts the chance" in camera["details"]
+    assert "Butthe file's camera and software details (EXIF): taken with a " in camera["details"] and "Canon EOS REBEL T3" in camera["details"]
+    assert edit["text"] == "Uncertain · evidence disagrees" and "Whythe file's own label" in edit["details"]
+    assert "alone, it would say AI-generated" in edit["details"] and "SignedBy Adobe C2PA" in edit["details"]
+    assert shown["sd"]["text"].startswith("Labelled AI")
 
 
-def test_context_menu_checks_a_css_background_and_the_popup_reports_a_wrong_verdict(browser, site, tiny_bundle, backend_server, tmp_path):
+def test_context_menu_checks_a_css_background_and_a_badge_reports_a_wrong_verdict(browser, site, tiny_bundle, backend_server, tmp_path):
     feedback = tmp_path / "feedback.jsonl"
     backend = start(backend_server, tiny_bundle, feedback, MODEL_SAYS_REAL)
     browser.configure(backend.url, show_real=True)
@@ -175,13 +198,14 @@ def test_context_menu_checks_a_css_background_and_the_popup_reports_a_wrong_verd
     )
     assert answer == {"checked": True, "url": site.url("/img/background.png"), "status": "ok"}
     background = badges(page, ["background"])["background"]
-    assert background["text"].startswith("AI (metadata)") and "Decided bythe file's metadata" in background["details"]
+    assert background["text"].startswith("Labelled AI") and "Whythe file's own label" in background["details"]
 
-    # The popup lists every checked image; "Show" opens its badge, "Recheck" asks again, a report reaches the backend.
+    # The popup lists every checked image with a thumbnail; "Show" opens its badge, "Recheck" asks again.
     popup = browser.open_popup(site.url())
     expect(popup.locator("#images li")).to_have_count(5)
     camera_row = popup.locator("#images li", has_text="/img/camera.jpg")
-    expect(camera_row.locator(".chip")).to_have_text("Likely real")
+    expect(camera_row.locator(".chip")).to_have_text(re.compile(r"^(Very l|L)ikely real$"))
+    assert natural_width(camera_row.locator("img.thumb")) > 0, "a thumbnail, drawn from the picture the page shows"
     camera_row.get_by_role("button", name="Show").click()
     wait_for_badges(page, "badges.camera?.open", "the camera photo's details are open")
 
@@ -189,14 +213,33 @@ def test_context_menu_checks_a_css_background_and_the_popup_reports_a_wrong_verd
     camera_row.get_by_role("button", name="Recheck").click()
     wait_until(lambda: metric(backend, "genspot_items_total") > asked, "the recheck asked the backend again")
 
-    camera_row.get_by_role("button", name="Wrong verdict?").click()
-    camera_row.get_by_role("button", name="It is AI-generated").click()
-    expect(popup.locator("#report-status")).to_have_text("Thanks: reported to your backend (kept as an unverified claim).")
+    # Reporting happens where the doubt arises: in the badge's panel, one click, with an optional note.
+    # The page's own script cannot report: its synthetic click is ignored.
+    page.bring_to_front()
+    camera = badge_of(page, "camera")
+    page.evaluate(SCRIPTED_REPORT_JS, page.evaluate(BADGE_INDEX_JS, "camera"))
+    page.wait_for_timeout(500)
+    assert not feedback.exists() or not feedback.read_text().strip(), "a page script's click sent a report"
+    if not shown_badges(page)["camera"]["open"]:
+        camera.locator("button.badge").click()
+    camera.get_by_placeholder("Note (optional)").fill("I took this photo myself")
+    camera.get_by_role("button", name="It is AI-made").click()
+    expect(camera.locator(".done")).to_have_text("You reported: it is AI-made (“I took this photo myself”). Thanks.")
     [record] = [json.loads(line) for line in feedback.read_text().splitlines()]
     assert record["sha256"] == hashlib.sha256(site.files["/img/camera.jpg"][0]).hexdigest()
     assert (record["correct_label"], record["reported_verdict"], record["decided_by"]) == ("ai", "real", "model")
     assert record["image_url"] == site.url("/img/camera.jpg") and record["verification"] == "unverified"
+    assert record["comment"] == "I took this photo myself"
     assert [r for r in browser.worker_requests() if r.url == f"{backend.url}/v1/feedback"], "sent by the service worker"
+
+    # The popup marks the reported row and lists the report with its thumbnail and note.
+    expect(camera_row.locator(".reported-mark")).to_have_text("Reported: it is AI-made")
+    report = popup.locator("#reports li")
+    expect(report).to_have_count(1)
+    expect(report).to_contain_text("You said: it is AI-made")
+    expect(report).to_contain_text("“I took this photo myself”")
+    assert popup.locator("#reports img.thumb").get_attribute("src").startswith("data:image/jpeg")
+    assert natural_width(popup.locator("#reports img.thumb")) > 0
 
 
 def test_context_menu_checks_an_image_inside_an_iframe(browser, site, tiny_bundle, backend_server, tmp_path):
@@ -214,6 +257,6 @@ def test_context_menu_checks_an_image_inside_an_iframe(browser, site, tiny_bundl
     assert checked and checked["frameId"] != 0, "the iframe's content script checked it, not the top page's"
     assert checked["answer"] == {"checked": True, "url": image_url, "status": "ok"}
     framed = badges(frame, ["framed"])["framed"]
-    assert framed["text"].startswith("AI (metadata)") and "Decided bythe file's metadata" in framed["details"]
-    assert "your browser sent the image bytes" in framed["details"], "the site's port is refused, so the bytes went"
+    assert framed["text"].startswith("Labelled AI") and "Whythe file's own label" in framed["details"]
+    assert "your browser sent the image to genspot's service" in framed["details"], "the site's port is refused, so the bytes went"
     assert shown_badges(page) == {}, "the badge is drawn inside the iframe, on its image"

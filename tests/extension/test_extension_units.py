@@ -9,6 +9,7 @@ from extension_browser import launch_extension
 pytestmark = pytest.mark.browser
 
 LOAD_MODULES = """async () => {
+  await import("/shared/messages.js");
   await import("/shared/settings.js");
   await import("/content/verdicts.js");
   globalThis.batcher = await import("/background/batcher.js");
@@ -32,12 +33,15 @@ def describe(page, result: dict, **settings) -> dict | None:
     )
 
 
-def ok(verdict: str, p: float, label: str = "midjourney_v3_2022", provenance=None) -> dict:
+def ok(verdict: str, p: float, label: str = "midjourney_v3_2022", provenance=None, generator: dict | None = None) -> dict:
     return {
         "status": "ok", "verdict": verdict, "ai_probability": p, "source": {"label": label, "probability": 0.7},
-        "sources": [{"label": label, "probability": 0.7}, {"label": "dalle2", "probability": 0.2}],
-        "provenance": provenance, "model_version": "tiny-1", "via": "bytes",
+        "sources": [{"label": label, "probability": 0.7}, {"label": "dalle2", "probability": 0.2}], "generator": generator,
+        "provenance": provenance, "model_version": "tiny-1", "via": "bytes", "sha256": "ab" * 32,
     }
+
+
+NAMED = {"label": "midjourney_v3_2022", "probability": 0.86, "named_by": "model"}
 
 
 @pytest.mark.parametrize(
@@ -50,32 +54,87 @@ def test_generator_display_names(extension_page, label, name):
 
 
 def test_badge_texts_and_labels(extension_page):
-    ai = describe(extension_page, ok("ai", 0.936))
-    assert ai["kind"] == "ai" and ai["text"] == "AI 94% · Midjourney v3"
-    assert ai["ariaLabel"].startswith("genspot: likely AI-generated, 94% probability, most likely Midjourney v3")
-    rows = dict(ai["rows"])
-    assert ai["rows"][:2] == [["Verdict", "Likely AI-generated"], ["Decided by", "the model: AI probability 94%"]], "deciding evidence first"
-    assert rows["AI probability"] == "94%" and rows["Likely sources"] == "Midjourney v3 70%, DALL·E 2 20%"
-    assert rows["Model"] == "tiny-1" and rows["Provenance"] == "no metadata found" and rows["Checked"] == "your browser sent the image bytes"
+    ai = describe(extension_page, ok("ai", 0.936, generator=NAMED))
+    assert ai["kind"] == "ai" and ai["text"] == "Very likely AI · Midjourney v3", "words, no number, on the badge"
+    assert ai["ariaLabel"] == "genspot: very likely AI-generated, Midjourney v3. Press Enter for details."
+    rows, technical = dict(ai["rows"]), dict(ai["technical"])
+    assert ai["rows"][:2] == [["Verdict", "Very likely AI-generated"], ["Why", "genspot's detector puts the chance it is AI-generated at 94%"]]
+    assert rows["Generator"] == "Midjourney v3 (genspot's detector, 86% sure)" and rows["Label"] == "none in the file"
+    assert "Model" not in rows and technical["Model"] == "tiny-1", "the model id only behind the technical details line"
+    assert technical["Detector's guesses"] == "Midjourney v3 70%, DALL·E 2 20%" and technical["Sent"] == "your browser sent the image to genspot's service"
+    assert ai["choices"] == [["real", "It is real"]], "one click reports it real"
 
-    assert describe(extension_page, ok("uncertain", 0.55))["text"] == "?"
-    assert describe(extension_page, ok("real", 0.1, label="real")) is None, "'Likely real' badges are off by default"
-    real = describe(extension_page, ok("real", 0.1, label="real"), showReal=True)
-    assert real["text"] == "Likely real" and "AI probability 10%" in real["ariaLabel"]
+    assert [describe(extension_page, ok("ai", p))["text"] for p in (0.65, 0.89, 0.9)] == ["Likely AI", "Likely AI", "Very likely AI"]
+    uncertain = describe(extension_page, ok("uncertain", 0.55))
+    assert uncertain["text"] == "Uncertain" and uncertain["choices"] == [["ai", "It is AI-made"], ["real", "It is real"]], "never a bare '?'"
+    real = describe(extension_page, ok("real", 0.3, label="real"))
+    assert real is not None and real["text"] == "Likely real", "'Likely real' badges are on by default"
+    assert describe(extension_page, ok("real", 0.1, label="real"))["text"] == "Very likely real"
+    assert describe(extension_page, ok("real", 0.1, label="real"), showReal=False) is None
     unchecked = describe(extension_page, {"status": "error", "error": {"code": "fetch_failed", "message": "HTTP 403"}})
-    assert unchecked["kind"] == "error" and unchecked["text"] == "not checked", "could not check: its own quiet badge, never 'real'"
-    assert "could not check" in unchecked["ariaLabel"] and dict(unchecked["rows"])["Reason"] == "HTTP 403"
+    assert unchecked["kind"] == "error" and unchecked["text"] == "Not checked", "could not check: its own quiet badge, never 'real'"
+    assert dict(unchecked["rows"]) == {"Verdict": "Not checked: it failed", "Why": "HTTP 403", "Try": "Rescan in the genspot popup, or right-click → Check this image with genspot"}
+    skipped = describe(extension_page, {"status": "error", "error": {"code": "unsupported_image", "message": "an SVG drawing"}})
+    assert dict(skipped["rows"])["Verdict"] == "Not checked: skipped"
+    down = describe(extension_page, {"status": "error", "error": {"code": "backend_unreachable", "message": "not running"}})
+    assert "tries again by itself" in dict(down["rows"])["Next"]
+    checking = extension_page.evaluate("() => genspot.verdicts.CHECKING")
+    assert (checking["kind"], checking["text"]) == ("checking", "Checking…")
+
+
+def test_real_verdicts_name_no_generator_and_list_no_guesses(extension_page):
+    """However sure the source head, an image judged real shows no AI generator anywhere."""
+    real = describe(extension_page, ok("real", 0.2, label="real", generator=NAMED))
+    shown = " ".join(value for row in real["rows"] + real["technical"] for value in row)
+    assert "Midjourney" not in shown and "DALL·E" not in shown and "Generator" not in dict(real["rows"]), shown
+
+
+def test_only_the_backends_generator_is_named_in_one_phrasing(extension_page):
+    unknown = describe(extension_page, ok("ai", 0.93))  # the backend named none: its source head was not sure enough
+    assert unknown["text"] == "Very likely AI" and dict(unknown["rows"])["Generator"] == "generator unknown"
+    assert unknown["ariaLabel"] == "genspot: very likely AI-generated, generator unknown. Press Enter for details."
+    named = ok("ai", 0.9, generator={"label": "dalle_mini", "probability": 0.91, "name": "DALL·E Mini (2022)", "named_by": "model"})
+    assert describe(extension_page, named)["text"] == "Very likely AI · DALL·E Mini (2022)", "the manifest's display name wins"
+
+
+FIREFLY = {  # what the backend reads from ../shared/data/provenance/c2pa/ai_firefly_text2image.jpg
+    "verdict": "ai", "generator": "Adobe Firefly",
+    "signals": [
+        {"kind": "c2pa", "detail": "manifest store Valid; signer not checked against a trust list", "verdict": None, "generator": None},
+        {"kind": "c2pa", "detail": "c2pa.created with digitalSourceType trainedAlgorithmicMedia (active manifest, claim generator Adobe Firefly)",
+         "verdict": "ai", "generator": "Adobe Firefly"},
+    ],
+    "c2pa": {"validity": "untrusted", "signer": "Adobe Firefly C2PA Stage", "issuer": "Adobe Inc.", "codes": ["signingCredential.untrusted"]},
+}
+
+
+def test_a_c2pa_label_says_what_the_manifest_says_who_signed_it_and_that_no_trust_list_was_consulted(extension_page):
+    proven = dict(ok("ai", 0.2, generator={"label": "Adobe Firefly", "probability": 1.0, "named_by": "provenance"}, provenance=FIREFLY), decided_by="provenance")
+    shown = describe(extension_page, proven, threshold=0.9)
+    assert shown["kind"] == "ai" and shown["text"] == "Labelled AI · Adobe Firefly", "the label outranks the threshold and the model"
+    rows = dict(shown["rows"])
+    assert rows["Why"] == "the file's own label (below) outranks genspot's detector"
+    assert rows["Generator"] == "Adobe Firefly (named in the file's label)"
+    assert rows["Label"] == "Content Credentials (C2PA) in the file: made with generative AI, recorded by Adobe Firefly"
+    assert rows["Signed"] == (
+        "By Adobe Firefly C2PA Stage (certificate from Adobe Inc.). The signature checks out: the file has not changed since it was signed. "
+        "No trust list was consulted, so the signer's name is as its own certificate states, unconfirmed."
+    )
+    assert "trust list" not in shown["text"] and "untrusted" not in " ".join(rows.values())
+    unnamed = dict(proven, generator=None, provenance=dict(FIREFLY, generator=None))
+    assert describe(extension_page, unnamed)["text"] == "Labelled AI", "the model's guess never stands in for the label"
 
 
 def test_threshold_only_makes_ai_badges_stricter(extension_page):
-    assert describe(extension_page, ok("ai", 0.8), threshold=0.9)["text"] == "?"
+    assert describe(extension_page, ok("ai", 0.8), threshold=0.9)["text"] == "Uncertain"
     assert describe(extension_page, ok("ai", 0.95), threshold=0.9)["kind"] == "ai"
     signals = [{"kind": "c2pa", "detail": "c2pa.created", "verdict": "ai", "generator": "DALL-E 3"}, {"kind": "exif", "detail": "x"}]
-    proven = ok("ai", 0.3, label="DALL-E 3", provenance={"verdict": "ai", "generator": "DALL-E 3", "signals": signals})
+    proven = ok("ai", 0.3, label="DALL-E 3", provenance={"verdict": "ai", "generator": "DALL-E 3", "signals": signals},
+                generator={"label": "DALL-E 3", "probability": 1.0, "named_by": "provenance"})
     shown = describe(extension_page, proven, threshold=0.9)
     assert shown["kind"] == "ai", "metadata that proves AI beats the threshold"
-    assert shown["text"] == "AI (metadata) · DALL-E 3"
-    assert dict(shown["rows"])["Provenance"] == "AI-generated (DALL-E 3) · C2PA, EXIF"
+    assert shown["text"] == "Labelled AI · DALL-E 3"
+    assert dict(shown["rows"])["Label"] == "Content Credentials (C2PA) in the file: made with DALL-E 3"
 
 
 def test_settings_parsing(extension_page):
@@ -130,45 +189,39 @@ def test_batcher_sends_the_most_urgent_first_one_priority_a_request(extension_pa
     assert sent == [[f"seen {i}" for i in range(10)], ["seen 10"], [f"near {i}" for i in range(7)]]
 
 
-def test_unsure_source_head_says_unknown_generator_and_manifest_names_win(extension_page):
-    unsure = ok("ai", 0.9)
-    unsure["source"] = {"label": "dalle_mini", "probability": 0.3}
-    assert describe(extension_page, unsure)["text"] == "AI 90% · unknown generator"
-    named = ok("ai", 0.9)
-    named["source"] = {"label": "dalle_mini", "probability": 0.7, "name": "DALL·E Mini (2022)"}
-    named["sources"] = [named["source"]]
-    shown = describe(extension_page, named)
-    assert shown["text"] == "AI 90% · DALL·E Mini (2022)" and dict(shown["rows"])["Likely sources"] == "DALL·E Mini (2022) 70%"
-
-
 def test_uncertain_details_explain_the_backend_band_and_the_users_limit(extension_page):
     band = ok("uncertain", 0.55)
     band["thresholds"] = {"threshold": 0.5, "uncertain_band": 0.15}
-    why = dict(describe(extension_page, band)["rows"])["Why “?”"]
-    assert why == 'AI probability 55% is between the backend\'s limits: below 35% is "real", from 65% "AI"'
+    why = dict(describe(extension_page, band)["rows"])["Why"]
+    assert why == "genspot's detector puts the chance it is AI-generated at 55%: between 35% and 65% it says neither AI nor real"
     stricter = ok("ai", 0.7)
     stricter["thresholds"] = band["thresholds"]
     rows = dict(describe(extension_page, stricter, threshold=0.8)["rows"])
-    assert "at or above the backend's AI limit (65%) but below your minimum (80%" in rows["Why “?”"]
+    assert rows["Why"].endswith("at 70%; your options ask for at least 80% before saying AI")
     assert describe(extension_page, stricter)["kind"] == "ai", "the default follows the backend's own AI limit"
 
 
 def test_conflicting_evidence_is_shown_after_the_deciding_one(extension_page):
     c2pa = {"validity": "untrusted", "signer": "Adobe C2PA", "issuer": "Adobe Inc.", "codes": ["signingCredential.untrusted"]}
-    signals = [{"kind": "c2pa", "detail": "valid C2PA history (c2pa.opened) declares no AI source", "verdict": "not-ai", "generator": "Adobe Photoshop"}]
+    signals = [{"kind": "c2pa", "detail": "valid C2PA history (c2pa.opened, c2pa.resized) declares no AI source", "verdict": "not-ai", "generator": "Adobe Photoshop"}]
     edit = ok("real", 0.4, label="real", provenance={"verdict": "not-ai", "generator": "Adobe Photoshop", "signals": signals, "c2pa": c2pa})
     edit["decided_by"] = "provenance"
-    shown = describe(extension_page, edit, showReal=True)
-    assert shown["text"] == "Real (C2PA)"
-    assert shown["rows"][1][0] == "Decided by" and shown["rows"][1][1].startswith("the file's metadata: no AI declared (Adobe Photoshop)")
-    assert dict(shown["rows"])["C2PA"] == "intact, but the signer is on no trust list · signed by Adobe C2PA, Adobe Inc."
-    clash = dict(edit, verdict="uncertain", ai_probability=0.89, conflict="the model alone says ai (AI probability 89%), but ...")
+    shown = describe(extension_page, edit)
+    assert shown["text"] == "Labelled real"
+    assert dict(shown["rows"])["Label"] == "Content Credentials (C2PA) in the file: its edit history (opened, resized) declares no AI, recorded by Adobe Photoshop"
+    clash = dict(edit, verdict="uncertain", model_verdict="ai", ai_probability=0.89, conflict="the model alone says ai (AI probability 89%), but ...")
     clashed = describe(extension_page, clash)
-    assert clashed["text"] == "? · evidence disagrees"
-    assert [row[0] for row in clashed["rows"][:4]] == ["Verdict", "Decided by", "Disagrees", "Why “?”"]
+    assert clashed["text"] == "Uncertain · evidence disagrees"
+    assert [row[0] for row in clashed["rows"][:3]] == ["Verdict", "Why", "But"]
+    assert dict(clashed["rows"])["But"] == "genspot's detector puts the chance it is AI-generated at 89%: alone, it would say AI-generated"
     invalid = dict(c2pa, validity="invalid", codes=["signingCredential.untrusted", "signingCredential.invalid"])
-    assert dict(describe(extension_page, dict(clash, provenance=dict(edit["provenance"], c2pa=invalid)))["rows"])["C2PA"].startswith(
-        "INVALID (signingCredential.invalid)"
+    assert dict(describe(extension_page, dict(clash, provenance=dict(edit["provenance"], c2pa=invalid)))["rows"])["Signed"].startswith(
+        "By Adobe C2PA (certificate from Adobe Inc.). The signature does not check out (signingCredential.invalid)"
+    )
+    camera = {"verdict": "not-ai", "generator": "Canon EOS", "signals": [{"kind": "exif", "detail": "camera EXIF Make/Model: Canon EOS", "verdict": "not-ai", "generator": "Canon EOS"}]}
+    weak = dict(ok("uncertain", 0.9, provenance=camera), decided_by="model", model_verdict="ai", conflict="the model alone says ai, but ...")
+    assert dict(describe(extension_page, weak)["rows"])["But"] == (
+        "the file's camera and software details (EXIF): taken with a Canon EOS (such details are easy to copy onto any file)"
     )
 
 
