@@ -3,6 +3,8 @@
 pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.models",
+    "tests.fixtures.backbones",
     "tests.fixtures.bundles",
+    "tests.fixtures.default_model",
     "tests.fixtures.services",
 ]

@@ -13,7 +13,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from genspot.backend.admission import Admission
-from genspot.backend.allocator import keep_freed_memory
 from genspot.backend.batcher import MicroBatcher
 from genspot.backend.cache import Cache, open_cache
 from genspot.backend.dispatch import DecodeDispatcher
@@ -44,9 +43,7 @@ class ServiceResources:
 
 @asynccontextmanager
 async def open_service_resources(settings: Settings, bundle: Bundle | None = None) -> AsyncIterator[ServiceResources]:
-    """Load the bundle (unless given), connect the cache, start fetcher and batcher; close all on exit.
-    Freed memory stays in the process from here on (:mod:`genspot.backend.allocator`)."""
-    keep_freed_memory()
+    """Load the bundle (unless given), connect the cache, start fetcher and batcher; close all on exit."""
     if bundle is None:
         bundle = load_bundle(settings.bundle, device=settings.device)
     log.info("loaded bundle %s (version %s, %d generators)", settings.bundle, bundle.version, len(bundle.labels))

@@ -4,7 +4,6 @@ checkpoint does, alt-texts cannot move its verdicts, and `make serve` serves it 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,39 +12,29 @@ import torch
 from PIL import Image
 
 from genspot.backend.alt_text_check import main as alt_text_check
-
 from genspot.bundle import load_bundle
-from genspot.export.cli import main as export_main
 from genspot.export.parity import TOLERANCES
 from genspot.training.checkpoint import load_checkpoint
+from tests.fixtures.default_model import makefile_variable
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _makefile_variable(name: str) -> str:
-    match = re.search(rf"^{name} \?=(.*)$", (REPO / "Makefile").read_text(), re.MULTILINE)
-    assert match, f"Makefile has no {name}"
-    return match.group(1).strip()
+# The default model is CLIP-sized (its export converts and traces a ViT-B/16): not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def default_bundle(tmp_path_factory) -> Path:
-    """The default checkpoint exported as `make bundle` does (this converts the CLIP tower once)."""
-    out = tmp_path_factory.mktemp("bundles") / "default"
-    checkpoint = REPO / _makefile_variable("CHECKPOINT")
-    assert export_main(["torchscript", "--checkpoint", str(checkpoint), "--out", str(out), "--dtype", _makefile_variable("BUNDLE_DTYPE")]) == 0
-    return out
+def eager(default_checkpoint: Path):
+    """The default checkpoint's eager model and metadata, built once for the module."""
+    return load_checkpoint(default_checkpoint)
 
 
-def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(default_bundle: Path):
-    checkpoint = REPO / _makefile_variable("CHECKPOINT")
+def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(default_bundle: Path, eager):
     bundle = load_bundle(default_bundle)
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
     image = bundle.preprocess(picture)[None]
     p_ai, p_source = bundle.predict(image, [""])
     assert p_ai.shape == (1,) and p_source.shape == (1, len(bundle.labels))
     # the bundle answers what the eager checkpoint says: calibrated sigmoid(logit / T), softmax over generators
-    model, meta = load_checkpoint(checkpoint)
+    model, meta = eager
     with torch.no_grad():
         logit_a, logits_b = model(image, *model.tokenizer([""]))
     tolerance = TOLERANCES[bundle.manifest["dtype"]]
@@ -57,7 +46,7 @@ def test_make_serve_sends_alt_texts_only_where_they_cannot_decide(default_bundle
     """`make serve` leaves the alt-text policy on auto; the default bundle's p_ai cannot read them."""
     from genspot.backend.serve import build_parser, settings_from_args
 
-    args = build_parser().parse_args(_makefile_variable("SERVE_ARGS").split())
+    args = build_parser().parse_args(makefile_variable("SERVE_ARGS").split())
     assert settings_from_args(args).use_alt_text is None
     assert load_bundle(default_bundle).alt_text_is_safe
 
@@ -73,7 +62,7 @@ def test_alt_texts_change_no_verdict_on_a_dev_slice(default_bundle: Path, dev_da
         assert row["share"] <= 0.02 and row["ai_real_flips"] == 0, probe
 
 
-def test_bundle_stays_within_its_tolerance_on_real_pictures(default_bundle: Path, dev_data_dir: Path):
+def test_bundle_stays_within_its_tolerance_on_real_pictures(default_bundle: Path, dev_data_dir: Path, eager):
     """64 dev val pictures (the synthetic probes are all called AI with p_ai near 0.99, where a
     precision loss barely shows): the bundle keeps within its dtype's tolerance of the eager
     checkpoint and no verdict crosses from ai to real or back (default band: 0.35 / 0.65)."""
@@ -84,7 +73,7 @@ def test_bundle_stays_within_its_tolerance_on_real_pictures(default_bundle: Path
     with open(dev_data_dir / "labels.csv", newline="", encoding="utf-8") as f:
         rows = [row for row in csv.DictReader(f) if row["split"] == "val"][:64]
     bundle = load_bundle(default_bundle)
-    model, meta = load_checkpoint(REPO / _makefile_variable("CHECKPOINT"))
+    model, meta = eager
     tolerance = TOLERANCES[bundle.manifest["dtype"]]
     for start in range(0, len(rows), 16):
         chunk = rows[start : start + 16]

