@@ -22,6 +22,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import genspot
 from genspot.backend.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
+from genspot.backend.allocator import keep_freed_memory
 from genspot.backend.browser import browser_guard
 from genspot.backend.controllers import DEPENDENCIES, DetectController, FeedbackController, HealthController
 from genspot.backend.disconnect import cancel_on_disconnect
@@ -103,5 +104,9 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
 
 
 def create_app_from_env() -> Litestar:
-    """Factory for uvicorn worker processes: settings from ``GENSPOT_*`` (set by ``genspot serve``)."""
+    """Factory for uvicorn worker processes: settings from ``GENSPOT_*`` (set by ``genspot serve``).
+    The worker is a process of its own, so from here on it keeps the model's freed memory
+    (:mod:`genspot.backend.allocator`: a process-wide policy, never applied where the service
+    shares its process, as under a test client)."""
+    keep_freed_memory()
     return create_app(Settings.from_env())
