@@ -25,7 +25,9 @@ DEFAULT_MAX_SIDE = 65_535
 """No web image is longer than this (JPEG's own limit). Decoding time grows with the rows, so a
 77 KB PNG of 1 x 40,000,000 (within the pixel limit) took 3.6 s; refused from the header instead."""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS"})
+_PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT"})
+"""What the pixels need, an APNG's animation included: without it the default image, which
+browsers do not show when it is not part of the animation, would be what is judged."""
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")
 """Web image formats only: no EPS (Ghostscript), TIFF codecs, or other exotic plugins.
 MPO (phone photos with a gain map or depth image) opens through the JPEG plugin."""
@@ -65,10 +67,12 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int 
 
 @dataclass(frozen=True)
 class Decoded:
-    """The picture, and why the file's metadata was left out to decode it (None when it was not)."""
+    """The picture, why the file's metadata was left out to decode it (None when it was not), and
+    then the bytes that decoded (the PNG without its metadata chunks)."""
 
     picture: Image.Image
     metadata_skipped: str | None = None
+    pixels_only: bytes | None = None
 
 
 def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE) -> Decoded:
@@ -83,7 +87,7 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: 
         if pixels_only is None or pixels_only == data:
             raise
         picture = decode_image(pixels_only, max_pixels, max_side)
-        return Decoded(picture, f"PNG metadata chunks were not read (oversized or broken: {exc.message})")
+        return Decoded(picture, f"PNG metadata chunks were not read (oversized or broken: {exc.message})", pixels_only)
 
 
 def _png_pixel_chunks(data: bytes) -> bytes | None:

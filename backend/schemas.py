@@ -8,6 +8,7 @@ import msgspec
 from litestar.params import KwargDefinition
 
 from genspot.backend.batcher import DEFAULT_PRIORITY
+from genspot.backend.frames import Animation
 from genspot.backend.provenance import Provenance
 
 MAX_ITEMS = 64
@@ -84,6 +85,7 @@ class Detection(msgspec.Struct, kw_only=True, frozen=True):
     ai_probability: float
     sources: list[Source]
     provenance: Provenance | None = None
+    animation: Animation | None = None
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):
@@ -123,6 +125,12 @@ class ItemResult(msgspec.Struct, kw_only=True):
                                  "null: generator unknown"),
     ] = None
     provenance: Provenance | None = None
+    animation: Annotated[
+        Animation | None,
+        msgspec.Meta(description="for an animated image (GIF, APNG, WebP): how many frames a browser shows, which of them "
+                                 "were judged (numbered from 0) and which one, the most AI-looking, gave the probabilities; "
+                                 "null for a still image"),
+    ] = None
     sha256: Annotated[str | None, msgspec.Meta(description="SHA-256 of the image bytes judged (hex)")] = None
     thresholds: Thresholds | None = None
     cached: bool = False

@@ -46,6 +46,7 @@ from genspot.backend.dispatch import DecodeDispatcher
 from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ImageTooLarge, ItemError, UnsupportedUrl
 from genspot.backend.fair import LOCAL_CLIENT, Ticket
 from genspot.backend.fetch import FetchedImage, Validators
+from genspot.backend.frames import Animation, FrameBudget, shown_frames
 from genspot.backend.metrics import Metrics
 from genspot.backend.provenance import Provenance, Signal, read_provenance
 from genspot.backend.schemas import (
@@ -144,6 +145,7 @@ class DetectionService:
         self.decoding = decoding
         self.admission = admission
         self.url_quota = url_quota
+        self.frame_budget = FrameBudget(settings.animation_max_frames, settings.animation_max_pixels)
         self._inflight: dict[str, _Flight] = {}
 
     def model_info(self) -> ModelInfo:
@@ -197,6 +199,7 @@ class DetectionService:
             sources=named(detection.sources, self.display_names),
             generator=self._generator(decision, detection),
             provenance=detection.provenance,
+            animation=detection.animation,
             sha256=digest,
             thresholds=self.thresholds,
             cached=cached,
@@ -301,16 +304,20 @@ class DetectionService:
             if pixels is None:
                 pixels = await self.decoding.run(ticket, _header_pixels, data, self.settings.max_pixels)
             requester.charge(pixels)
-            provenance, image = await self.decoding.run(ticket, self._prepare, data, pixels=pixels)
-            p_ai, p_source = await self.batcher.submit(image, caption, ticket)
+            provenance, images, animation = await self.decoding.run(ticket, self._prepare, data, pixels=pixels)
+            # a ticket holds one place in line: an animation's frames wait at places of their own
+            tickets = [ticket] if len(images) == 1 else [Ticket(ticket.client, ticket.priority, ticket.arrival) for _ in images]
+            answers = await asyncio.gather(*(self.batcher.submit(image, caption, t) for image, t in zip(images, tickets)))
+        p_ai, p_source, animation = _most_ai_looking(answers, animation)
         detection = Detection(
-            ai_probability=p_ai, sources=top_sources(p_source, self.bundle.labels), provenance=provenance
+            ai_probability=p_ai, sources=top_sources(p_source, self.bundle.labels), provenance=provenance, animation=animation
         )
         await self.cache.set(key, _encode(detection), self.settings.cache_ttl_s)
         return detection
 
-    def _prepare(self, data: bytes):
-        """Worker thread: metadata first (it needs no pixels), then the model's input tensor."""
+    def _prepare(self, data: bytes) -> tuple[Provenance | None, list, Animation | None]:
+        """Worker thread: metadata first (it needs no pixels), then the model's input tensors: one
+        for a still image, one per sampled shown frame for an animation (:mod:`genspot.backend.frames`)."""
         provenance = _read_provenance(data)
         if provenance is not None:
             self.metrics.provenance.labels(provenance.verdict).inc()
@@ -318,7 +325,11 @@ class DetectionService:
         if decoded.metadata_skipped:  # the pixels are judged; the result says what was not read
             provenance = _with_skipped(provenance, decoded.metadata_skipped)
         try:
-            return provenance, self.bundle.preprocess(decoded.picture)
+            animated = shown_frames(decoded.pixels_only or data, self.frame_budget, self.settings.max_pixels)
+            if animated is None:
+                return provenance, [self.bundle.preprocess(decoded.picture)], None
+            animation, frames = animated
+            return provenance, [self.bundle.preprocess(frame) for frame in frames], animation
         except (OSError, ValueError) as exc:  # Pillow fails lazily on some truncated files
             raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
@@ -370,6 +381,17 @@ def _header_pixels(data: bytes, max_pixels: int) -> int:
         return image.size[0] * image.size[1]
     finally:
         image.close()
+
+
+def _most_ai_looking(answers: list, animation: Animation | None):
+    """The model's answer for the most AI-looking picture (an animation's deciding frame), and
+    the animation with the frames judged and the deciding one filled in."""
+    deciding = max(range(len(answers)), key=lambda index: answers[index][0])
+    p_ai, p_source = answers[deciding]
+    if animation is not None:
+        judged = animation.judged_frames[: len(answers)]
+        animation = msgspec.structs.replace(animation, judged_frames=judged, deciding_frame=judged[deciding])
+    return p_ai, p_source, animation
 
 
 def _read_provenance(data: bytes) -> Provenance | None:

@@ -84,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     fetch_max_redirects: int = _FETCH.max_redirects
     fetch_max_connections: int = _FETCH.max_connections
     max_pixels: int = 40_000_000
+    # animated images: shown frames judged, and pixels decoded to reach them, at most per image (backend/frames.py)
+    animation_max_frames: int = 8
+    animation_max_pixels: int = 48_000_000
     # pixels being decoded at once in a process, and decoded for one request in all (backend/dispatch.py)
     max_pixels_in_flight: int = 40_000_000
     max_pixels_per_request: int = 256_000_000
@@ -116,7 +119,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         if not 0.0 <= self.uncertain_band < 0.5:
             problems.append(f"uncertain_band must be in [0, 0.5), got {self.uncertain_band}")
         positive = (
-            "workers", "batch_max_size", "decode_threads", "fetch_max_connections", "memory_cache_items", "queue_max_items",
+            "workers", "batch_max_size", "decode_threads", "fetch_max_connections", "memory_cache_items", "animation_max_frames", "queue_max_items",
             "queue_max_items_per_client", "max_pixels_in_flight", "url_variants_per_url",
         )
         for name in positive:
