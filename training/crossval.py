@@ -152,7 +152,9 @@ def operating_point(oof: list[dict], targets: Targets = Targets()) -> dict:
     band = choose_band(p_ai, label_a, sources, targets)
     ai = label_a == 1
     correct = np.array([r["top_source"] == r["label_b"] for r in oof])
-    naming = choose_naming_confidence(np.array([r["top_source_p"] for r in oof])[ai], correct[ai], targets)
+    called_ai = ai & (p_ai >= band.ai_from)  # a generator is only ever named on an ai verdict
+    top_p, data = np.array([r["top_source_p"] for r in oof]), np.array([r["data"] for r in oof])
+    naming = choose_naming_confidence(top_p[called_ai], correct[called_ai], targets, data[called_ai])
     return {
         "targets": dataclasses.asdict(targets),
         "verdict": {"threshold": band.threshold, "uncertain_band": band.uncertain_band, "name_generator_from": naming},

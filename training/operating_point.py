@@ -72,13 +72,20 @@ def choose_band(p_ai: np.ndarray, label_a: np.ndarray, sources: np.ndarray, targ
     return Band(float(ai_from), float(real_below))
 
 
-def choose_naming_confidence(top_p: np.ndarray, correct: np.ndarray, targets: Targets = Targets()) -> float | None:
+def choose_naming_confidence(
+    top_p: np.ndarray, correct: np.ndarray, targets: Targets = Targets(), groups: np.ndarray | None = None
+) -> float | None:
     """The least top-source probability from which the named guesses (AI pictures only) are right at
-    least ``min_named_accuracy`` of the time, over at least ``min_named`` guesses; None if none is."""
+    least ``min_named_accuracy`` of the time, over at least ``min_named`` guesses, in each of
+    ``groups`` (e.g. data sets: old generators are easy to name, today's are not); None if none is."""
     top_p, correct = np.asarray(top_p, dtype=np.float64), np.asarray(correct, dtype=bool)
+    groups = np.zeros(len(top_p)) if groups is None else np.asarray(groups)
+    members = [groups == g for g in np.unique(groups)]
     for t in GRID:
         named = top_p >= t
-        if named.sum() >= targets.min_named and correct[named].mean() >= targets.min_named_accuracy:
+        if named.sum() >= targets.min_named and all(
+            correct[named & m].mean() >= targets.min_named_accuracy for m in members if (named & m).any()
+        ):
             return float(t)
     return None
 

@@ -39,3 +39,7 @@ def test_a_generator_is_named_only_where_named_guesses_are_accurate():
     named = top_p >= t
     assert correct[named].mean() >= 0.9 and (correct[top_p >= t - 0.01].mean() < 0.9)
     assert choose_naming_confidence(top_p, np.zeros(200, bool)) is None
+    # a set whose guesses are right only when very sure holds the confidence up for both
+    groups = np.array(["old", "new"] * 100)
+    harder = correct & ((groups == "old") | (top_p > 0.8))
+    assert choose_naming_confidence(top_p, harder, Targets(min_named_accuracy=0.9, min_named=20), groups) > t
