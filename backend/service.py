@@ -55,7 +55,6 @@ from genspot.backend.schemas import (
     Generator,
     ItemResult,
     ModelInfo,
-    Thresholds,
 )
 from genspot.backend.settings import Settings
 from genspot.backend.url_entries import UrlEntryQuota
@@ -67,6 +66,7 @@ from genspot.backend.verdict import (
     named,
     named_generator,
     top_sources,
+    verdict_thresholds,
 )
 from genspot.bundle import Bundle
 from genspot.text import caption_hash
@@ -137,7 +137,7 @@ class DetectionService:
         self.fetcher = fetcher
         self.batcher = batcher
         self.metrics = metrics
-        self.thresholds = Thresholds(settings.threshold, settings.uncertain_band)
+        self.thresholds = verdict_thresholds(settings.threshold, settings.uncertain_band, bundle.spec.verdict_band)
         self.display_names = display_names(bundle.spec.display_names)
         measured = bundle.spec.source_name_min_confidence
         self.source_name_min_confidence = DEFAULT_SOURCE_NAME_MIN_CONFIDENCE if measured is None else measured

@@ -57,9 +57,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_retries: int = 1
     breaker_failures: int = 3
     breaker_reset_s: float = 5.0
-    # verdicts: "uncertain" when |p_ai - threshold| < uncertain_band
-    threshold: float = 0.5
-    uncertain_band: float = 0.15
+    # verdicts: "uncertain" when |p_ai - threshold| < uncertain_band. None: the bundle's band (its
+    # manifest's verdict_band, chosen with the detector), else 0.5 and 0.15
+    threshold: float | None = None
+    uncertain_band: float | None = None
     # Whether the model sees the alt-text. None (auto): only when the bundle's manifest says it cannot
     # move p_ai (``alt_text`` "source_only": pages write alt-texts, so they must not decide verdicts);
     # True: always (a model trained where captions carry no label); False: never.
@@ -114,9 +115,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     def __post_init__(self) -> None:
         problems = []
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             problems.append(f"threshold must be in (0, 1), got {self.threshold}")
-        if not 0.0 <= self.uncertain_band < 0.5:
+        if self.uncertain_band is not None and not 0.0 <= self.uncertain_band < 0.5:
             problems.append(f"uncertain_band must be in [0, 0.5), got {self.uncertain_band}")
         positive = (
             "workers", "batch_max_size", "decode_threads", "fetch_max_connections", "memory_cache_items", "animation_max_frames", "queue_max_items",

@@ -34,11 +34,14 @@ import numpy as np
 
 from genspot.backend.provenance import Provenance
 from genspot.backend.schemas import DecidedBy, Detection, Generator, Source, Thresholds, Verdict
+from genspot.formats import VerdictBand
 
 TOP_SOURCES = 3
 # For bundles whose manifest has no measured source_name_min_confidence: the source head names a
 # generator only when it is this sure, and otherwise the answer says nothing (generator unknown).
 DEFAULT_SOURCE_NAME_MIN_CONFIDENCE = 0.8
+# For bundles whose manifest has no verdict_band.
+DEFAULT_BAND = VerdictBand(threshold=0.5, uncertain_band=0.15)
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _INTACT = ("valid", "untrusted")
 
@@ -65,6 +68,16 @@ def top_sources(p_source: np.ndarray, labels: list[str], k: int = TOP_SOURCES) -
     """The ``k`` most likely generators, most likely first."""
     order = np.argsort(-np.asarray(p_source, dtype=np.float64), kind="stable")[:k]
     return [Source(labels[i], round(float(p_source[i]), 6)) for i in order]
+
+
+def verdict_thresholds(threshold: float | None, uncertain_band: float | None, bundle_band: VerdictBand | None) -> Thresholds:
+    """The band in force: each of the settings' values where given, else the bundle's own (chosen
+    with the detector), else the defaults."""
+    band = bundle_band or DEFAULT_BAND
+    return Thresholds(
+        band.threshold if threshold is None else threshold,
+        band.uncertain_band if uncertain_band is None else uncertain_band,
+    )
 
 
 def model_verdict(p_ai: float, thresholds: Thresholds) -> Verdict:
