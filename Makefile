@@ -49,12 +49,15 @@ $(BUNDLE)/manifest.json: $(CHECKPOINT) | $(STAMP)
 	@echo "make: exporting $(CHECKPOINT) to $(BUNDLE) ($(BUNDLE_DTYPE)); the first time this also converts the CLIP tower"
 	$(BIN)/genspot export torchscript --checkpoint $(CHECKPOINT) --out $(BUNDLE) --dtype $(BUNDLE_DTYPE) $(if $(PARITY_IMAGES),--parity-images $(PARITY_IMAGES))
 
-# The committed default checkpoint, rebuilt from data: the clip config (its epoch count chosen
-# by `genspot cv` on the train splits, model card) on dev + web, then copied into training/weights.
+# The committed default checkpoint, rebuilt from data: the clip config (its recipe, epoch count and
+# verdict band chosen by `genspot cv` on the train splits, model card) on dev + web, then copied into
+# training/weights. The frozen towers' features are cached in FEATURE_CACHE (the first run computes
+# them: about an hour on 2 cores; `genspot cv` and `genspot evaluate --cache-dir` reuse them).
 DATA_DIR ?= ../shared/data
 WEIGHTS_RUN ?= runs/default
+FEATURE_CACHE ?= runs/features
 weights: | $(STAMP)
-	$(BIN)/genspot train --config clip --data $(DATA_DIR)/dev $(DATA_DIR)/web --out $(WEIGHTS_RUN)
+	$(BIN)/genspot train --config clip --data $(DATA_DIR)/dev $(DATA_DIR)/web --out $(WEIGHTS_RUN) --cache-dir $(FEATURE_CACHE)
 	cp $(WEIGHTS_RUN)/model.pt $(CHECKPOINT)
 
 # The default bundle reads alt-texts only where its manifest says they cannot move p_ai
