@@ -21,6 +21,9 @@ from genspot.backend.decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, open_im
 from genspot.backend.errors import GenspotError, ImageDecodeError, ImageTooLarge
 from genspot.imaging import to_rgb
 
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
+"""Formats whose frames browsers play. A phone's JPEG opens as MPO with a second "frame" (a gain
+map or depth image) that nobody sees: it stays a still image."""
 DEFAULT_MAX_FRAMES = 8
 DEFAULT_MAX_WALK_PIXELS = 48_000_000
 """Decoded pixels one animation may cost: 11 frames of 2048 x 2048, 183 of 512 x 512."""
@@ -48,7 +51,7 @@ def shown_frames(
     time (a caller keeps only what it needs of each). Decoding stops at the last sampled frame; a
     frame that fails to decode ends the animation there (the first shown frame failing raises)."""
     image = open_image(data, max_pixels, max_side)
-    if not getattr(image, "is_animated", False):  # from headers and frame markers: no pixels decoded
+    if image.format not in ANIMATED_FORMATS or not image.is_animated:  # from headers and frame markers: no pixels
         image.close()
         return None
     first = 1 if image.format == "PNG" and image.info.get("default_image") else 0  # APNG default image: not shown

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +114,16 @@ def test_the_pixel_budget_bounds_how_far_frames_are_decoded(decoded_png_frames):
 def test_a_still_image_has_no_animation():
     assert shown_frames(_save([_picture(1)], "PNG"), FrameBudget()) is None
     assert shown_frames(_save([_picture(1)], "GIF"), FrameBudget()) is None
+
+
+def test_a_phone_photo_with_a_gain_map_is_a_still_image():
+    """Pillow opens an iPhone JPEG as MPO with two frames; the second (the gain map) is never shown."""
+    path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance" / "camera" / "iphone15pro_cards.jpg"
+    if not path.exists():
+        pytest.skip(f"provenance test data not found at {path}")
+    with Image.open(path) as opened:
+        assert (opened.format, opened.n_frames) == ("MPO", 2)
+    assert shown_frames(path.read_bytes(), FrameBudget()) is None
 
 
 def test_broken_metadata_keeps_an_apngs_animation():
