@@ -46,7 +46,8 @@ async function handleReport(message, sender) {
     if (error instanceof BackendError) return { error: { code: error.code, message: error.message } };
     throw error;
   }
-  const host = sender.tab?.url ? new URL(sender.tab.url).hostname : "";
+  const page = sender.url ?? sender.tab?.url;
+  const host = page ? new URL(page).hostname : "";
   await keepReport({ ...report, thumbnail: message.thumbnail ?? null, host, at: Date.now() });
   return answer;
 }

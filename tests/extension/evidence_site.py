@@ -121,9 +121,7 @@ def _handler(site: EvidenceSite) -> type[SiteHandler]:
                 status, (body, kind) = 200, site.files[path]
             else:
                 status, body, kind = 404, b"not found", "text/plain"
-            with site.lock:
-                site.requests.append(self.seen(status))
-            self.reply(status, body, kind)
+            self.answer(site, status, body, kind)
 
     return Handler
 

@@ -223,6 +223,12 @@ class SiteHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         return Request(path, self.headers.get("Cookie", ""), self.headers.get("User-Agent", ""), self.headers.get("Sec-Fetch-Dest", ""), status)
 
+    def answer(self, site, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        """Records this request in ``site.requests`` (under ``site.lock``), then replies."""
+        with site.lock:
+            site.requests.append(self.seen(status))
+        self.reply(status, body, content_type, headers)
+
     def reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -255,9 +261,7 @@ def _handler_for(site: TestSite) -> type[BaseHTTPRequestHandler]:
                 status, body, content_type = 200, files["/img/alt.jpg"].data, "image/jpeg"
             else:
                 status, body, content_type = 404, b"not found", "text/plain"
-            with site.lock:
-                site.requests.append(self.seen(status))
-            self.reply(status, body, content_type, headers)
+            self.answer(site, status, body, content_type, headers)
 
     return Handler
 
