@@ -54,14 +54,14 @@ def test_head_b_names_the_generator_only_when_sure():
 
 
 @pytest.fixture(scope="module")
-def soft_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
-    """The tiny checkpoint with a high temperature: it separates the synthetic classes with
-    confidences that all round to 1, and the keep rule needs some spread to be tested."""
+def soft_checkpoint(learned_checkpoint, tmp_path_factory) -> Path:
+    """The learned checkpoint with a high temperature: it separates the synthetic classes with
+    confidences near 1, and the keep rule needs some spread to be tested."""
     import torch
 
     from genspot.training.checkpoint import read_checkpoint
 
-    payload = read_checkpoint(tiny_checkpoint)
+    payload = read_checkpoint(learned_checkpoint)
     payload["temperature"] = 8.0
     path = tmp_path_factory.mktemp("soft") / "model.pt"
     torch.save(payload, path)
@@ -86,7 +86,7 @@ def test_labelled_folder_keeps_confident_and_reports_accuracy(soft_checkpoint, s
     # threshold in the widest gap between confidences, so the CSV's 6-digit rounding cannot matter
     confidences = np.unique([confidence_a(row) for row in evaluated.values()])
     widest = int(np.argmax(np.diff(confidences)))
-    assert confidences[widest + 1] - confidences[widest] > 1e-5, "tiny checkpoint gives (nearly) equal confidences"
+    assert confidences[widest + 1] - confidences[widest] > 1e-5, "the checkpoint gives (nearly) equal confidences"
     threshold = float(confidences[widest:widest + 2].mean())
     out = tmp_path / "round1"
     args = ["--checkpoint", str(soft_checkpoint), "--unlabelled", str(synthetic_dataset), "--threshold", str(threshold),
@@ -124,7 +124,7 @@ def test_quota_on_a_folder_and_a_val_share_of_whole_caption_groups(soft_checkpoi
     predicted = {"ai": [r for r in evaluated.values() if float(r["p_ai"]) >= 0.5],
                  "real": [r for r in evaluated.values() if float(r["p_ai"]) < 0.5]}
     confident = {c: [r for r in group if confidence_a(r) >= threshold] for c, group in predicted.items()}
-    assert all(predicted.values()) and all(confident.values()), "the tiny model should predict both classes confidently"
+    assert all(predicted.values()) and all(confident.values()), "the learned model should predict both classes confidently"
     share = min(len(confident[c]) / len(predicted[c]) for c in predicted)
     for name in ("ai", "real"):
         entry = summary["task_a"][name]
@@ -208,17 +208,21 @@ def write_dev_slice(dev: Path, folder: Path, picks: dict[tuple[str, int], int], 
     return folder
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # three trainings and four passes of a CLIP tower on 2 cores
 def test_two_rounds_on_a_dev_slice_keep_both_classes_and_are_evaluated(dev_data_dir, tmp_path):
+    """The default model's recipe (frozen CLIP: a model that reads real pictures), its backbones'
+    features computed once and shared by every round through one cache."""
     from genspot.training.train import main as train
 
     labelled = write_dev_slice(dev_data_dir, tmp_path / "labelled", {("train", 0): 12, ("train", 1): 12, ("val", 0): 8, ("val", 1): 8})
     pool = write_dev_slice(dev_data_dir, tmp_path / "pool", {("train", 0): 15, ("train", 1): 15}, skip=12)
-    start = tmp_path / "round0-run"
-    assert train(["--data", str(labelled), "--out", str(start), "--config", "tiny", "--epochs", "1", "--quiet"]) == 0
+    start, cache = tmp_path / "round0-run", tmp_path / "features"
+    assert train(["--data", str(labelled), "--out", str(start), "--config", "clip", "--cache-dir", str(cache), "--quiet"]) == 0
     out = tmp_path / "pseudo"
     assert main(["--checkpoint", str(start / "model.pt"), "--unlabelled", str(pool), "--out", str(out), "--rounds", "2",
-                 "--data", str(labelled), "--config", "tiny", "--train-args", "--epochs 1", "--threshold", "0.5",
-                 "--val-share", "0.2", "--blank-captions", "--quiet"]) == 0
+                 "--data", str(labelled), "--config", "clip", "--cache-dir", str(cache), "--train-args", f"--cache-dir {cache}",
+                 "--threshold", "0.5", "--val-share", "0.2", "--blank-captions", "--quiet"]) == 0
     report = json.loads((out / "rounds.json").read_text())
     assert [r["round"] for r in report["rounds"]] == [0, 1, 2] and report["pool_images_in_held_out"] == 0
     previous = report["rounds"][0]

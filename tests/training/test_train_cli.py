@@ -16,17 +16,7 @@ from genspot.training.model import create_model
 from genspot.training.predict import predict
 from genspot.training.train import main
 from tests.fixtures.data import write_synthetic_dataset
-
-
-TINY_CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "tiny.json"
-
-
-def write_config(path: Path, **sections) -> Path:
-    """The tiny config with some sections replaced."""
-    data = json.loads(TINY_CONFIG.read_text())
-    data.update(sections)
-    path.write_text(json.dumps(data))
-    return path
+from tests.fixtures.models import learnable_config, write_config
 
 
 def test_tiny_checkpoint_has_the_documented_format(tiny_checkpoint, synthetic_dataset):
@@ -69,20 +59,6 @@ def test_frozen_pretrained_backbone_is_not_stored_and_is_rebuilt(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(image, input_ids, attention_mask), model(image, input_ids, attention_mask))
     assert meta.temperature == 1.5
-
-
-def learnable_config(path: Path, epochs: int = 12) -> Path:
-    """The tiny towers trained from scratch, the image tower on the whole 64 px picture in 4 px
-    patches (its 2x2 pixel cells): learn the synthetic task in about eight epochs."""
-    image = json.loads(TINY_CONFIG.read_text())["image"]
-    image["model_cfg"]["vision_cfg"].update(image_size=64, patch_size=4)
-    return write_config(
-        path,
-        image=image,
-        loss={"balance_a": True},
-        train={"mode": "finetune", "epochs": epochs, "batch_size": 8, "lr": 1e-3, "head_lr": 5e-3},
-        augment={"enabled": False, "caption_dropout": 0.5},
-    )
 
 
 def test_training_learns_the_synthetic_task(tmp_path):
