@@ -12,7 +12,7 @@
   const MAX_LISTED = 200; // images the popup lists
   const UNSENDABLE = { status: "error", error: { code: "unsupported_image", message: "genspot does not check this kind of image (drawings in SVG, or embedded images other than PNG, JPEG, WebP and GIF)" } };
   const RETRY_FIRST_MS = 2000; // then twice as long each time the service still does not answer
-  const RETRY_MAX_MS = 30_000;
+  const RETRY_MAX_MS = 15_000;
 
   let settings = userSettings.DEFAULT_SETTINGS;
   let running = false;

@@ -244,7 +244,7 @@ globalThis.genspot = globalThis.genspot || {};
   function notCheckedRows(result) {
     const error = result?.error ?? { code: "no_answer", message: "no answer" };
     if (error.code === "unsupported_image") return [["Verdict", "Not checked: skipped"], ["Why", error.message]];
-    if (isRetried(result)) return [["Verdict", "Not checked yet"], ["Why", error.message], ["Next", "genspot tries again by itself, waiting longer each time (at most 30 s); Rescan in the genspot popup tries now"]];
+    if (isRetried(result)) return [["Verdict", "Not checked yet"], ["Why", error.message], ["Next", "genspot tries again by itself, waiting longer each time (at most 15 s); Rescan in the genspot popup tries now"]];
     return [["Verdict", "Not checked: it failed"], ["Why", error.message], ["Try", "Rescan in the genspot popup, or right-click → Check this image with genspot"]];
   }
 

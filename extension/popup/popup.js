@@ -93,6 +93,7 @@ function render(state) {
 function showReports(stored) {
   reports = stored ?? [];
   $("reports").replaceChildren(...reports.map(reportRow));
+  $("reports").hidden = reports.length === 0;
   $("no-reports").hidden = reports.length > 0;
   if (lastState) renderImages(lastState.images ?? []);
 }
