@@ -169,13 +169,16 @@ def test_the_most_ai_looking_shown_frame_decides(client, kind):
         pictures = [Image.open(io.BytesIO(_save([p], "GIF"))).convert("RGB") for p in pictures]
     alone = [_detect(client, _save([p], "PNG"))["ai_probability"] for p in pictures]
     order = sorted(range(len(pictures)), key=alone.__getitem__)
-    assert all(alone[b] - alone[a] > 1e-4 for a, b in zip(order, order[1:])), f"the pictures must look different to the model: {alone}"
+    gap = min(alone[b] - alone[a] for a, b in zip(order, order[1:]))
+    # the tiny test model's probabilities are close together (a few 1e-5 apart) but exact: a model
+    # call's batch changes them by about 1e-7, so a third of the smallest gap tells frames apart
+    assert gap > 1e-6, f"the pictures must look different to the model: {alone}"
     most, hidden = order[-2], order[-1]  # the default image would be the most AI-looking of all
     shown = [order[0], most, order[1], order[2]]
     frames = ([pictures[hidden]] if kind == "PNG" else []) + [pictures[i] for i in shown]
     options = {"default_image": True} if kind == "PNG" else {"lossless": True} if kind == "WEBP" else {}
     result = _detect(client, _save(frames, kind, duration=[20, 500, 500, 500, 500][: len(frames)], **options))
-    assert result["ai_probability"] == pytest.approx(alone[most], abs=1e-5)
+    assert result["ai_probability"] == pytest.approx(alone[most], abs=gap / 3)
     assert result["ai_probability"] > alone[shown[0]] and result["ai_probability"] < alone[hidden]
     assert result["animation"] == {"shown_frames": 4, "judged_frames": [0, 1, 2, 3], "deciding_frame": 1}
     assert _detect(client, _save([pictures[most]], "PNG"))["animation"] is None
