@@ -78,4 +78,6 @@ def test_service_resources_in_a_shared_process_leave_its_allocator_alone(tiny_bu
     session): there freed memory must go back to the system as glibc decides, or that process
     keeps, as heap, large blocks that any later test frees."""
     faults = page_faults("in_process", tiny_bundle)
-    assert faults >= COUNTED * PAGES_PER_CALL * 3 // 4, f"{faults} page faults: freed blocks were kept"
+    # kept blocks fault almost never (the worker test: under PAGES_PER_CALL // 4 in all); returned ones
+    # fault on every call, at least a page per 8 KB here (20,480 in 4 calls of 40 MB)
+    assert faults >= COUNTED * PAGES_PER_CALL // 4, f"{faults} page faults: freed blocks were kept"
