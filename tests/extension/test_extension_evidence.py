@@ -93,8 +93,9 @@ def wait_for_badges(page, condition: str, what: str, timeout_ms: float = 45_000)
 
 
 def badges(page, names: list[str], timeout_ms: float = 45_000) -> dict[str, dict]:
-    """The badges, once each of `names` has one on its element."""
-    return wait_for_badges(page, f"{json.dumps(names)}.every((name) => badges[name])", f"{', '.join(names)} have badges", timeout_ms)
+    """The badges, once each of `names` has one on its element that is no longer checking."""
+    condition = f"{json.dumps(names)}.every((name) => badges[name] && badges[name].verdict !== 'checking')"
+    return wait_for_badges(page, condition, f"{', '.join(names)} have answered badges", timeout_ms)
 
 
 @pytest.fixture
