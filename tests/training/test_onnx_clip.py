@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,25 @@ def test_converted_tower_loads_with_no_missing_or_unexpected_key(converted):
     assert len([k for k in converted if k.endswith("in_proj_weight")]) == 12
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+# ONNX Runtime's u8 x s8 kernels use VPMADDUBSW on x86 CPUs without VNNI, whose int16 sums
+# saturate (its quantisation docs say so): there the INT8 file's own output is off (cosine ~0.47
+# to the converted tower on a 2-core AMD EPYC with AVX2 only), so it cannot serve as the reference.
+needs_vnni = pytest.mark.skipif(
+    platform.machine() in ("x86_64", "AMD64") and not {"avx512_vnni", "avx_vnni", "amx_int8"} & _cpu_flags(),
+    reason="ONNX Runtime's int8 kernels saturate on x86 CPUs without VNNI: the ONNX file is no reference here",
+)
+
+
 @needs_wheel
+@needs_vnni
 def test_converted_tower_agrees_with_the_onnx_file_on_real_images(converted):
     """The INT8 graph also quantises activations, so agreement is high but not exact; the GELU
     tower built from the same weights (open_clip's plain ``ViT-B-16``) agrees clearly less."""
