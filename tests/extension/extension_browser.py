@@ -48,6 +48,8 @@ BADGES_JS = """() => {
 }""" % {"inset": BADGE_INSET}
 # True once at least `count` badges sit on their images (repositioning follows layout a frame later).
 ENOUGH_BADGES_JS = f"(count) => ({BADGES_JS})().filter((badge) => badge.image).length >= count"
+# True once every badge has its answer (a badge says "Checking…" from the moment its image is seen).
+NO_BADGE_CHECKING_JS = """() => ![...document.querySelectorAll("genspot-badge")].some((badge) => badge.dataset.verdict === "checking")"""
 
 
 def fail_missing_badges(badges: list[dict], count: int, timeout_ms: float, browser: str) -> None:
@@ -118,6 +120,13 @@ class ExtensionBrowser:
     @staticmethod
     def badges(page) -> list[dict]:
         return page.evaluate(BADGES_JS)
+
+    @staticmethod
+    def wait_for_answers(page, count: int) -> list[dict]:
+        """The badges, once at least `count` sit on their images and none still says "Checking…"."""
+        ExtensionBrowser.wait_for_badges(page, count)
+        page.wait_for_function(NO_BADGE_CHECKING_JS)
+        return ExtensionBrowser.badges(page)
 
     @staticmethod
     def wait_for_badges(page, count: int, timeout_ms: float = 30_000) -> list[dict]:

@@ -165,18 +165,11 @@ def small_png(png: bytes, width: int = 860) -> bytes:
     return buffer.getvalue()
 
 
-def wait_for_answers(browser, page, count: int) -> list[dict]:
-    """The badges, once at least `count` sit on their images and none still says "Checking…"."""
-    browser.wait_for_badges(page, count)
-    page.wait_for_function("""() => ![...document.querySelectorAll("genspot-badge")].some((badge) => badge.dataset.verdict === "checking")""")
-    return browser.badges(page)
-
-
 def scroll_to_lazy_image(browser, page) -> list[dict]:
     page.locator("[data-test=lazy]").scroll_into_view_if_needed()
     browser.wait_for_badges(page, len(BADGED))
     page.evaluate("window.scrollTo(0, 0)")
-    return wait_for_answers(browser, page, len(BADGED))
+    return browser.wait_for_answers(page, len(BADGED))
 
 
 def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_server, backend_server):
@@ -189,7 +182,7 @@ def test_gallery_badges_match_the_backend(browser, site, tiny_bundle, redis_serv
     browser.configure(backend.url, show_real=True)
     page = browser.context.new_page()
     page.goto(site.url())
-    wait_for_answers(browser, page, len(ABOVE_FOLD))
+    browser.wait_for_answers(page, len(ABOVE_FOLD))
     lazy_url = site.image_url("lazy")
     assert lazy_url not in {item.get("url") for item in browser.sent_items()}, "checked before it came near the viewport"
     badges = {badge["image"]: badge for badge in scroll_to_lazy_image(browser, page)}
@@ -266,11 +259,11 @@ def test_session_cache_site_switch_and_rescan(browser, site, tiny_bundle, backen
     browser.configure(backend.url, show_real=True)
     page = browser.context.new_page()
     page.goto(site.url())
-    wait_for_answers(browser, page, len(ABOVE_FOLD))
+    browser.wait_for_answers(page, len(ABOVE_FOLD))
     calls = metric(backend, "genspot_requests_total", route="/v1/detect")
 
     page.reload()  # every answer now comes from the session cache
-    wait_for_answers(browser, page, len(ABOVE_FOLD))
+    browser.wait_for_answers(page, len(ABOVE_FOLD))
     assert metric(backend, "genspot_requests_total", route="/v1/detect") == calls
 
     popup = browser.open_popup(site.url())
@@ -280,12 +273,12 @@ def test_session_cache_site_switch_and_rescan(browser, site, tiny_bundle, backen
     expect(popup.locator("#site-enabled")).not_to_be_checked()
     expect(popup.locator("#count-real")).to_have_text("0")
     popup.click("#site-enabled")  # on again
-    wait_for_answers(browser, page, len(ABOVE_FOLD))
+    browser.wait_for_answers(page, len(ABOVE_FOLD))
     assert browser.settings()["disabledSites"] == []
 
     popup.click("#rescan")  # skips the session cache: the backend is asked again
     wait_until(lambda: metric(backend, "genspot_requests_total", route="/v1/detect") > calls, "rescan asked the backend again")
-    wait_for_answers(browser, page, len(ABOVE_FOLD))
+    browser.wait_for_answers(page, len(ABOVE_FOLD))
 
 
 def options_limits(browser) -> str:
@@ -310,7 +303,7 @@ def test_options_page_switches_the_backend(browser, site, tiny_bundle, backend_s
     browser.configure(first.url, show_real=True)
     page = browser.context.new_page()
     page.goto(site.url())
-    wait_for_answers(browser, page, len(ABOVE_FOLD))
+    browser.wait_for_answers(page, len(ABOVE_FOLD))
     first_items = metric(first, "genspot_items_total")
     assert first_items >= len(ABOVE_FOLD) and metric(second, "genspot_items_total") == 0
 
@@ -320,7 +313,7 @@ def test_options_page_switches_the_backend(browser, site, tiny_bundle, backend_s
     to_model = [r for r in browser.requests if r.url.endswith("/v1/model")]
     assert to_model and {r.url for r in to_model} <= {f"{first.url}/v1/model", f"{second.url}/v1/model"}
     page.reload()
-    wait_for_answers(browser, page, len(ABOVE_FOLD))
+    browser.wait_for_answers(page, len(ABOVE_FOLD))
     assert metric(second, "genspot_items_total") >= len(ABOVE_FOLD)
     assert metric(first, "genspot_items_total") == first_items, "nothing went to the old backend"
     to_second = [r for r in browser.worker_requests() if r.url == f"{second.url}/v1/detect"]
@@ -342,7 +335,7 @@ def test_unreachable_backend_shows_not_checked_badges(browser, site):
     assert browser.popup_counts(popup) == {"ai": 0, "real": 0, "uncertain": 0, "error": len(ABOVE_FOLD)}
     expect(popup.locator("#images li.error .chip")).to_have_text(["Not checked"] * len(ABOVE_FOLD))
 
-    badges = {badge["image"]: badge for badge in wait_for_answers(browser, page, len(ABOVE_FOLD))}
+    badges = {badge["image"]: badge for badge in browser.wait_for_answers(page, len(ABOVE_FOLD))}
     assert sorted(badges) == sorted(ABOVE_FOLD), "one quiet badge on each image it could not check (none on the icon)"
     for name, badge in badges.items():
         assert (badge["verdict"], badge["text"]) == ("error", "Not checked"), name

@@ -89,7 +89,7 @@ def test_viewport_images_are_sent_first_and_apart(tmp_path, rows_site, tiny_bund
         assert 0 < len(visible) <= 16 and nearby, places
 
         browser.open_popup(rows_site.url()).click("#site-enabled")  # on: the watcher starts on the scrolled page
-        browser.wait_for_badges(page, len(visible) + len(nearby))
+        browser.wait_for_answers(page, len(visible) + len(nearby))
         requests = [json.loads(r.post_data)["items"] for r in browser.worker_requests() if r.url.endswith("/v1/detect")]
 
     sent = [item for items in requests for item in items]
