@@ -88,6 +88,11 @@ class ImageBranch(nn.Module):
             return self._block_tokens(image.to(self.visual.conv1.weight.dtype), blocks, token_stats)
         return self.visual(image)
 
+    def store_features(self, image: torch.Tensor) -> torch.Tensor:
+        """What a feature cache holds for ``image`` (``feature_store_config``): every block with its
+        token statistics for pooled "layers", else the branch's own output."""
+        return self.features(image, list(range(self.depth)), True) if self.every_layer else self(image)
+
     def store_columns(self) -> list[int] | None:
         """Where this branch's features sit in a row of ``feature_store_config``'s features (None: all)."""
         if not self.every_layer:

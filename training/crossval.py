@@ -32,7 +32,14 @@ from genspot.training.features import FrozenFeatures
 from genspot.training.distributed import TrainingProcess, distributed_runtime, log_to_run_dir
 from genspot.training.loop import Trainer, Validator, prepare_frozen_features
 from genspot.training.model import create_model
-from genspot.training.operating_point import Targets, choose_band, choose_naming_confidence, format_table, outcome_table
+from genspot.training.operating_point import (
+    Targets,
+    choose_band,
+    choose_naming_confidence,
+    format_table,
+    named_guess_candidates,
+    outcome_table,
+)
 from genspot.training.train import build_parser as build_train_parser, resolve_configs
 
 log = logging.getLogger("genspot.cv")
@@ -150,9 +157,8 @@ def operating_point(oof: list[dict], targets: Targets = Targets()) -> dict:
     label_a = np.array([r["label_a"] for r in oof])
     sources = np.array([r["source"] for r in oof])
     band = choose_band(p_ai, label_a, sources, targets)
-    ai = label_a == 1
     correct = np.array([r["top_source"] == r["label_b"] for r in oof])
-    called_ai = ai & (p_ai >= band.ai_from)  # a generator is only ever named on an ai verdict
+    called_ai = named_guess_candidates(label_a, p_ai, band)
     top_p, data = np.array([r["top_source_p"] for r in oof]), np.array([r["data"] for r in oof])
     naming = choose_naming_confidence(top_p[called_ai], correct[called_ai], targets, data[called_ai])
     return {

@@ -28,7 +28,7 @@ from genspot.training.model_cli import (
     select_split,
     write_csv,
 )
-from genspot.training.operating_point import Band, format_table, outcome_table
+from genspot.training.operating_point import Band, format_table, named_guess_candidates, outcome_table
 from genspot.training.plots import plot_confusion_matrix, plot_reliability
 from genspot.training.predict import Predictions
 
@@ -140,16 +140,16 @@ def evaluate(args: argparse.Namespace) -> dict:
 def shipped_outcomes(verdict, samples: list[Sample], predictions: Predictions, labels_b: list[str]) -> dict:
     """Right / uncertain / wrong per source and class at the band the checkpoint ships with, and how
     often the generators it would name are right."""
-    band = Band(ai_from=verdict.threshold + verdict.uncertain_band, real_below=verdict.threshold - verdict.uncertain_band)
+    band = Band.around(verdict.threshold, verdict.uncertain_band)
     label_a = np.array([s.label_a for s in samples])
     sources = np.array([s.source or "" for s in samples])
     result = {"ai_from": band.ai_from, "real_below": band.real_below, "outcomes": outcome_table(predictions.p_ai, label_a, sources, band)}
     if verdict.name_generator_from is not None and len(samples):
-        top = predictions.probs_b.argmax(axis=1)
-        named = (label_a == 1) & (predictions.p_ai >= band.ai_from) & (predictions.probs_b.max(axis=1) >= verdict.name_generator_from)
-        right = np.array([labels_b[t] == s.label_b for t, s in zip(top, samples)])
+        candidates = named_guess_candidates(label_a, predictions.p_ai, band)
+        named = candidates & (predictions.probs_b.max(axis=1) >= verdict.name_generator_from)
+        right = np.array([labels_b[t] == s.label_b for t, s in zip(predictions.probs_b.argmax(axis=1), samples)])
         result["named_generators"] = {
-            "from": verdict.name_generator_from, "named": int(named.sum()), "of_ai_called_ai": int(((label_a == 1) & (predictions.p_ai >= band.ai_from)).sum()),
+            "from": verdict.name_generator_from, "named": int(named.sum()), "of_ai_called_ai": int(candidates.sum()),
             "accuracy": float(right[named].mean()) if named.any() else None,
         }
     return result

@@ -93,11 +93,9 @@ def _fill_image_store(store, model, samples, keys, batch_size, device, bf16, pro
     dataset = DetectorDataset([s for _, s in unique], model.labels_b, model.config.image_size)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     branch = model.branches["image"]
-    full = feature_store_config(model.config.image)
     for batch in tqdm(loader, desc="caching image features", unit="batch", disable=not progress):
         with autocast(device, bf16):
-            features = branch.features(batch["image"].to(device), list(range(branch.depth)), full.token_stats) \
-                if branch.every_layer else branch(batch["image"].to(device))
+            features = branch.store_features(batch["image"].to(device))
         store.add([unique[i][0] for i in batch["index"].tolist()], features)
 
 

@@ -42,6 +42,11 @@ class Band:
     def uncertain_band(self) -> float:
         return round((self.ai_from - self.real_below) / 2, 4)
 
+    @classmethod
+    def around(cls, threshold: float, uncertain_band: float) -> "Band":
+        """The band as the service states it (``VerdictConfig``, manifest ``verdict_band``)."""
+        return cls(ai_from=threshold + uncertain_band, real_below=threshold - uncertain_band)
+
     def verdicts(self, p_ai: np.ndarray) -> np.ndarray:
         """"ai", "uncertain" or "real" per score."""
         p_ai = np.asarray(p_ai, dtype=np.float64)
@@ -70,6 +75,11 @@ def choose_band(p_ai: np.ndarray, label_a: np.ndarray, sources: np.ndarray, targ
         float(GRID[0]),
     )
     return Band(float(ai_from), float(real_below))
+
+
+def named_guess_candidates(label_a: np.ndarray, p_ai: np.ndarray, band: Band) -> np.ndarray:
+    """AI pictures the band calls ``ai``: the only ones on which a generator is ever named."""
+    return (np.asarray(label_a) == 1) & (np.asarray(p_ai, dtype=np.float64) >= band.ai_from)
 
 
 def choose_naming_confidence(
