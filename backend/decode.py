@@ -25,6 +25,7 @@ DEFAULT_MAX_SIDE = 65_535
 """No web image is longer than this (JPEG's own limit). Decoding time grows with the rows, so a
 77 KB PNG of 1 x 40,000,000 (within the pixel limit) took 3.6 s; refused from the header instead."""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_HEADER = struct.Struct(">8sI4sII")  # signature, IHDR length, "IHDR", width, height
 _PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT"})
 """What the pixels need, an APNG's animation included: without it the default image, which
 browsers do not show when it is not part of the animation, would be what is judged."""
@@ -88,6 +89,24 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: 
             raise
         picture = decode_image(pixels_only, max_pixels, max_side)
         return Decoded(picture, f"PNG metadata chunks were not read (oversized or broken: {exc.message})", pixels_only)
+
+
+def png_pixels(data: bytes) -> int | None:
+    """Width x height from a PNG's first chunk, read directly (its metadata chunks may be what
+    makes Pillow's parser fail before the fallback of :func:`decode_picture`); None if not a PNG."""
+    if len(data) < _PNG_HEADER.size:
+        return None
+    signature, _, kind, width, height = _PNG_HEADER.unpack_from(data)
+    return width * height if signature == _PNG_SIGNATURE and kind == b"IHDR" else None
+
+
+def header_pixels(data: bytes, max_pixels: int) -> int:
+    """Width x height from the header (the errors decoding would give, early; a worker thread's job)."""
+    image = open_image(data, max_pixels)
+    try:
+        return image.size[0] * image.size[1]
+    finally:
+        image.close()
 
 
 def _png_pixel_chunks(data: bytes) -> bytes | None:

@@ -29,7 +29,6 @@ import base64
 import binascii
 import hashlib
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from genspot.backend import cache as cache_keys
 from genspot.backend.admission import Admission, Overloaded
 from genspot.backend.batcher import DEFAULT_PRIORITY, MicroBatcher
 from genspot.backend.cache import Cache, CorruptEntry, UrlEntry
-from genspot.backend.decode import decode_picture, open_image
+from genspot.backend.decode import decode_picture, header_pixels, png_pixels
 from genspot.backend.dispatch import DecodeDispatcher
 from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ImageTooLarge, ItemError, UnsupportedUrl
 from genspot.backend.fair import LOCAL_CLIENT, Ticket
@@ -75,7 +74,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Detection).decode
-_PNG_HEADER = struct.Struct(">8sI4sII")  # signature, IHDR length, "IHDR", width, height
 
 
 @dataclass(frozen=True)
@@ -300,9 +298,9 @@ class DetectionService:
     async def _compute(self, key: str, data: bytes, caption: str | None, ticket: Ticket, requester: _Requester) -> Detection:
         """Admitted, decoded in turn within the pixel budgets, judged by the model in turn; cached."""
         with self.admission.admit(ticket.client):
-            pixels = _png_pixels(data)
+            pixels = png_pixels(data)
             if pixels is None:
-                pixels = await self.decoding.run(ticket, _header_pixels, data, self.settings.max_pixels)
+                pixels = await self.decoding.run(ticket, header_pixels, data, self.settings.max_pixels)
             requester.charge(pixels)
             provenance, images, animation = await self.decoding.run(ticket, self._prepare, data, pixels=pixels)
             # a ticket holds one place in line: an animation's frames wait at places of their own
@@ -363,24 +361,6 @@ class DetectionService:
     def _forget(self, key: str, flight: _Flight) -> None:
         if self._inflight.get(key) is flight:  # a later flight for the same key is not this one's to end
             del self._inflight[key]
-
-
-def _png_pixels(data: bytes) -> int | None:
-    """Width x height from a PNG's first chunk, read directly (its metadata chunks may be what
-    makes Pillow's parser fail before the fallback of :func:`decode_picture`); None if not a PNG."""
-    if len(data) < _PNG_HEADER.size:
-        return None
-    signature, _, kind, width, height = _PNG_HEADER.unpack_from(data)
-    return width * height if signature == b"\x89PNG\r\n\x1a\n" and kind == b"IHDR" else None
-
-
-def _header_pixels(data: bytes, max_pixels: int) -> int:
-    """Decode thread: width x height from the header (the errors decoding would give, early)."""
-    image = open_image(data, max_pixels)
-    try:
-        return image.size[0] * image.size[1]
-    finally:
-        image.close()
 
 
 def _most_ai_looking(answers: list, animation: Animation | None):
