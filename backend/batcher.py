@@ -9,10 +9,13 @@ client's most urgent items, all of one priority, so urgent items never wait for 
 urgent ones of the same client, and is filled from the other clients' turns. ``max_call_s``
 bounds how long one call computes (the batch holds as many items as the model has been
 computing in that time, measured), since an item that arrives during a call waits for it: a
-long call is the floor of every other client's latency. An item whose requesters are all gone
-(cancelled) leaves the queue at once and is never computed. The model runs in a dedicated
-thread so the event loop keeps serving while it computes, and items that arrive meanwhile form
-the next batch. When a model call fails for a batch of several items, each is retried alone,
+long call is the floor of every other client's latency. Long calls serve a lone client best
+(fewer, fuller batches), so the bound is cut to ``shared_call_s`` only while the model is
+shared: while two or more clients have items waiting or have asked within ``shared_window_s``
+(a reader's next on-screen images follow within a second or two). An item whose requesters
+are all gone (cancelled) leaves the queue at once and is never computed. The model runs in a
+dedicated thread so the event loop keeps serving while it computes, and items that arrive
+meanwhile form the next batch. When a model call fails for a batch of several items, each is retried alone,
 so one input the model cannot compute (or a batch too large for the device's memory) fails only
 itself, with :class:`ModelError`; a model that fails everything costs one extra call per item.
 """
@@ -36,6 +39,10 @@ from genspot.backend.metrics import Metrics
 log = logging.getLogger(__name__)
 Predict = Callable[[torch.Tensor, list[str | None]], tuple[np.ndarray, np.ndarray]]
 DEFAULT_PRIORITY = 3  # RFC 9218's default urgency (0 most urgent, 7 least)
+SHARED_WINDOW_S = 2.0
+"""How long a client that asked for model work still counts as sharing the model: a few of the
+gaps between a reader's requests (its answer under load, then scrolling on), so short calls last
+while two clients take turns; a lone client is back to long calls this long after the other's last."""
 
 
 @dataclass
@@ -56,10 +63,15 @@ class MicroBatcher:
         metrics: Metrics | None = None,
         max_call_s: float | None = None,
         age_s: float = DEFAULT_AGE_S,
+        shared_call_s: float | None = None,
+        shared_window_s: float = SHARED_WINDOW_S,
     ):
         self.max_size = max_size
         self.max_wait_s = max_wait_s
         self.max_call_s = max_call_s
+        self.shared_call_s = shared_call_s
+        self.shared_window_s = shared_window_s
+        self._asked: dict[str, float] = {}  # client -> when it last asked for model work, oldest first
         self._predict = predict
         self._metrics = metrics
         self._queue: FairQueue[_Pending] = FairQueue(age_s)
@@ -95,6 +107,8 @@ class MicroBatcher:
         if self._task is None or self._task.done():
             raise ModelError("the model batcher is not running")
         ticket = ticket or Ticket(LOCAL_CLIENT, DEFAULT_PRIORITY)
+        self._asked.pop(ticket.client, None)
+        self._asked[ticket.client] = time.monotonic()
         future = asyncio.get_running_loop().create_future()
         ticket.join(self._queue, _Pending(image, caption, future))
         try:
@@ -102,11 +116,21 @@ class MicroBatcher:
         finally:
             ticket.leave()
 
+    def _call_budget(self) -> float | None:
+        """``max_call_s``, or ``shared_call_s`` where shorter while the model is shared."""
+        horizon = time.monotonic() - self.shared_window_s
+        while self._asked and next(iter(self._asked.values())) < horizon:
+            del self._asked[next(iter(self._asked))]
+        if self.shared_call_s is None or len(self._asked.keys() | self._queue.clients()) < 2:
+            return self.max_call_s
+        return self.shared_call_s if self.max_call_s is None else min(self.max_call_s, self.shared_call_s)
+
     def _limit(self) -> int:
-        """Items in the next call: ``max_size``, or fewer where calls would outlast ``max_call_s``."""
-        if self.max_call_s is None or self._seconds_per_item is None:
+        """Items in the next call: ``max_size``, or fewer where calls would outlast the call budget."""
+        budget = self._call_budget()
+        if budget is None or self._seconds_per_item is None:
             return self.max_size
-        return max(1, min(self.max_size, round(self.max_call_s / self._seconds_per_item)))
+        return max(1, min(self.max_size, round(budget / self._seconds_per_item)))
 
     async def _collect(self) -> list[_Pending]:
         """Block for the first item, give others ``max_wait_s`` to join unless the batch is full,

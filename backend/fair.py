@@ -63,6 +63,10 @@ class FairQueue(Generic[T]):
     def waiting(self, client: str) -> int:
         return self._waiting.get(client, 0)
 
+    def clients(self) -> set[str]:
+        """The clients with items waiting."""
+        return set(self._waiting)
+
     def put(self, client: str, priority: int, value: T, arrival: float | None = None) -> Entry[T]:
         entry = Entry(client, priority, time.monotonic() if arrival is None else arrival, value)
         if client not in self._waiting:

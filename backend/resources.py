@@ -55,9 +55,11 @@ async def open_service_resources(settings: Settings, bundle: Bundle | None = Non
         stack.callback(decode_pool.shutdown, wait=True)
         fetcher = await stack.enter_async_context(SafeFetcher(settings.fetch_settings()))
         max_call_s = None if settings.batch_max_call_ms is None else settings.batch_max_call_ms / 1000
+        shared_call_s = None if settings.batch_shared_call_ms is None else settings.batch_shared_call_ms / 1000
         batcher = await stack.enter_async_context(
             MicroBatcher(
-                bundle.predict, settings.batch_max_size, settings.batch_max_wait_ms / 1000, metrics, max_call_s, settings.priority_age_s
+                bundle.predict, settings.batch_max_size, settings.batch_max_wait_ms / 1000, metrics, max_call_s, settings.priority_age_s,
+                shared_call_s,
             )
         )
         decoding = DecodeDispatcher(decode_pool, settings.decode_threads, settings.max_pixels_in_flight, settings.priority_age_s)

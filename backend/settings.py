@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # about the longest one model call may take (items per call cut to fit, measured): every other client's
     # item waits for the running call, so it bounds their latency under a flood; None: batch_max_size alone decides
     batch_max_call_ms: float | None = 500.0
+    # the same while two or more clients share the model (items waiting, or asked in the last 2 s): shorter calls
+    # for their turns; a lone client keeps batch_max_call_ms (backend/batcher.py). None: batch_max_call_ms always
+    batch_shared_call_ms: float | None = 150.0
     decode_threads: int = 4
     # work waiting for decoding or the model, in all and per client (API key, else address): past it, 503 (backend/admission.py)
     queue_max_items: int = 256
@@ -194,7 +197,7 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
-_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "use_alt_text", "open_schema", "batch_max_call_ms"}
+_OPTIONAL_FIELDS = {"redis_url", "cors_origin_regex", "use_alt_text", "open_schema", "batch_max_call_ms", "batch_shared_call_ms"}
 
 
 def _build(values: dict[str, Any]) -> Settings:

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,6 +129,41 @@ def test_inference_never_blocks_the_event_loop(bundle):
         return ticks
 
     assert asyncio.run(run()) >= 20
+
+
+def test_calls_are_cut_short_while_another_client_asks_and_grow_back_once_it_has_gone():
+    """A client alone gets calls of up to ``max_call_s`` (throughput); once a second client asks,
+    calls are cut to ``shared_call_s``, so that client's items wait only for short calls; after
+    ``shared_window_s`` without its asking, the lone client's calls grow back."""
+    per_item_s = 0.03  # measured by the batcher: alone, calls of about 0.3 / 0.03 = 10 items; shared, 0.06 / 0.03 = 2
+    calls: list[list[str]] = []
+    image = torch.zeros(3, 8, 8)
+
+    def predict(batch, captions):
+        calls.append(list(captions))
+        time.sleep(per_item_s * len(captions))
+        return np.zeros(len(captions)), np.zeros((len(captions), 2))
+
+    async def run():
+        async with MicroBatcher(predict, max_size=16, max_wait_s=0.0, max_call_s=0.3, shared_call_s=0.06, shared_window_s=1.0) as batcher:
+
+            def flood(tag: str) -> asyncio.Future:
+                return asyncio.gather(*(batcher.submit(image, f"{tag}{n}", Ticket("flood", 0)) for n in range(20)))
+
+            await batcher.submit(image, "warm", Ticket("flood", 0))  # the batcher measures an item's cost
+            alone = flood("alone")
+            while not calls[-1][0].startswith("alone"):
+                await asyncio.sleep(0.005)
+            await batcher.submit(image, "probe", Ticket("probe", 1))  # arrives during the flood's long call
+            await alone
+            await asyncio.sleep(1.1)  # the probe's client has not asked for the window
+            await flood("again")
+
+    asyncio.run(run())
+    probe_call = next(index for index, call in enumerate(calls) if "probe" in call)
+    assert len(calls[probe_call - 1]) >= 6, calls  # the flood's call running when the probe came: long
+    assert all(len(call) <= 3 for call in calls[probe_call:] if call[0].startswith(("alone", "probe"))), calls
+    assert len(next(call for call in calls if call[0].startswith("again"))) >= 6, calls
 
 
 def test_submitting_after_close_is_a_model_error(bundle):

@@ -17,11 +17,13 @@ def test_environment_values_are_parsed_by_type():
             "GENSPOT_API_KEYS": "a,b",
             "GENSPOT_THRESHOLD": "0.6",
             "GENSPOT_REDIS_URL": "",
+            "GENSPOT_BATCH_SHARED_CALL_MS": "",
             "UNRELATED": "x",
         }
     )
     assert (settings.port, settings.allow_loopback, settings.allowed_ports) == (9000, True, (80, 443, 8080))
     assert settings.api_keys == ("a", "b") and settings.threshold == 0.6 and settings.redis_url is None
+    assert settings.batch_shared_call_ms is None and Settings.from_env({}).batch_shared_call_ms == 150.0
 
 
 def test_overrides_beat_the_environment_and_none_means_not_given():
