@@ -139,7 +139,10 @@ def _signed_capture(provenance: Provenance) -> str | None:
     signal = next((s for s in provenance.signals if s.kind == "c2pa" and s.verdict == "not-ai"), None)
     if signal is None:
         return None
-    trust = "a trusted signer" if status.validity == "valid" else "a signer on no trust list"
+    if status.validity == "valid":
+        trust = "a signer on a trust list"
+    else:
+        trust = "a signer not on the trust list checked" if status.trust_list_checked else "no trust list was checked"
     return f"a C2PA manifest signed by {status.signer or 'an unnamed signer'} ({trust}) says: {signal.detail}"
 
 

@@ -5,7 +5,7 @@
 Diffusion tool parameters (PNG text chunks, EXIF UserComment) and A1111 stealth metadata.
 """
 
-from ._model import C2paStatus, C2paValidity, Provenance, Signal, Verdict
+from ._model import C2paStatus, C2paValidity, Provenance, Signal, Statement, Verdict
 from ._reader import read_provenance
 
-__all__ = ["C2paStatus", "C2paValidity", "Provenance", "Signal", "Verdict", "read_provenance"]
+__all__ = ["C2paStatus", "C2paValidity", "Provenance", "Signal", "Statement", "Verdict", "read_provenance"]

@@ -3,7 +3,9 @@
 The whole manifest chain is read, active manifest and ingredients alike: an AI origin is
 often declared only in an ingredient (e.g. ChatGPT wrapping a DALL-E manifest), or only as
 a vendor parameter (Adobe's ``com.adobe.digitalSourceType`` for third-party models).
-Validation problems are reported as signals but do not stop the reading.
+Validation problems are reported as signals but do not stop the reading. What the manifest
+states (each action's source type, description and software agent, the claim generator) is
+passed on field by field in each signal's ``statement``, bounded (``stated_text``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import c2pa
+import msgspec
 
-from ._model import C2paStatus, Signal
+from ._c2pa_status import EXPECTED_OFFLINE, signer_certificate, status_from_store
+from ._limits import stated_text
+from ._model import C2paStatus, Signal, Statement
 from ._terms import classify_source_type, generator_named_in, source_type_term
 
 _OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 _MAX_MANIFESTS = 64
+_MAX_ACTIONS = 1024
+"""Actions read from the whole store (a hostile manifest may list millions)."""
+_MAX_HISTORY = 16
 _MIME_BY_MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -29,7 +37,6 @@ _MIME_BY_MAGIC = (
     (b"MM\x00*", "image/tiff"),
 )
 _VALID_STATES = ("Valid", "Trusted")
-_EXPECTED_OFFLINE = ("signingCredential.untrusted", "cawg.x509.credential.untrusted")
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,30 @@ class _Action:
     action: dict
 
     @property
+    def parameters(self) -> dict:
+        parameters = self.action.get("parameters")
+        return parameters if isinstance(parameters, dict) else {}
+
+    @property
     def source_type(self) -> str | None:
-        parameters = self.action.get("parameters") or {}
-        value = self.action.get("digitalSourceType") or parameters.get("com.adobe.digitalSourceType")
+        value = self.action.get("digitalSourceType") or self.parameters.get("com.adobe.digitalSourceType")
         return value if isinstance(value, str) else None
+
+    @property
+    def name(self) -> str:
+        return stated_text(self.action.get("action")) or "an unnamed action"
+
+    def statement(self, active_label: str | None) -> Statement:
+        """What this action states, as written (Adobe puts the description among the parameters)."""
+        described = self.action.get("description") or self.parameters.get("description")
+        return Statement(
+            source_type=stated_text(source_type_term(self.source_type)) if self.source_type else None,
+            action=self.name,
+            description=stated_text(described),
+            software_agent=_agent(self),
+            claim_generator=_tool(self.manifest),
+            earlier_step=self.manifest_label != active_label,
+        )
 
 
 def read_c2pa(data: bytes) -> tuple[list[Signal], C2paStatus | None]:
@@ -55,11 +82,21 @@ def read_c2pa(data: bytes) -> tuple[list[Signal], C2paStatus | None]:
         with c2pa.Context(c2pa.Settings.from_dict(_OFFLINE)) as context:
             with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
                 store = json.loads(reader.json())
+                certificate = signer_certificate(_certificate_report(reader), store.get("active_manifest"))
     except c2pa.C2paError as exc:
         return _reader_error(str(exc)), None
-    status = status_from_store(store)
+    status = status_from_store(store, certificate)
     signals = signals_from_store(store)
     return (_as_tampered(signals) if status.validity == "invalid" else signals), status
+
+
+def _certificate_report(reader: c2pa.Reader) -> str | None:
+    """c2pa's crJSON report, the one that names the certificates' subjects and issuers (None
+    where this c2pa has none or cannot write it: the signer is then named without its issuer)."""
+    try:
+        return reader.crjson()
+    except (AttributeError, c2pa.C2paError):
+        return None
 
 
 def _as_tampered(signals: list[Signal]) -> list[Signal]:
@@ -67,29 +104,9 @@ def _as_tampered(signals: list[Signal]) -> list[Signal]:
     claims are shown, marked tampered, and count for neither side."""
     return [
         signal if signal.verdict is None else
-        Signal(signal.kind, f"tampered (the manifest fails validation; proves nothing): {signal.detail}", None, signal.generator)
+        msgspec.structs.replace(signal, detail=f"tampered (the manifest fails validation; proves nothing): {signal.detail}", verdict=None)
         for signal in signals
     ]
-
-
-def status_from_store(store: dict) -> C2paStatus:
-    """``valid`` / ``untrusted`` / ``invalid`` from c2pa's validation state and codes, and the signer."""
-    codes = list(dict.fromkeys(str(status.get("code")) for status in store.get("validation_status") or []))
-    state = store.get("validation_state")
-    if state == "Trusted":
-        validity = "valid"
-    elif state == "Valid" or (state is None and not [code for code in codes if code not in _EXPECTED_OFFLINE]):
-        validity = "untrusted" if "signingCredential.untrusted" in codes or state is None else "valid"
-    else:
-        validity = "invalid"
-    signature = (store.get("manifests") or {}).get(store.get("active_manifest"), {}).get("signature_info") or {}
-    signer, issuer = signature.get("common_name"), signature.get("issuer")
-    return C2paStatus(
-        validity=validity,
-        signer=str(signer) if signer else None,
-        issuer=str(issuer) if issuer and issuer != signer else None,
-        codes=codes,
-    )
 
 
 def signals_from_store(store: dict) -> list[Signal]:
@@ -102,7 +119,7 @@ def signals_from_store(store: dict) -> list[Signal]:
 
     with_type = [action for action in actions if action.source_type]
     ai = [action for action in with_type if classify_source_type(action.source_type) == "ai"]
-    named_ai = None if ai else _named_ai_creation(actions)
+    named_ai = None if ai else _named_ai_creation(actions, active_label)
     if ai:
         signals.append(_ai_signal(ai, active_label, active_tool))
     if named_ai:
@@ -110,13 +127,16 @@ def signals_from_store(store: dict) -> list[Signal]:
     for action in with_type:
         verdict = classify_source_type(action.source_type)
         if verdict != "ai":
-            signals.append(_source_type_signal(action, verdict))
+            signals.append(_source_type_signal(action, verdict, active_label))
     if actions and not with_type and not named_ai and store.get("validation_state") in _VALID_STATES:
         # An intact history that never declares an AI source (e.g. Photoshop opened/resized).
         # Weaker than a capture declaration, but it is what the signed record says.
-        names = ", ".join(dict.fromkeys(str(action.action.get("action")) for action in actions))
+        names = list(dict.fromkeys(action.name for action in actions))[:_MAX_HISTORY]
         signals.append(
-            Signal("c2pa", f"valid C2PA history ({names}) declares no AI source", verdict="not-ai", generator=active_tool)
+            Signal(
+                "c2pa", f"valid C2PA history ({', '.join(names)}) declares no AI source", verdict="not-ai", generator=active_tool,
+                statement=Statement(history=names, claim_generator=active_tool),
+            )
         )
     return signals
 
@@ -125,6 +145,7 @@ def _actions(manifests: dict, active_label: str | None) -> Iterator[_Action]:
     """Actions of the active manifest, then of its ingredients, depth first (cycle-safe)."""
     seen: set[str] = set()
     stack = [(active_label, 0)]
+    read = 0
     while stack and len(seen) < _MAX_MANIFESTS:
         label, depth = stack.pop()
         if label in seen or label not in manifests:
@@ -134,6 +155,9 @@ def _actions(manifests: dict, active_label: str | None) -> Iterator[_Action]:
         for assertion in manifest.get("assertions") or []:
             if str(assertion.get("label", "")).startswith("c2pa.actions"):
                 for action in (assertion.get("data") or {}).get("actions") or []:
+                    read += 1
+                    if read > _MAX_ACTIONS:
+                        return
                     if isinstance(action, dict):
                         yield _Action(label, manifest, depth, action)
         for ingredient in manifest.get("ingredients") or []:
@@ -151,46 +175,50 @@ def _ai_signal(ai: list[_Action], active_label: str | None, active_tool: str | N
     where = "active manifest" if origin.manifest_label == active_label else "ingredient manifest"
     return Signal(
         "c2pa",
-        f"{origin.action.get('action')} with digitalSourceType {terms} ({where}, claim generator {origin_tool})",
+        f"{origin.name} with digitalSourceType {terms} ({where}, claim generator {origin_tool})",
         verdict="ai",
         generator=generator,
+        statement=origin.statement(active_label),
     )
 
 
-def _named_ai_creation(actions: list[_Action]) -> Signal | None:
+def _named_ai_creation(actions: list[_Action], active_label: str | None) -> Signal | None:
     """A creation without a digital source type, by a tool whose names say AI (Bing Image Creator)."""
     for action in actions:
         if action.action.get("action") != "c2pa.created":
             continue
-        agent = _agent(action) or ""
-        texts = (agent, str(action.action.get("description") or ""), str(action.manifest.get("claim_generator") or ""))
+        statement = action.statement(active_label)
+        texts = [text for text in (statement.software_agent, statement.description, stated_text(action.manifest.get("claim_generator"))) if text]
         for text in texts:
             named, name = generator_named_in(text)
             if named:
                 return Signal(
                     "c2pa",
-                    f"c2pa.created without digitalSourceType by an AI tool: {' / '.join(t for t in texts if t)}",
+                    f"c2pa.created without digitalSourceType by an AI tool: {' / '.join(texts)}",
                     verdict="ai",
-                    generator=agent or name,
+                    generator=statement.software_agent or name,
+                    statement=statement,
                 )
     return None
 
 
-def _source_type_signal(action: _Action, verdict: str | None) -> Signal:
-    term = source_type_term(action.source_type)
+def _source_type_signal(action: _Action, verdict: str | None, active_label: str | None) -> Signal:
+    statement = action.statement(active_label)
+    term = statement.source_type
     if verdict == "not-ai":
-        signer = (action.manifest.get("signature_info") or {}).get("common_name")
-        tool = _tool(action.manifest)
+        signer = stated_text((action.manifest.get("signature_info") or {}).get("common_name"))
+        tool = statement.claim_generator
         generator = f"{signer} ({tool})" if signer and tool else signer or tool
-        return Signal("c2pa", f"{action.action.get('action')} with digitalSourceType {term}", "not-ai", generator)
+        return Signal("c2pa", f"{action.name} with digitalSourceType {term}", "not-ai", generator, statement)
     return Signal(
-        "c2pa", f"digitalSourceType {term} is neither AI nor a capture", generator=_agent(action) or _tool(action.manifest)
+        "c2pa", f"digitalSourceType {term} is neither AI nor a capture", generator=statement.software_agent or statement.claim_generator,
+        statement=statement,
     )
 
 
 def _validation_signal(store: dict) -> Signal:
     codes = [str(status.get("code")) for status in store.get("validation_status") or []]
-    unexpected = [code for code in dict.fromkeys(codes) if code not in _EXPECTED_OFFLINE]
+    unexpected = [code for code in dict.fromkeys(codes) if code not in EXPECTED_OFFLINE]
     detail = f"manifest store {store.get('validation_state', 'unvalidated')}"
     if unexpected:
         detail += f" ({', '.join(unexpected)})"
@@ -202,26 +230,27 @@ def _agent(action: _Action) -> str | None:
     agent = action.action.get("softwareAgent")
     if isinstance(agent, dict):
         agent = " ".join(str(agent[key]) for key in ("name", "version") if agent.get(key))
-    if isinstance(agent, str) and agent.strip():
-        return agent.strip()
-    parameters = action.action.get("parameters") or {}
+    if text := stated_text(agent):
+        return text
+    parameters = action.parameters
     model = parameters.get("com.adobe.details") or parameters.get("com.adobe.modelId")
     if model:
         version = parameters.get("com.adobe.modelVersion")
         model = f"{model} ({version})" if version else str(model)
         tool = _tool(action.manifest)
-        return f"{model} via {tool}" if tool else model
+        return stated_text(f"{model} via {tool}" if tool else model)
     return None
 
 
 def _tool(manifest: dict) -> str | None:
     """The claim generator as a readable name: "Adobe_Photoshop/26.9.0 ..." -> "Adobe Photoshop 26.9.0"."""
-    for info in manifest.get("claim_generator_info") or []:
+    infos = manifest.get("claim_generator_info")
+    for info in (infos if isinstance(infos, list) else [])[:_MAX_HISTORY]:
         if isinstance(info, dict) and info.get("name"):
             name = str(info["name"]).replace("_", " ")
-            return f"{name} {info['version']}" if info.get("version") else name
+            return stated_text(f"{name} {info['version']}" if info.get("version") else name)
     claim_generator = str(manifest.get("claim_generator") or "").split(" ")[0]
-    return claim_generator.replace("_", " ").replace("/", " ") or None
+    return stated_text(claim_generator.replace("_", " ").replace("/", " "))
 
 
 def _reader_error(message: str) -> list[Signal]:

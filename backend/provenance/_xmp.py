@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ElementTree
 
 from PIL import Image
 
-from ._model import Signal
+from ._limits import stated_text
+from ._model import Signal, Statement
 from ._terms import classify_source_type, generator_named_in, source_type_term
 
 _MAX_PACKET = 4 * 1024 * 1024
@@ -52,7 +53,8 @@ def read_xmp(image: Image.Image) -> list[Signal]:
         verdict = classify_source_type(value)
         term = source_type_term(value)
         detail = f"Iptc4xmpExt digital source type {term}" + (f"; credit {credit!r}" if credit else "")
-        signals.append(Signal("iptc_xmp", detail, verdict, named_generator if verdict == "ai" else None))
+        statement = Statement(source_type=stated_text(term), credit=stated_text(credit))
+        signals.append(Signal("iptc_xmp", detail, verdict, named_generator if verdict == "ai" else None, statement))
     if creator_tool and generator_named_in(creator_tool)[0]:
         signals.append(Signal("iptc_xmp", f"xmp:CreatorTool {creator_tool!r} is an AI generator", "ai", named_generator))
     signals += [_tc260_signal(value) for value in _values(root, _TC260, "AIGC")[:4]]

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from genspot.backend.provenance import C2paStatus, Provenance, read_provenance
-from genspot.backend.provenance._c2pa import signals_from_store, status_from_store
+from genspot.backend.provenance._c2pa import signals_from_store
+from genspot.backend.provenance._c2pa_status import status_from_store
 from genspot.backend.provenance._limits import MAX_INPUT_BYTES
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance"
@@ -310,8 +311,10 @@ def test_c2pa_validity_and_signer_of_real_files(name):
     ("state", "codes", "validity"),
     [
         ("Trusted", [], "valid"),
-        ("Valid", [], "valid"),
+        # "Valid" is c2pa's word for intact but vouched for by no trust list, whatever the codes say
+        ("Valid", [], "untrusted"),
         ("Valid", ["signingCredential.untrusted"], "untrusted"),
+        (None, ["signingCredential.untrusted"], "untrusted"),
         ("Invalid", ["signingCredential.untrusted", "assertion.dataHash.mismatch"], "invalid"),
         (None, ["claimSignature.mismatch"], "invalid"),
     ],
@@ -322,7 +325,10 @@ def test_c2pa_validity_from_the_validation_state(state, codes, validity):
         store["validation_state"] = state
     store["validation_status"] = [{"code": code} for code in codes]
     status = status_from_store(store)
-    assert status == C2paStatus(validity=validity, signer="Signer", issuer="Org", codes=codes)
+    assert status == C2paStatus(
+        validity=validity, signer="Signer", issuer="Org", codes=codes, signer_organization="Org",
+        validation_passed=validity != "invalid", trust_list_checked=state == "Trusted",
+    )
 
 
 # --- generator markers outside EXIF Software ------------------------------------------------

@@ -122,7 +122,7 @@ def test_an_untrusted_signer_confirms_real_but_never_softens_a_model_ai(name):
     assert (calm.verdict, calm.decided_by, calm.model_verdict, calm.conflict) == ("real", "provenance", "uncertain", None)
     clash = judged(provenance, 0.9997)
     assert (clash.verdict, clash.decided_by, clash.model_verdict) == ("ai", "model", "ai")
-    assert "a signer on no trust list" in clash.conflict and "does not move the model's verdict" in clash.conflict
+    assert "(no trust list was checked)" in clash.conflict and "does not move the model's verdict" in clash.conflict
 
 
 def test_a_capture_in_a_manifest_that_fails_validation_proves_nothing():
@@ -188,9 +188,13 @@ def test_api_reports_c2pa_validity_and_signer(client):
     assert result["provenance"]["c2pa"] == {
         "validity": "invalid", "signer": "Microsoft Corporation", "issuer": None,
         "codes": ["signingCredential.untrusted", "signingCredential.invalid"],
+        "signer_organization": "Microsoft Corporation", "certificate_issuer": "Microsoft Corporation",
+        "validation_passed": False, "trust_list_checked": False,
     }
     assert (result["verdict"], result["decided_by"]) == (result["model_verdict"], "model")  # it fails validation
-    assert any(signal["detail"].startswith("tampered") for signal in result["provenance"]["signals"])
+    [claim] = [signal for signal in result["provenance"]["signals"] if signal["statement"]]
+    assert claim["detail"].startswith("tampered") and claim["verdict"] is None
+    assert (claim["statement"]["description"], claim["statement"]["software_agent"]) == ("AI Generated Image", "Image Creator from Designer")
 
 
 def test_display_names_come_from_the_manifest_when_given():
