@@ -140,26 +140,37 @@ globalThis.genspot = globalThis.genspot || {};
     return `made ${SOURCE_TYPES[term] ?? `as "${term}"`}`;
   }
 
-  /** What one metadata signal says, in words: "made with generative AI, recorded by Adobe Firefly". */
+  /** A C2PA action's name in words: "c2pa.created" -> "created". */
+  function actionWord(action) {
+    return String(action ?? "c2pa.created").replace(/^c2pa\./, "").replace(/_/g, " ");
+  }
+
+  /**
+   * What a C2PA manifest states (a signal's `statement`), in words: "made with generative AI by
+   * Adobe Firefly", its own description quoted, and the software that wrote the record.
+   */
+  function c2paSays(statement) {
+    const recorded = statement.claim_generator && statement.claim_generator !== statement.software_agent ? `recorded by ${statement.claim_generator}` : "";
+    if (statement.history?.length) {
+      return `its edit history (${statement.history.map(actionWord).join(", ")}) declares no AI${recorded ? `, ${recorded}` : ""}`;
+    }
+    const how = statement.source_type ? madeHow(statement.source_type) : actionWord(statement.action);
+    const parts = [`${how}${statement.software_agent ? ` by ${statement.software_agent}` : ""}`];
+    if (statement.description) parts.push(`in its own words: “${statement.description}”`);
+    if (recorded) parts.push(recorded);
+    return `${parts.join("; ")}${statement.earlier_step ? " (in an earlier version of the image)" : ""}`;
+  }
+
+  /** What one metadata signal says, in words, from its structured `statement` where it has one. */
   function signalSays(signal) {
-    const detail = String(signal.detail ?? "");
-    const typed = /digital ?source ?type (\w+)/i.exec(detail);
-    if (signal.kind === "c2pa") {
-      const tool = /claim generator ([^)]*)\)/.exec(detail)?.[1];
-      const earlier = detail.includes("ingredient manifest") ? " (in an earlier step)" : "";
-      if (typed) return `${madeHow(typed[1])}${tool ? `, recorded by ${tool}` : ""}${earlier}`;
-      const history = /history \(([^)]*)\) declares no AI/.exec(detail)?.[1];
-      if (history) return `its edit history (${history.replace(/c2pa\./g, "")}) declares no AI${signal.generator ? `, recorded by ${signal.generator}` : ""}`;
-    }
-    if (signal.kind === "iptc_xmp" && typed) {
-      const credit = /credit '([^']*)'/.exec(detail)?.[1];
-      return `${madeHow(typed[1])}${credit ? `; credit: "${credit}"` : ""}`;
-    }
+    const statement = signal.statement;
+    if (statement && signal.kind === "c2pa") return c2paSays(statement);
+    if (statement?.source_type) return `${madeHow(statement.source_type)}${statement.credit ? `; credit: “${statement.credit}”` : ""}`;
     if (signal.kind === "exif" && signal.verdict === "not-ai") {
       return `taken with a ${signal.generator ?? "camera"} (such details are easy to copy onto any file)`;
     }
     if (signal.generator && signal.verdict === "ai") return `made with ${signal.generator}`;
-    return detail;
+    return String(signal.detail ?? "");
   }
 
   /** The signal behind the metadata's conclusion, or null. */
@@ -167,21 +178,32 @@ globalThis.genspot = globalThis.genspot || {};
     return provenance?.signals?.find((signal) => signal.verdict && signal.verdict === provenance.verdict) ?? null;
   }
 
-  /** Who signed the C2PA manifest, whether the signature holds, and whether a trust list was consulted. */
+  /**
+   * Who signed the C2PA manifest (as its certificate states), whether the signature holds, and
+   * whether a trust list was checked. Answers without the two flags read them from `validity`.
+   */
   function signedWords(c2pa) {
-    const by = c2pa.signer ? `By ${c2pa.signer}${c2pa.issuer ? ` (certificate from ${c2pa.issuer})` : ""}.` : "By an unnamed signer.";
-    if (c2pa.validity === "valid") return `${by} The signature checks out, and the signer is on a trust list genspot's service consulted.`;
-    if (c2pa.validity === "untrusted") {
-      return `${by} The signature checks out: the file has not changed since it was signed. No trust list was consulted, so the signer's name is as its own certificate states, unconfirmed.`;
+    const organization = c2pa.signer_organization ?? c2pa.issuer;
+    const who = c2pa.signer ? `${c2pa.signer}${organization && organization !== c2pa.signer ? ` (${organization})` : ""}` : organization ?? "an unnamed signer";
+    const by = `By ${who}${c2pa.certificate_issuer ? `, with a certificate issued by ${c2pa.certificate_issuer}` : ""}.`;
+    if (!(c2pa.validation_passed ?? c2pa.validity !== "invalid")) {
+      const problems = (c2pa.codes ?? []).filter((code) => !/\.untrusted$/.test(code));
+      return `${by} The signature does not check out${problems.length ? ` (${problems.join(", ")})` : ""}: the file changed after signing or the certificate is not valid, so this label proves nothing.`;
     }
-    const problems = (c2pa.codes ?? []).filter((code) => !/\.untrusted$/.test(code));
-    return `${by} The signature does not check out${problems.length ? ` (${problems.join(", ")})` : ""}: the file changed after signing or the certificate is not valid, so this label proves nothing.`;
+    const intact = `${by} The signature checks out: the file has not changed since it was signed.`;
+    if (!(c2pa.trust_list_checked ?? c2pa.validity === "valid")) {
+      return `${intact} No trust list was checked, so who signed it is as the certificate states, unconfirmed.`;
+    }
+    return c2pa.validity === "valid" ? `${intact} The signer is on a trust list genspot's service checked.` : `${intact} The signer is not on the trust list genspot's service checked.`;
   }
 
   function labelRows(provenance) {
     const signal = decisiveSignal(provenance);
     const rows = [["Label", signal ? `${SIGNAL_PLACES[signal.kind] ?? signal.kind}: ${signalSays(signal)}` : "none in the file"]];
-    if (!signal && provenance?.c2pa) rows[0][1] = "Content Credentials (C2PA) that prove nothing (see below)";
+    if (!signal && provenance?.c2pa) {
+      const claim = provenance.signals?.find((candidate) => candidate.kind === "c2pa" && candidate.statement);
+      rows[0][1] = `Content Credentials (C2PA) that prove nothing (see below)${claim ? `; they say: ${c2paSays(claim.statement)}` : ""}`;
+    }
     if (provenance?.c2pa) rows.push(["Signed", signedWords(provenance.c2pa)]);
     return rows;
   }

@@ -1,10 +1,14 @@
 """A small site for the evidence tests, served on a free port of 127.0.0.1 (never 80 or 443):
 a camera JPEG (Canon EXIF), a Photoshop edit whose intact C2PA manifest declares no AI (a
-real file from ../shared/data/provenance, signed by Adobe, a signer on no trust list here),
+real file from ../shared/data/provenance, signed by Adobe; no trust list is checked here),
 a Stable Diffusion PNG (provenance proves AI), an image the browser shows but nobody else may
 download (the "could not check" case), and a CSS background (only the context menu can check
 it); a second page shows a picture in an iframe (also for the context menu). Every request is
 recorded; the server is extension_site's.
+
+The Content Credentials site (``running_c2pa_site``, no shared data needed) shows two pictures
+signed here by made-up certificates (tests/fixtures/c2pa_files.py) with the words of a Google
+AI image's manifest: one intact, one changed after signing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from extension_site import Request, RunningSite, SiteHandler
 from PIL import Image, ImageOps, PngImagePlugin
 
+from tests.fixtures.c2pa_files import GOOGLE_LIKE, signed_jpeg, tampered
 from tests.fixtures.services import SD_PARAMETERS
 
 PROVENANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance"
@@ -27,6 +32,7 @@ SHOWN_ONLY_PATH = "/img/shown-only.jpg"  # served to <img> loads only: a fetch()
 FRAMED_PAGE_PATH = "/framed.html"  # a page whose only picture is inside an iframe
 FRAME_PATH = "/frame.html"
 FRAMED_IMAGE_PATH = "/img/framed.png"
+C2PA_PAGE_PATH = "/credentials.html"
 
 
 def _picture(seed: int, size: int = 256) -> Image.Image:
@@ -95,7 +101,23 @@ FRAME = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><style>body {{ margin: 8px; }} img {{ display: block; width: 220px; height: 220px; }}</style></head>
 <body><img data-test="framed" src="{FRAMED_IMAGE_PATH}" alt="a harbour at dusk"></body></html>"""
 
-PAGES = {PAGE_PATH: PAGE, FRAMED_PAGE_PATH: FRAMED_PAGE, FRAME_PATH: FRAME}
+C2PA_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>credentials</title>
+<style>body { margin: 0; padding: 16px; display: flex; gap: 16px; } img { display: block; width: 220px; height: 220px; }</style></head>
+<body>
+  <img data-test="signed" src="/img/signed.jpg" alt="a generated picture">
+  <img data-test="tampered" src="/img/tampered.jpg" alt="a generated picture, changed after signing">
+</body></html>"""
+
+PAGES = {PAGE_PATH: PAGE, FRAMED_PAGE_PATH: FRAMED_PAGE, FRAME_PATH: FRAME, C2PA_PAGE_PATH: C2PA_PAGE}
+
+
+def make_c2pa_files() -> dict[str, tuple[bytes, str]]:
+    """URL path -> (bytes, content type) of the Content Credentials page's pictures."""
+    return {
+        "/img/signed.jpg": (signed_jpeg(GOOGLE_LIKE, picture=_picture(6)), "image/jpeg"),
+        "/img/tampered.jpg": (tampered(signed_jpeg(GOOGLE_LIKE, picture=_picture(7))), "image/jpeg"),
+    }
 
 
 @dataclass
@@ -129,4 +151,10 @@ def _handler(site: EvidenceSite) -> type[SiteHandler]:
 def running_evidence_site() -> RunningSite:
     """Context manager giving the running EvidenceSite (extension_site's server, this site's pages)."""
     site = EvidenceSite(make_files())
+    return RunningSite(site, _handler(site))
+
+
+def running_c2pa_site() -> RunningSite:
+    """The same, serving only the Content Credentials page's pictures."""
+    site = EvidenceSite(make_c2pa_files())
     return RunningSite(site, _handler(site))

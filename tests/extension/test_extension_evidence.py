@@ -1,7 +1,7 @@
 """The extension in real Chromium explains its badges: which evidence decided, which disagrees,
-"could not check" apart from real, the bytes fallback for a page on a non-80/443 port, the
-context-menu check of a CSS background and of an image in an iframe, and a wrong-verdict
-report that reaches /v1/feedback.
+what Content Credentials say and who signed them, "could not check" apart from real, the bytes
+fallback for a page on a non-80/443 port, the context-menu check of a CSS background and of an
+image in an iframe, and a wrong-verdict report that reaches /v1/feedback.
 
 The site (evidence_site.py) runs on a free port and the backend keeps its default allowed
 ports (80, 443), so it refuses every image URL of the page with `unsupported_url` and the
@@ -19,7 +19,16 @@ import re
 
 import httpx
 import pytest
-from evidence_site import C2PA_EDIT, FRAME_PATH, FRAMED_IMAGE_PATH, FRAMED_PAGE_PATH, SHOWN_ONLY_PATH, running_evidence_site
+from evidence_site import (
+    C2PA_EDIT,
+    C2PA_PAGE_PATH,
+    FRAME_PATH,
+    FRAMED_IMAGE_PATH,
+    FRAMED_PAGE_PATH,
+    SHOWN_ONLY_PATH,
+    running_c2pa_site,
+    running_evidence_site,
+)
 from extension_browser import launch_extension
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
@@ -153,8 +162,8 @@ def test_non_standard_port_gets_badges_through_bytes_with_their_deciding_evidenc
     assert (edit["verdict"], edit["text"]) == ("real", "Labelled real")
     assert "Whythe file's own label (below) outranks genspot's detector" in edit["details"]
     assert "LabelContent Credentials (C2PA) in the file: its edit history (opened, resized) declares no AI" in edit["details"]
-    assert "SignedBy Adobe C2PA (certificate from Adobe Inc.). The signature checks out" in edit["details"]
-    assert "No trust list was consulted" in edit["details"] and "untrusted" not in edit["details"]
+    assert "SignedBy Adobe C2PA (Adobe Inc.), with a certificate issued by Adobe Systems Incorporated. The signature checks out" in edit["details"]
+    assert "No trust list was checked" in edit["details"] and "untrusted" not in edit["details"]
     assert sd["verdict"] == "ai" and sd["text"].startswith("Labelled AI · AUTOMATIC1111")
     assert "Whythe file's own label" in sd["details"] and "alone, it would say real" in sd["details"]
 
@@ -166,7 +175,7 @@ def test_non_standard_port_gets_badges_through_bytes_with_their_deciding_evidenc
     expect(popup.locator("#count-error")).to_have_text("1")
     assert browser.popup_counts(popup) == {"ai": 1, "real": 2, "uncertain": 0, "error": 1}
 
-    # A backend whose model calls everything AI: the camera EXIF and the untrusted signer are shown
+    # A backend whose model calls everything AI: the camera EXIF and the unconfirmed signer are shown
     # as disagreeing, and move nothing (anyone can write them).
     lenient = start(backend_server, tiny_bundle, tmp_path / "feedback2.jsonl", MODEL_SAYS_AI)
     browser.configure(lenient.url, show_real=True)
@@ -179,6 +188,34 @@ def test_non_standard_port_gets_badges_through_bytes_with_their_deciding_evidenc
     assert re.match(r"(Very l|L)ikely AI", edit["text"]) and "Whygenspot's detector puts the chance" in edit["details"]
     assert "ButContent Credentials (C2PA) in the file: its edit history" in edit["details"] and "SignedBy Adobe C2PA" in edit["details"]
     assert shown["sd"]["text"].startswith("Labelled AI")
+
+
+def test_content_credentials_say_what_the_manifest_says_who_signed_it_and_that_no_trust_list_was_checked(browser, tiny_bundle, backend_server, tmp_path):
+    """A manifest that names no tool, only its own words ("Created by Google Generative AI"), signed
+    by a made-up certificate: the details quote it, name the signer and its certificate's issuer
+    as the certificate states them, and say no trust list was checked. The same file changed after
+    signing proves nothing, and its details say what it claims all the same."""
+    backend = start(backend_server, tiny_bundle, tmp_path / "feedback.jsonl", MODEL_SAYS_REAL)
+    browser.configure(backend.url, show_real=True)
+    with running_c2pa_site() as site:
+        page = browser.context.new_page()
+        page.goto(site.url(C2PA_PAGE_PATH))
+        shown = badges(page, ["signed", "tampered"])
+    signed, broken = shown["signed"], shown["tampered"]
+    says = "made with generative AI; in its own words: “Created by Google Generative AI”; recorded by Example Generator 1.0"
+    signer = "By Example Image Service (Example Generative AI Inc.), with a certificate issued by Example Certificate Authority."
+
+    assert signed["verdict"] == "ai" and signed["text"].startswith("Labelled AI"), "the label outranks the model's real"
+    assert f"LabelContent Credentials (C2PA) in the file: {says}" in signed["details"]
+    assert (
+        f"Signed{signer} The signature checks out: the file has not changed since it was signed. "
+        "No trust list was checked, so who signed it is as the certificate states, unconfirmed."
+    ) in signed["details"]
+    assert "untrusted" not in signed["details"]
+
+    assert broken["verdict"] == "real" and broken["text"] in ("Likely real", "Very likely real"), "a broken label moves nothing"
+    assert f"LabelContent Credentials (C2PA) that prove nothing (see below); they say: {says}" in broken["details"]
+    assert f"Signed{signer} The signature does not check out (assertion.dataHash.mismatch)" in broken["details"]
 
 
 def test_context_menu_checks_a_css_background_and_a_badge_reports_a_wrong_verdict(browser, site, tiny_bundle, backend_server, tmp_path):

@@ -97,32 +97,94 @@ def test_only_the_backends_generator_is_named_in_one_phrasing(extension_page):
     assert describe(extension_page, named)["text"] == "Very likely AI · DALL·E Mini (2022)", "the manifest's display name wins"
 
 
+def statement(**fields) -> dict:
+    return {"source_type": None, "action": None, "description": None, "software_agent": None, "claim_generator": None,
+            "earlier_step": False, "history": [], "credit": None, **fields}
+
+
 FIREFLY = {  # what the backend reads from ../shared/data/provenance/c2pa/ai_firefly_text2image.jpg
     "verdict": "ai", "generator": "Adobe Firefly",
     "signals": [
-        {"kind": "c2pa", "detail": "manifest store Valid; signer not checked against a trust list", "verdict": None, "generator": None},
+        {"kind": "c2pa", "detail": "manifest store Valid; signer not checked against a trust list", "verdict": None, "generator": None, "statement": None},
         {"kind": "c2pa", "detail": "c2pa.created with digitalSourceType trainedAlgorithmicMedia (active manifest, claim generator Adobe Firefly)",
-         "verdict": "ai", "generator": "Adobe Firefly"},
+         "verdict": "ai", "generator": "Adobe Firefly",
+         "statement": statement(source_type="trainedAlgorithmicMedia", action="c2pa.created", software_agent="Adobe Firefly", claim_generator="Adobe Firefly")},
     ],
-    "c2pa": {"validity": "untrusted", "signer": "Adobe Firefly C2PA Stage", "issuer": "Adobe Inc.", "codes": ["signingCredential.untrusted"]},
+    "c2pa": {"validity": "untrusted", "signer": "Adobe Firefly C2PA Stage", "issuer": "Adobe Inc.", "codes": ["signingCredential.untrusted"],
+             "signer_organization": "Adobe Inc.", "certificate_issuer": "Adobe Systems Incorporated", "validation_passed": True, "trust_list_checked": False},
 }
+INTACT_UNCHECKED = (
+    "The signature checks out: the file has not changed since it was signed. "
+    "No trust list was checked, so who signed it is as the certificate states, unconfirmed."
+)
 
 
-def test_a_c2pa_label_says_what_the_manifest_says_who_signed_it_and_that_no_trust_list_was_consulted(extension_page):
+def test_a_c2pa_label_says_what_the_manifest_says_who_signed_it_and_that_no_trust_list_was_checked(extension_page):
     proven = dict(ok("ai", 0.2, generator={"label": "Adobe Firefly", "probability": 1.0, "named_by": "provenance"}, provenance=FIREFLY), decided_by="provenance")
     shown = describe(extension_page, proven, threshold=0.9)
     assert shown["kind"] == "ai" and shown["text"] == "Labelled AI · Adobe Firefly", "the label outranks the threshold and the model"
     rows = dict(shown["rows"])
     assert rows["Why"] == "the file's own label (below) outranks genspot's detector"
     assert rows["Generator"] == "Adobe Firefly (named in the file's label)"
-    assert rows["Label"] == "Content Credentials (C2PA) in the file: made with generative AI, recorded by Adobe Firefly"
-    assert rows["Signed"] == (
-        "By Adobe Firefly C2PA Stage (certificate from Adobe Inc.). The signature checks out: the file has not changed since it was signed. "
-        "No trust list was consulted, so the signer's name is as its own certificate states, unconfirmed."
-    )
+    assert rows["Label"] == "Content Credentials (C2PA) in the file: made with generative AI by Adobe Firefly"
+    assert rows["Signed"] == f"By Adobe Firefly C2PA Stage (Adobe Inc.), with a certificate issued by Adobe Systems Incorporated. {INTACT_UNCHECKED}"
     assert "trust list" not in shown["text"] and "untrusted" not in " ".join(rows.values())
     unnamed = dict(proven, generator=None, provenance=dict(FIREFLY, generator=None))
     assert describe(extension_page, unnamed)["text"] == "Labelled AI", "the model's guess never stands in for the label"
+
+
+def test_the_panel_quotes_the_manifests_own_words_and_reads_no_detail_text(extension_page):
+    """A manifest that names no tool but describes itself ("Created by Google Generative AI"), an
+    earlier step's, a tampered one's; every wording comes from the structured fields: the
+    `detail` strings say something else here, and are not read."""
+    google = statement(source_type="trainedAlgorithmicMedia", action="c2pa.created", description="Created by Google Generative AI",
+                       claim_generator="Example Generator 1.0")
+    signals = [{"kind": "c2pa", "detail": "digitalSourceType digitalCapture (claim generator Decoy)", "verdict": "ai", "generator": None, "statement": google}]
+    c2pa = dict(FIREFLY["c2pa"], signer="Example Image Service", issuer="Example Generative AI Inc.",
+                signer_organization="Example Generative AI Inc.", certificate_issuer="Example Certificate Authority")
+    proven = dict(ok("ai", 0.2, provenance={"verdict": "ai", "generator": None, "signals": signals, "c2pa": c2pa}), decided_by="provenance")
+    rows = dict(describe(extension_page, proven)["rows"])
+    assert rows["Label"] == (
+        "Content Credentials (C2PA) in the file: made with generative AI; in its own words: “Created by Google Generative AI”; recorded by Example Generator 1.0"
+    )
+    assert rows["Signed"] == (
+        f"By Example Image Service (Example Generative AI Inc.), with a certificate issued by Example Certificate Authority. {INTACT_UNCHECKED}"
+    )
+
+    dalle = statement(source_type="trainedAlgorithmicMedia", action="c2pa.created", software_agent="DALL·E", claim_generator="OpenAI-API", earlier_step=True)
+    earlier = dict(proven, provenance=dict(proven["provenance"], signals=[dict(signals[0], statement=dalle)]))
+    assert dict(describe(extension_page, earlier)["rows"])["Label"] == (
+        "Content Credentials (C2PA) in the file: made with generative AI by DALL·E; recorded by OpenAI-API (in an earlier version of the image)"
+    )
+
+    bing = statement(action="c2pa.created", description="AI Generated Image", software_agent="Image Creator from Designer",
+                     claim_generator="Microsoft Responsible AI Image Provenance 1.0")
+    invalid = dict(c2pa, validity="invalid", validation_passed=False, codes=["signingCredential.untrusted", "signingCredential.invalid"])
+    broken = {"verdict": "unknown", "generator": None, "c2pa": invalid,
+              "signals": [{"kind": "c2pa", "detail": "tampered: decoy", "verdict": None, "generator": None, "statement": bing}]}
+    rows = dict(describe(extension_page, ok("real", 0.2, label="real", provenance=broken))["rows"])
+    assert rows["Label"] == (
+        "Content Credentials (C2PA) that prove nothing (see below); they say: created by Image Creator from Designer; "
+        "in its own words: “AI Generated Image”; recorded by Microsoft Responsible AI Image Provenance 1.0"
+    )
+    assert rows["Signed"].startswith("By Example Image Service (Example Generative AI Inc.), with a certificate issued by Example Certificate Authority. "
+                                     "The signature does not check out (signingCredential.invalid)")
+    shown = " ".join(rows.values())
+    assert "Decoy" not in shown and "decoy" not in shown and "untrusted" not in shown
+
+
+def test_trust_list_wording_follows_the_flags_and_older_answers_their_validity(extension_page):
+    def signed(c2pa: dict) -> str:
+        provenance = {"verdict": "unknown", "generator": None, "signals": [], "c2pa": c2pa}
+        return dict(describe(extension_page, ok("real", 0.2, label="real", provenance=provenance))["rows"])["Signed"]
+
+    older = {"validity": "untrusted", "signer": "Adobe C2PA", "issuer": "Adobe Inc.", "codes": ["signingCredential.untrusted"]}
+    assert signed(older) == f"By Adobe C2PA (Adobe Inc.). {INTACT_UNCHECKED}"
+    listed = dict(older, validity="valid", codes=[], validation_passed=True, trust_list_checked=True)
+    assert signed(listed).endswith("The signer is on a trust list genspot's service checked.")
+    unlisted = dict(older, validation_passed=True, trust_list_checked=True)
+    assert signed(unlisted).endswith("The signer is not on the trust list genspot's service checked.")
+    assert signed({"validity": "untrusted", "codes": []}).startswith("By an unnamed signer. The signature checks out")
 
 
 def test_threshold_only_makes_ai_badges_stricter(extension_page):
@@ -203,7 +265,8 @@ def test_uncertain_details_explain_the_backend_band_and_the_users_limit(extensio
 
 def test_conflicting_evidence_is_shown_after_the_deciding_one(extension_page):
     c2pa = {"validity": "untrusted", "signer": "Adobe C2PA", "issuer": "Adobe Inc.", "codes": ["signingCredential.untrusted"]}
-    signals = [{"kind": "c2pa", "detail": "valid C2PA history (c2pa.opened, c2pa.resized) declares no AI source", "verdict": "not-ai", "generator": "Adobe Photoshop"}]
+    signals = [{"kind": "c2pa", "detail": "valid C2PA history (c2pa.opened, c2pa.resized) declares no AI source", "verdict": "not-ai",
+                "generator": "Adobe Photoshop", "statement": statement(history=["c2pa.opened", "c2pa.resized"], claim_generator="Adobe Photoshop")}]
     edit = ok("real", 0.4, label="real", provenance={"verdict": "not-ai", "generator": "Adobe Photoshop", "signals": signals, "c2pa": c2pa})
     edit["decided_by"] = "provenance"
     shown = describe(extension_page, edit)
@@ -216,7 +279,7 @@ def test_conflicting_evidence_is_shown_after_the_deciding_one(extension_page):
     assert dict(clashed["rows"])["But"] == "genspot's detector puts the chance it is AI-generated at 89%: alone, it would say AI-generated"
     invalid = dict(c2pa, validity="invalid", codes=["signingCredential.untrusted", "signingCredential.invalid"])
     assert dict(describe(extension_page, dict(clash, provenance=dict(edit["provenance"], c2pa=invalid)))["rows"])["Signed"].startswith(
-        "By Adobe C2PA (certificate from Adobe Inc.). The signature does not check out (signingCredential.invalid)"
+        "By Adobe C2PA (Adobe Inc.). The signature does not check out (signingCredential.invalid)"
     )
     camera = {"verdict": "not-ai", "generator": "Canon EOS", "signals": [{"kind": "exif", "detail": "camera EXIF Make/Model: Canon EOS", "verdict": "not-ai", "generator": "Canon EOS"}]}
     weak = dict(ok("uncertain", 0.9, provenance=camera), decided_by="model", model_verdict="ai", conflict="the model alone says ai, but ...")
