@@ -3,6 +3,7 @@
     genspot bench --bundle BUNDLE_DIR [--batch 1,8,32] [--reference/--no-reference] [--reference-checkpoint CKPT]
     genspot bench --same-backbones [--batch ...]
     genspot bench --bundle BUNDLE_DIR --onnxruntime [...]
+    genspot bench --bundle BUNDLE_DIR --against OTHER_BUNDLE --pictures DIR [--batch 8] [--seconds 30]
 
 Method. Every row (one batch size of ``Bundle.predict``, tokenisation included) is first
 called until its times settle (TorchScript's profiling executor re-specialises per input
@@ -18,6 +19,8 @@ weights) in fp32, bf16 and bf16 + int8 linears, so each optimisation step is mea
 same work. ``--onnxruntime`` adds the bundle's graph exported to ONNX from its checkpoint and
 run by ONNX Runtime (``export/onnx.py``: fp32, and int8 dynamic), an alternative runtime
 outside the bundle contract, with its parity against the eager checkpoint and the bundle.
+``--against`` instead times two bundles call for call on real pictures (``export/alternate.py``):
+the way to state one bundle's speed-up over another.
 
 Distance to the limit. Each row's FLOPs per image are counted with
 ``torch.utils.flop_counter.FlopCounterMode`` on one call (matmuls, convolutions and attention,
@@ -366,6 +369,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--onnxruntime", action="store_true",
                         help="also export the bundle's checkpoint (named in its manifest) to ONNX and time it in ONNX Runtime, "
                              "fp32 and int8 dynamic")
+    parser.add_argument("--against", type=Path, metavar="OTHER_BUNDLE",
+                        help="time --bundle and this bundle by alternating calls on --pictures (one batch size) and "
+                             "print the speed-up with its interval; nothing else is timed")
+    parser.add_argument("--pictures", type=Path, metavar="DIR", help="real pictures for --against (at least one batch)")
     parser.add_argument("--image-size", type=int, default=256, help="input size of --same-backbones bundles")
     parser.add_argument("--seconds", type=float, default=3.0, help="least time of timed calls per row, after warm-up (default 3)")
     parser.add_argument("--runs", type=int, default=5, help="least number of timed calls per row (default 5)")
@@ -401,6 +408,8 @@ def main(argv: list[str]) -> int:
     if batches is None:
         print(f"genspot bench: --batch must be comma-separated positive integers, got {args.batch!r}", file=sys.stderr)
         return 2
+    if args.against is not None:
+        return _main_against(args, batches)
     torch.manual_seed(0)
     print(environment("start"))
     rows: list[Timing] = []
@@ -426,5 +435,22 @@ def main(argv: list[str]) -> int:
     print(format_rows(rows, references, peak))
     for label, _, parity in targets + alternatives:
         print(f"{label} at export: {parity}")
+    print(environment("end"))
+    return 0
+
+
+def _main_against(args: argparse.Namespace, batches: list[int]) -> int:
+    from genspot.export.alternate import duel, format_duel
+
+    if args.bundle is None or args.pictures is None or len(batches) != 1:
+        print("genspot bench: --against needs --bundle, --pictures DIR and one --batch size", file=sys.stderr)
+        return 2
+    print(environment("start"))
+    try:
+        result = duel(args.bundle, args.against, args.pictures, batches[0], args.seconds, max(args.runs, 20))
+    except ValueError as exc:
+        print(f"genspot bench: {exc}", file=sys.stderr)
+        return 2
+    print(format_duel(result))
     print(environment("end"))
     return 0

@@ -111,3 +111,34 @@ def test_bench_needs_something_to_measure(capsys):
     assert "--bundle" in capsys.readouterr().err
     assert bench_main(["--same-backbones", "--batch", "0"]) == 2
     assert bench_main(["--same-backbones", "--batch", "x"]) == 2
+
+
+def _pictures(folder: Path, count: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    for index in range(count):
+        Image.new("RGB", (40 + index, 30), (index * 20, 90, 200)).save(folder / f"{index}.png")
+    return folder
+
+
+def test_against_times_two_bundles_call_for_call_and_reports_the_ratio(tiny_bundle: Path, slow_bundle: Path, tmp_path):
+    from genspot.export.alternate import duel, format_duel
+
+    result = duel(tiny_bundle, slow_bundle, _pictures(tmp_path / "pictures", 3), batch=2, seconds=0.0, rounds=3)
+    assert len(result.seconds[0]) == len(result.seconds[1]) == 3
+    low, high = result.ratio_interval()
+    assert low <= sorted(result.ratios())[1] <= high
+    assert min(result.ratios()) > 1  # the slow copy spends about half a second more on every call
+    report = format_duel(result).splitlines()
+    assert report[0].startswith("alternating calls, batch 2, 3 rounds")
+    assert report[1].startswith("  tiny-fp32 (") and "images/s" in report[1]
+    assert " over " in report[3] and "5th-95th percentile" in report[3]
+
+
+def test_against_needs_pictures_enough_for_one_batch(tiny_bundle: Path, tmp_path, capsys):
+    common = ["--bundle", str(tiny_bundle), "--against", str(tiny_bundle), "--batch", "4", "--seconds", "0"]
+    assert bench_main(common) == 2
+    assert "--against needs --bundle, --pictures DIR and one --batch size" in capsys.readouterr().err
+    assert bench_main([*common, "--pictures", str(_pictures(tmp_path / "few", 2))]) == 2
+    assert "holds 2 pictures; batch 4 needs as many" in capsys.readouterr().err
