@@ -125,14 +125,20 @@ def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
         model_cfg = config.model_cfg or open_clip.get_model_config(config.model_name)
         if model_cfg is None:
             raise BranchBuildError(f"unknown open_clip model {config.model_name!r} (and no model_cfg given)")
+        vision_cfg = dict(model_cfg["vision_cfg"])
+        if config.tower_size is not None:
+            _check_tower_size(config.tower_size, vision_cfg["patch_size"])
+            vision_cfg["image_size"] = config.tower_size
         visual = _build_vision_tower(
-            model_cfg["embed_dim"], CLIPVisionCfg(**model_cfg["vision_cfg"]), quick_gelu=model_cfg.get("quick_gelu", False)
+            model_cfg["embed_dim"], CLIPVisionCfg(**vision_cfg), quick_gelu=model_cfg.get("quick_gelu", False)
         )
         if config.pretrained and load_weights:
             _load_visual_weights(visual, config.pretrained)
         return visual
     try:
-        model = open_clip.create_model(config.model_name, pretrained=config.pretrained, require_pretrained=True)
+        model = open_clip.create_model(
+            config.model_name, pretrained=config.pretrained, require_pretrained=True, force_image_size=config.tower_size
+        )
     except Exception as exc:  # open_clip raises RuntimeError/HF errors; offline shows up as many kinds
         raise BranchBuildError(
             f"cannot load open_clip {config.model_name!r} weights {config.pretrained!r}: {exc}"
@@ -140,21 +146,39 @@ def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
     return model.visual
 
 
+def _check_tower_size(size: int, patch_size) -> None:
+    patch = int(patch_size[0] if isinstance(patch_size, (tuple, list)) else patch_size)
+    if size % patch:
+        raise BranchBuildError(f"image.tower_size {size} is not a multiple of the tower's patch size {patch}")
+
+
 def _load_visual_weights(visual: nn.Module, path: str) -> None:
     """Load an ONNX export (``onnx:...``), or a local checkpoint of a whole CLIP model
-    (``visual.*`` keys) or of the tower alone."""
+    (``visual.*`` keys) or of the tower alone; a positional embedding pretrained for another
+    input size is resampled to the tower's grid (``tower_size``)."""
     if path.startswith(onnx_clip.ONNX_PREFIX):
         try:
-            visual.load_state_dict(onnx_clip.load_state_dict(path))
+            state = onnx_clip.load_state_dict(path)
         except onnx_clip.OnnxClipError as exc:
             raise BranchBuildError(str(exc)) from exc
-        return
-    if not Path(path).is_file():
+    elif not Path(path).is_file():
         raise BranchBuildError(f"image weights {path!r}: no such file (a custom model_cfg needs a local path)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-    visual_state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")} or state
-    visual.load_state_dict(visual_state)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")} or state
+    visual.load_state_dict(_fit_positional_embedding(state, visual))
+
+
+def _fit_positional_embedding(state: dict[str, torch.Tensor], visual: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` with its positional embedding resampled (bicubic, open_clip's own resize) to ``visual``'s grid."""
+    from types import SimpleNamespace
+
+    from open_clip.model import resize_pos_embed
+
+    prefixed = {"visual.positional_embedding": state["positional_embedding"]}
+    resize_pos_embed(prefixed, SimpleNamespace(visual=visual))
+    return {**state, "positional_embedding": prefixed["visual.positional_embedding"]}
 
 
 def resolve_text_source(source: str) -> str:

@@ -40,6 +40,9 @@ class ImageBranchConfig:
     # tokens to its class token (local evidence that the class token averages away).
     blocks: tuple[int, ...] = ()
     token_stats: bool = False
+    # The tower's input side in pixels (None: the one it was pretrained at). Smaller means fewer patch
+    # tokens, so less work per picture: the pretrained positional embedding is resampled to the grid.
+    tower_size: int | None = None
 
     def __post_init__(self) -> None:
         # OpenAI's CLIP weights were trained with QuickGELU; open_clip builds GELU for the plain name and
@@ -52,6 +55,8 @@ class ImageBranchConfig:
             )
         if (self.blocks or self.token_stats) and self.pooled != "layers":
             raise ConfigError("image: blocks and token_stats need pooled \"layers\"")
+        if self.tower_size is not None and self.tower_size <= 0:
+            raise ConfigError(f"image.tower_size must be a positive number of pixels; got {self.tower_size}")
         if any(b < 0 for b in self.blocks) or list(self.blocks) != sorted(set(self.blocks)):
             raise ConfigError(f"image.blocks must be distinct block indices in increasing order; got {list(self.blocks)}")
 
