@@ -73,8 +73,9 @@ class Source(msgspec.Struct, frozen=True):
 
 class Generator(Source, frozen=True, kw_only=True):
     """The generator an ``ai`` verdict names: the one the file's metadata names (``named_by``
-    ``provenance``, probability 1), or the model's most likely source once its probability reaches
-    the bundle's ``source_name_min_confidence`` (``named_by`` ``model``)."""
+    ``provenance``, probability 1; when the metadata decided, no other), or, when the model
+    decided, its most likely source once its probability reaches the bundle's
+    ``source_name_min_confidence`` (``named_by`` ``model``)."""
 
     named_by: DecidedBy
 
@@ -120,9 +121,9 @@ class ItemResult(msgspec.Struct, kw_only=True):
     sources: list[Source] = msgspec.field(default_factory=list)
     generator: Annotated[
         Generator | None,
-        msgspec.Meta(description="the generator to name, for an `ai` verdict only: the one the file's metadata names, "
-                                 "or the model's top source when it is at least the bundle's source_name_min_confidence; "
-                                 "null: generator unknown"),
+        msgspec.Meta(description="the generator to name, for an `ai` verdict only: the one the file's metadata names "
+                                 "(when the metadata decided, no other), or, when the model decided, its top source when it "
+                                 "is at least the bundle's source_name_min_confidence; null: generator unknown"),
     ] = None
     provenance: Provenance | None = None
     animation: Annotated[

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import msgspec
 import numpy as np
 
-from genspot.backend.provenance import Provenance
+from genspot.backend.provenance import Provenance, stated_text
 from genspot.backend.schemas import DecidedBy, Detection, Generator, Source, Thresholds, Verdict
 from genspot.formats import VerdictBand
 
@@ -42,6 +42,8 @@ TOP_SOURCES = 3
 DEFAULT_SOURCE_NAME_MIN_CONFIDENCE = 0.8
 # For bundles whose manifest has no verdict_band.
 DEFAULT_BAND = VerdictBand(threshold=0.5, uncertain_band=0.15)
+# The longest generator name a label gives that is passed on (as long as a bundle's display names).
+GENERATOR_NAME_CHARS = 80
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _INTACT = ("valid", "untrusted")
 
@@ -95,7 +97,8 @@ def decide(detection: Detection, thresholds: Thresholds, labels: list[str]) -> D
     by_model = model_verdict(p_ai, thresholds)
     model_says = f"the model alone says {by_model} (AI probability {p_ai:.0%})"
     if provenance is not None and provenance.verdict == "ai":
-        source = Source(_match_label(provenance.generator, labels), 1.0) if provenance.generator else _first_source(detection)
+        generator = _label_names(provenance)
+        source = Source(_match_label(generator, labels), 1.0) if generator else _first_source(detection)
         return Decision(verdict="ai", source=source, decided_by="provenance", model_verdict=by_model,
                         conflict=None if by_model == "ai" else model_says)
     if provenance is not None and provenance.verdict == "not-ai":
@@ -113,18 +116,26 @@ def decide(detection: Detection, thresholds: Thresholds, labels: list[str]) -> D
 
 
 def named_generator(decision: Decision, detection: Detection, min_confidence: float) -> Generator | None:
-    """The generator to name, only for an ``ai`` verdict: the one the file's metadata names, else
-    the model's top source when its probability reaches ``min_confidence``; None: unknown. A
-    verdict other than ``ai`` names none (the source head only ever saw AI images)."""
+    """The generator to name, only for an ``ai`` verdict. When the file's label decided, the one
+    the label names or none: a guess of the model's next to a label would read as the label's
+    (the guesses stay in ``sources``). Otherwise the model's top source when its probability
+    reaches ``min_confidence``. None: unknown. A verdict other than ``ai`` names none (the
+    source head only ever saw AI images)."""
     if decision.verdict != "ai":
         return None
-    provenance = detection.provenance
-    if decision.decided_by == "provenance" and provenance is not None and provenance.generator:
-        return Generator(decision.source.label, 1.0, named_by="provenance")
+    if decision.decided_by == "provenance":
+        named = detection.provenance is not None and _label_names(detection.provenance)
+        return Generator(decision.source.label, 1.0, named_by="provenance") if named else None
     top = detection.sources[0] if detection.sources else None
     if top is not None and top.probability >= min_confidence:
         return Generator(top.label, top.probability, named_by="model")
     return None
+
+
+def _label_names(provenance: Provenance) -> str | None:
+    """The generator the file's label names, as it may be shown on a badge: without control or
+    text-direction characters, at most ``GENERATOR_NAME_CHARS``; None when it names none."""
+    return stated_text(provenance.generator, GENERATOR_NAME_CHARS)
 
 
 def _first_source(detection: Detection) -> Source:

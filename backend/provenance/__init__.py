@@ -5,7 +5,8 @@
 Diffusion tool parameters (PNG text chunks, EXIF UserComment) and A1111 stealth metadata.
 """
 
+from ._limits import stated_text
 from ._model import C2paStatus, C2paValidity, Provenance, Signal, Statement, Verdict
 from ._reader import read_provenance
 
-__all__ = ["C2paStatus", "C2paValidity", "Provenance", "Signal", "Statement", "Verdict", "read_provenance"]
+__all__ = ["C2paStatus", "C2paValidity", "Provenance", "Signal", "Statement", "Verdict", "read_provenance", "stated_text"]

@@ -22,7 +22,7 @@ import msgspec
 from ._c2pa_status import EXPECTED_OFFLINE, signer_certificate, status_from_store
 from ._limits import stated_text
 from ._model import C2paStatus, Signal, Statement
-from ._terms import classify_source_type, generator_named_in, source_type_term
+from ._terms import classify_source_type, generator_named_in, maker_claimed_in, source_type_term
 
 _OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 _MAX_MANIFESTS = 64
@@ -165,9 +165,12 @@ def _actions(manifests: dict, active_label: str | None) -> Iterator[_Action]:
 
 
 def _ai_signal(ai: list[_Action], active_label: str | None, active_tool: str | None) -> Signal:
-    """The origin is the deepest AI declaration, preferring fully generated over composite."""
+    """The origin is the deepest AI declaration, preferring fully generated over composite. It
+    names the generator by its software agent, else by its own words' maker ("Created by Google
+    Generative AI")."""
     origin = max(ai, key=lambda a: (source_type_term(a.source_type) == "trainedAlgorithmicMedia", a.depth))
-    generator = _agent(origin)
+    statement = origin.statement(active_label)
+    generator = statement.software_agent or maker_claimed_in(statement.description)
     origin_tool = _tool(origin.manifest)
     if origin.manifest_label != active_label and active_tool and active_tool != origin_tool:
         generator = f"{generator} -> {active_tool}" if generator else active_tool
@@ -178,7 +181,7 @@ def _ai_signal(ai: list[_Action], active_label: str | None, active_tool: str | N
         f"{origin.name} with digitalSourceType {terms} ({where}, claim generator {origin_tool})",
         verdict="ai",
         generator=generator,
-        statement=origin.statement(active_label),
+        statement=statement,
     )
 
 
@@ -196,7 +199,7 @@ def _named_ai_creation(actions: list[_Action], active_label: str | None) -> Sign
                     "c2pa",
                     f"c2pa.created without digitalSourceType by an AI tool: {' / '.join(texts)}",
                     verdict="ai",
-                    generator=statement.software_agent or name,
+                    generator=statement.software_agent or name or maker_claimed_in(statement.description),
                     statement=statement,
                 )
     return None

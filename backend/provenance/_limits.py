@@ -18,11 +18,11 @@ _UNSHOWN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u20
 """Control characters, and those that change the direction or joining of the text around them."""
 
 
-def stated_text(value: object) -> str | None:
+def stated_text(value: object, limit: int = MAX_STATED_CHARS) -> str | None:
     """A text from the file as it may be shown: a string only, control and text-direction
-    characters turned into spaces, runs of whitespace into one, cut to ``MAX_STATED_CHARS``
+    characters turned into spaces, runs of whitespace into one, cut to ``limit`` characters
     (an ellipsis marks the cut); None when nothing is left."""
     if not isinstance(value, str):
         return None
-    text = " ".join(_UNSHOWN.sub(" ", value[: 4 * MAX_STATED_CHARS]).split())
-    return (text if len(text) <= MAX_STATED_CHARS else text[: MAX_STATED_CHARS - 1] + "…") or None
+    text = " ".join(_UNSHOWN.sub(" ", value[: 4 * limit]).split())
+    return (text if len(text) <= limit else text[: limit - 1] + "…") or None

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ._limits import MAX_DECODED_PIXELS
 from ._model import Signal
-from ._terms import generator_named_in
+from ._terms import CLAIM_PREFIX, generator_named_in
 
 _MAKE, _MODEL = 0x010F, 0x0110
 _EXIF_IFD = 0x8769
@@ -31,7 +31,7 @@ _PNG_TOOL_KEYS = ("Software", "Source", "Title", "Author")
 _PNG_FREE_TEXT_KEYS = ("Description", "Comment")
 _MAX_FIELD = 64 * 1024
 _SHORT_FIELD = 80
-_CLAIM = re.compile(r"^\W*(?:made|generated|created|produced|imagined|edited)\s+(?:with|by|using|in|on)\s+([^,;\n]{2,60})", re.I)
+_CLAIM = re.compile(CLAIM_PREFIX + r"([^,;\n]{2,60})", re.I)
 _VERSION = re.compile(r"^v?\d[\w.]*$", re.I)
 _NAME_WORDS = 3
 _MIDJOURNEY_JOB = re.compile(r"\bJob ID:\s*[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)

@@ -71,6 +71,23 @@ _GENERATOR_NAMES = [
 _GENERATOR_PATTERNS = [(re.compile(pattern, re.IGNORECASE), name) for pattern, name in _GENERATOR_NAMES]
 
 
+CLAIM_PREFIX = r"^\W*(?:made|generated|created|produced|imagined|edited)\s+(?:with|by|using|in|on)\s+"
+"""The start of a text that claims who made a file: "Created by ...", "made with ..."."""
+_MAKER_CLAIM = re.compile(CLAIM_PREFIX + r"(.{2,60}?)\s*(?:[,;(]|\.(?:\s|$)|$)", re.IGNORECASE)
+_GENERIC_WORDS = frozenset({"a", "an", "the", "ai", "genai", "generative", "artificial", "intelligence", "model", "models", "tool", "tools"})
+
+
+def maker_claimed_in(text: str | None) -> str | None:
+    """Who a label's own words say made the picture, as written there: "Created by Google
+    Generative AI" -> "Google Generative AI". None when the words claim no maker, a long one
+    (over 60 characters before the sentence goes on), or only generic words ("Made with AI")."""
+    claim = _MAKER_CLAIM.match(text) if text else None
+    if claim is None:
+        return None
+    maker = claim.group(1).strip()
+    return maker if set(re.findall(r"\w+", maker.lower())) - _GENERIC_WORDS else None
+
+
 def generator_named_in(text: str) -> tuple[bool, str | None]:
     """Whether free text (a Software tag, a C2PA softwareAgent...) names an AI generator,
     and which one (None for generic phrases like "AI generated image")."""

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ._limits import stated_text
 from ._model import Signal, Statement
-from ._terms import classify_source_type, generator_named_in, source_type_term
+from ._terms import classify_source_type, generator_named_in, maker_claimed_in, source_type_term
 
 _MAX_PACKET = 4 * 1024 * 1024
 _RDF_RESOURCE = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}resource"
@@ -46,7 +46,7 @@ def read_xmp(image: Image.Image) -> list[Signal]:
     root = ElementTree.fromstring(packet.lstrip("\ufeff"))
     credit = _first(root, _PHOTOSHOP, "Credit")
     creator_tool = _first(root, _XMP, "CreatorTool")
-    named_generator = _generator_in(credit) or _generator_in(creator_tool)
+    named_generator = _generator_in(credit) or _generator_in(creator_tool) or maker_claimed_in(stated_text(credit))
 
     signals = []
     for value in dict.fromkeys(_values(root, _IPTC_EXT, "DigitalSourceType") + _values(root, _IPTC_EXT, "DigitalSourceFileType")):

@@ -64,9 +64,14 @@ globalThis.genspot = globalThis.genspot || {};
     return result.verdict;
   }
 
-  /** The generator the backend names (the file's label's, or the detector's when it is sure enough), or "". */
+  /**
+   * The generator the backend names (the file's label's, or the detector's when it is sure enough), or "".
+   * When the label decided, only the name it gives: the detector's guess beside it would read as the label's.
+   */
   function generatorName(result) {
-    return result.generator ? sourceLabel(result.generator) : "";
+    const generator = result.generator;
+    if (!generator || (decidedByMetadata(result) && generator.named_by !== "provenance")) return "";
+    return sourceLabel(generator);
   }
 
   /** The badge's words: how sure, in words, and who decided ("Labelled" when the file's own metadata did). */
@@ -232,9 +237,12 @@ globalThis.genspot = globalThis.genspot || {};
 
   function generatorDetail(result) {
     const generator = result.generator;
-    if (!generator) return UNKNOWN_GENERATOR;
-    if (generator.named_by === "provenance") return `${sourceLabel(generator)} (named in the file's label)`;
-    return `${sourceLabel(generator)} (genspot's detector, ${percent(generator.probability)} sure)`;
+    if (generator?.named_by === "provenance") return `${sourceLabel(generator)} (named in the file's label)`;
+    const sure = generator ? `${percent(generator.probability)} sure` : "";
+    if (decidedByMetadata(result)) {
+      return `not named in the file's label${generator ? `; genspot's detector guesses ${sourceLabel(generator)} (${sure})` : ""}`;
+    }
+    return generator ? `${sourceLabel(generator)} (genspot's detector, ${sure})` : UNKNOWN_GENERATOR;
   }
 
   // --- how the image reached the service (information, not an error)

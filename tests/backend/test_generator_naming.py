@@ -1,12 +1,9 @@
-"""Which generator a result names (``generator``): the file's metadata's, or the source head's
-top guess only when it reaches the bundle's ``source_name_min_confidence`` (0.8 when the
-manifest has none), and never for a verdict other than ``ai``."""
+"""Which generator a result names (``generator``): when the file's label decided, the one it
+names or none; when the model decided, the source head's top guess only when it reaches the
+bundle's ``source_name_min_confidence`` (0.8 when the manifest has none); never for a verdict
+other than ``ai``."""
 
 from __future__ import annotations
-
-import json
-import shutil
-from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
@@ -17,6 +14,8 @@ from genspot.backend.schemas import Detection, Generator, Source, Thresholds
 from genspot.backend.verdict import DEFAULT_SOURCE_NAME_MIN_CONFIDENCE, decide, named_generator
 
 from backend_helpers import b64
+from tests.fixtures.bundles import bundle_with
+from tests.fixtures.c2pa_files import AI, GOOGLE_LIKE, signed_jpeg
 
 THRESHOLDS = Thresholds(0.5, 0.15)
 LABELS = ["midjourney_v3_2022", "dalle_mini"]
@@ -40,22 +39,17 @@ def test_no_generator_for_real_or_uncertain_verdicts_however_sure_the_source_hea
     assert named(p_ai, 0.99, min_confidence=0.0) is None
 
 
-def test_metadata_names_its_generator_and_an_unnamed_ai_label_leaves_it_to_the_model():
+def test_a_label_that_decides_names_its_own_generator_or_none():
     assert named(0.05, 0.3, SD_PARAMETERS) == Generator("AUTOMATIC1111", 1.0, named_by="provenance")
     unnamed = Provenance("ai", None, [Signal("c2pa", "c2pa.created with digitalSourceType trainedAlgorithmicMedia", "ai")])
     assert named(0.05, 0.3, unnamed) is None, "the model's weak guess is no substitute for the label's silence"
-    assert named(0.05, 0.9, unnamed) == Generator("midjourney_v3_2022", 0.9, named_by="model")
-
-
-def bundle_with(tiny_bundle: Path, folder: Path, min_confidence: float | None) -> Path:
-    """A copy of the tiny bundle whose manifest sets (or, with None, lacks) source_name_min_confidence."""
-    shutil.copytree(tiny_bundle, folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest.pop("source_name_min_confidence", None)
-    if min_confidence is not None:
-        manifest["source_name_min_confidence"] = min_confidence
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
+    for p_ai in (0.05, 0.95):
+        assert named(p_ai, 0.99, unnamed, min_confidence=0.0) is None, "nor its sure one: next to a label it would read as the label's"
+    hostile = Provenance("ai", "\u202eDALL-E\x1b[0m " + "x" * 500, [Signal("png_text", "Software", "ai", "DALL-E")])
+    shown = named(0.05, 0.3, hostile)
+    assert shown.named_by == "provenance" and shown.label.startswith("DALL-E [0m x") and len(shown.label) == 80
+    blank = Provenance("ai", "\u200b\n", [Signal("png_text", "Software", "ai", "\u200b\n")])
+    assert named(0.05, 0.99, blank, min_confidence=0.0) is None, "a name of invisible characters names nothing"
 
 
 def answers(settings, photo: bytes) -> tuple[dict, dict]:
@@ -79,3 +73,16 @@ def test_api_names_the_generator_by_the_manifests_limit(tiny_bundle, service_set
 
     says_real, _ = answers(service_settings.replace(bundle=str(bundle), threshold=0.999, uncertain_band=0.0), photo)
     assert says_real["verdict"] == "real" and says_real["generator"] is None
+
+
+def test_api_names_what_a_content_credentials_label_names_and_nothing_else(tiny_bundle, service_settings, tmp_path):
+    """A bundle that lets the model name any guess: next to a label that decided, it names none."""
+    settings = service_settings.replace(bundle=str(bundle_with(tiny_bundle, tmp_path / "bundle", 0.0)))
+    google, _ = answers(settings, signed_jpeg(GOOGLE_LIKE))
+    assert (google["verdict"], google["decided_by"]) == ("ai", "provenance")
+    generator = google["generator"]
+    assert (generator["label"], generator["probability"], generator["named_by"]) == ("Google Generative AI", 1.0, "provenance")
+
+    generic, _ = answers(settings, signed_jpeg([{"action": "c2pa.created", "digitalSourceType": AI, "description": "Made with AI"}]))
+    assert (generic["verdict"], generic["decided_by"]) == ("ai", "provenance")
+    assert generic["sources"] and generic["generator"] is None, "the model's guesses stay in sources, never named as the label's"

@@ -16,6 +16,7 @@ from genspot.backend.provenance import Provenance, Statement, read_provenance
 from genspot.backend.provenance._c2pa import signals_from_store
 from genspot.backend.provenance._c2pa_status import signer_certificate
 from genspot.backend.provenance._limits import MAX_STATED_CHARS, stated_text
+from genspot.backend.provenance._terms import maker_claimed_in
 from tests.fixtures.c2pa_files import AI, GOOGLE_LIKE, signed_jpeg, tampered
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance"
@@ -96,6 +97,7 @@ def test_who_signed_real_manifests_and_that_no_trust_list_was_checked(name):
 def test_a_manifest_that_names_no_tool_is_read_for_its_own_words():
     provenance = read_provenance(signed_jpeg(GOOGLE_LIKE))
     assert provenance.verdict == "ai"
+    assert provenance.generator == "Google Generative AI", "the maker its own words name, for want of a software agent"
     assert stated(provenance) == Statement(
         source_type=AI_TERM, action="c2pa.created", description="Created by Google Generative AI", claim_generator="Example Generator 1.0"
     )
@@ -196,3 +198,28 @@ def test_a_missing_or_odd_certificate_report_names_no_issuer(report):
 )
 def test_stated_text(value, shown):
     assert stated_text(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("words", "maker"),
+    [
+        ("Created by Google Generative AI", "Google Generative AI"),
+        ("Made with Google AI", "Google AI"),
+        ("Generated using Acme Diffusion 2.1. Edited by hand.", "Acme Diffusion 2.1"),
+        ("Edited with Acme Studio (beta)", "Acme Studio"),
+        ("Made with AI", None),
+        ("Created using a generative AI model", None),
+        ("Generative Fill", None),
+        ("Created by " + "A" * 200, None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_maker_a_labels_own_words_name(words, maker):
+    assert maker_claimed_in(words) == maker
+
+
+def test_a_label_without_a_software_agent_or_a_maker_names_no_generator():
+    generic = [{"action": "c2pa.created", "digitalSourceType": AI, "description": "Made with AI"}]
+    provenance = read_provenance(signed_jpeg(generic))
+    assert provenance.verdict == "ai" and provenance.generator is None

@@ -8,7 +8,8 @@ recorded; the server is extension_site's.
 
 The Content Credentials site (``running_c2pa_site``, no shared data needed) shows two pictures
 signed here by made-up certificates (tests/fixtures/c2pa_files.py) with the words of a Google
-AI image's manifest: one intact, one changed after signing.
+AI image's manifest: one intact, one changed after signing. Its second page shows the intact
+one beside a picture whose label says only "Made with AI" (it names no generator).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from extension_site import Request, RunningSite, SiteHandler
 from PIL import Image, ImageOps, PngImagePlugin
 
-from tests.fixtures.c2pa_files import GOOGLE_LIKE, signed_jpeg, tampered
+from tests.fixtures.c2pa_files import AI, GOOGLE_LIKE, signed_jpeg, tampered
 from tests.fixtures.services import SD_PARAMETERS
 
 PROVENANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance"
@@ -33,6 +34,8 @@ FRAMED_PAGE_PATH = "/framed.html"  # a page whose only picture is inside an ifra
 FRAME_PATH = "/frame.html"
 FRAMED_IMAGE_PATH = "/img/framed.png"
 C2PA_PAGE_PATH = "/credentials.html"
+C2PA_NAMES_PAGE_PATH = "/labels.html"  # a label that names its maker beside one that names none
+UNNAMED_LABEL = [{"action": "c2pa.created", "digitalSourceType": AI, "description": "Made with AI"}]
 
 
 def _picture(seed: int, size: int = 256) -> Image.Image:
@@ -101,15 +104,23 @@ FRAME = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><style>body {{ margin: 8px; }} img {{ display: block; width: 220px; height: 220px; }}</style></head>
 <body><img data-test="framed" src="{FRAMED_IMAGE_PATH}" alt="a harbour at dusk"></body></html>"""
 
-C2PA_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>credentials</title>
-<style>body { margin: 0; padding: 16px; display: flex; gap: 16px; } img { display: block; width: 220px; height: 220px; }</style></head>
+
+def _pictures_page(title: str, pictures: list[tuple[str, str, str]]) -> str:
+    """A page of 220 px pictures side by side: (data-test name, src, alt) each."""
+    images = "\n".join(f'  <img data-test="{name}" src="{src}" alt="{alt}">' for name, src, alt in pictures)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body {{ margin: 0; padding: 16px; display: flex; gap: 16px; }} img {{ display: block; width: 220px; height: 220px; }}</style></head>
 <body>
-  <img data-test="signed" src="/img/signed.jpg" alt="a generated picture">
-  <img data-test="tampered" src="/img/tampered.jpg" alt="a generated picture, changed after signing">
+{images}
 </body></html>"""
 
-PAGES = {PAGE_PATH: PAGE, FRAMED_PAGE_PATH: FRAMED_PAGE, FRAME_PATH: FRAME, C2PA_PAGE_PATH: C2PA_PAGE}
+
+SIGNED = ("signed", "/img/signed.jpg", "a generated picture")
+C2PA_PAGE = _pictures_page("credentials", [SIGNED, ("tampered", "/img/tampered.jpg", "a generated picture, changed after signing")])
+C2PA_NAMES_PAGE = _pictures_page("labels", [SIGNED, ("unnamed", "/img/unnamed.jpg", "a picture labelled AI by an unnamed tool")])
+
+PAGES = {PAGE_PATH: PAGE, FRAMED_PAGE_PATH: FRAMED_PAGE, FRAME_PATH: FRAME, C2PA_PAGE_PATH: C2PA_PAGE, C2PA_NAMES_PAGE_PATH: C2PA_NAMES_PAGE}
 
 
 def make_c2pa_files() -> dict[str, tuple[bytes, str]]:
@@ -117,6 +128,7 @@ def make_c2pa_files() -> dict[str, tuple[bytes, str]]:
     return {
         "/img/signed.jpg": (signed_jpeg(GOOGLE_LIKE, picture=_picture(6)), "image/jpeg"),
         "/img/tampered.jpg": (tampered(signed_jpeg(GOOGLE_LIKE, picture=_picture(7))), "image/jpeg"),
+        "/img/unnamed.jpg": (signed_jpeg(UNNAMED_LABEL, picture=_picture(8)), "image/jpeg"),
     }
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from evidence_site import (
     C2PA_EDIT,
+    C2PA_NAMES_PAGE_PATH,
     C2PA_PAGE_PATH,
     FRAME_PATH,
     FRAMED_IMAGE_PATH,
@@ -33,6 +34,8 @@ from extension_browser import launch_extension
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 from test_extension_browser import BACKEND_USER_AGENT, metric, wait_until
+
+from tests.fixtures.bundles import bundle_with
 
 pytestmark = pytest.mark.browser
 
@@ -127,6 +130,15 @@ def start(backend_server, bundle, feedback_path, thresholds):
     return backend_server(bundle, allow_loopback=True, feedback_path=str(feedback_path), **thresholds)
 
 
+def c2pa_site_badges(browser, backend, path: str, names: list[str]) -> dict[str, dict]:
+    """The badges of `names` on a page of the Content Credentials site, checked by `backend`."""
+    browser.configure(backend.url, show_real=True)
+    with running_c2pa_site() as site:
+        page = browser.context.new_page()
+        page.goto(site.url(path))
+        return badges(page, names)
+
+
 def model_probabilities(backend, site, paths) -> dict[str, float]:
     """The model's AI probability for each of the site's images, asked directly (as bytes)."""
     items = [{"id": path, "image_b64": base64.b64encode(site.files[path][0]).decode()} for path in paths]
@@ -196,11 +208,7 @@ def test_content_credentials_say_what_the_manifest_says_who_signed_it_and_that_n
     as the certificate states them, and say no trust list was checked. The same file changed after
     signing proves nothing, and its details say what it claims all the same."""
     backend = start(backend_server, tiny_bundle, tmp_path / "feedback.jsonl", MODEL_SAYS_REAL)
-    browser.configure(backend.url, show_real=True)
-    with running_c2pa_site() as site:
-        page = browser.context.new_page()
-        page.goto(site.url(C2PA_PAGE_PATH))
-        shown = badges(page, ["signed", "tampered"])
+    shown = c2pa_site_badges(browser, backend, C2PA_PAGE_PATH, ["signed", "tampered"])
     signed, broken = shown["signed"], shown["tampered"]
     says = "made with generative AI; in its own words: “Created by Google Generative AI”; recorded by Example Generator 1.0"
     signer = "By Example Image Service (Example Generative AI Inc.), with a certificate issued by Example Certificate Authority."
@@ -216,6 +224,28 @@ def test_content_credentials_say_what_the_manifest_says_who_signed_it_and_that_n
     assert broken["verdict"] == "real" and broken["text"] in ("Likely real", "Very likely real"), "a broken label moves nothing"
     assert f"LabelContent Credentials (C2PA) that prove nothing (see below); they say: {says}" in broken["details"]
     assert f"Signed{signer} The signature does not check out (assertion.dataHash.mismatch)" in broken["details"]
+
+
+def test_a_labelled_ai_badge_names_what_the_label_names_never_the_detectors_guess(browser, tiny_bundle, backend_server, tmp_path):
+    """A bundle that lets its detector name any guess (source_name_min_confidence 0): beside a
+    Content Credentials label that decides, the badge names the maker the label's own words name
+    ("Created by Google Generative AI"), or none when it names none ("Made with AI"); the
+    detector's guesses show only among the technical details, as its guesses."""
+    bundle = bundle_with(tiny_bundle, tmp_path / "bundle", 0.0)
+    backend = start(backend_server, bundle, tmp_path / "feedback.jsonl", MODEL_SAYS_REAL)
+    shown = c2pa_site_badges(browser, backend, C2PA_NAMES_PAGE_PATH, ["signed", "unnamed"])
+    named, unnamed = shown["signed"], shown["unnamed"]
+
+    assert (named["verdict"], named["text"]) == ("ai", "Labelled AI · Google Generative AI")
+    assert "GeneratorGoogle Generative AI (named in the file's label)" in named["details"]
+    assert "in its own words: “Created by Google Generative AI”" in named["details"]
+
+    assert (unnamed["verdict"], unnamed["text"]) == ("ai", "Labelled AI"), "the label names no generator, so neither does the badge"
+    assert "Generatornot named in the file's labelLabel" in unnamed["details"], "and the backend named none either"
+    assert "in its own words: “Made with AI”" in unnamed["details"]
+    for badge in (named, unnamed):
+        assert "genspot's detector, " not in badge["details"], "no guess of the detector's passed off as a name"
+        assert re.search(r"Detector's guesses[^%]+ \d+%", badge["details"]), "the detector's guesses, as such, among the technical details"
 
 
 def test_context_menu_checks_a_css_background_and_a_badge_reports_a_wrong_verdict(browser, site, tiny_bundle, backend_server, tmp_path):

@@ -130,7 +130,12 @@ def test_a_c2pa_label_says_what_the_manifest_says_who_signed_it_and_that_no_trus
     assert rows["Signed"] == f"By Adobe Firefly C2PA Stage (Adobe Inc.), with a certificate issued by Adobe Systems Incorporated. {INTACT_UNCHECKED}"
     assert "trust list" not in shown["text"] and "untrusted" not in " ".join(rows.values())
     unnamed = dict(proven, generator=None, provenance=dict(FIREFLY, generator=None))
-    assert describe(extension_page, unnamed)["text"] == "Labelled AI", "the model's guess never stands in for the label"
+    shown = describe(extension_page, unnamed)
+    assert shown["text"] == "Labelled AI", "the model's guess never stands in for the label"
+    assert dict(shown["rows"])["Generator"] == "not named in the file's label"
+    guessed = describe(extension_page, dict(unnamed, generator=NAMED))  # an answer naming the detector's guess beside the label
+    assert guessed["text"] == "Labelled AI" and guessed["ariaLabel"].endswith(", generator unknown. Press Enter for details.")
+    assert dict(guessed["rows"])["Generator"] == "not named in the file's label; genspot's detector guesses Midjourney v3 (86% sure)"
 
 
 def test_the_panel_quotes_the_manifests_own_words_and_reads_no_detail_text(extension_page):
