@@ -50,7 +50,9 @@ REQUEST_TIMEOUT_S = 120.0
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.load.run", description=__doc__.split("\n\n")[0])
     target = parser.add_argument_group("target")
-    target.add_argument("--bundle", type=Path, help="bundle to serve (starts `genspot serve` with it)")
+    target.add_argument("--bundle", type=Path, action="append",
+                        help="bundle to serve (starts `genspot serve` with it); repeat it to measure several bundles in one "
+                             "run, each with a server and redis-server of its own, one after the other")
     target.add_argument("--url", help="load an already running loopback server instead (it must allow loopback fetches from --image-port)")
     target.add_argument("--no-redis", action="store_true", help="serve with the in-process cache instead of a redis-server")
     target.add_argument("--workers", type=int, default=1, help="GENSPOT_WORKERS for the started server (default 1)")
@@ -125,7 +127,7 @@ def conditions(args: argparse.Namespace) -> dict:
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "machine": platform.processor() or platform.machine(),
-        "bundle": str(args.bundle or args.url),
+        "bundles": [str(bundle) for bundle in args.bundle] if args.bundle else [args.url],
         "redis": not args.no_redis,
         "workers": args.workers,
         "env": args.env,
@@ -171,21 +173,22 @@ async def _scrape(client: httpx.AsyncClient) -> dict[str, float]:
     return server_series(response.text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    pictures = load_pictures(args.images)
+def measure_target(args: argparse.Namespace, bundle: Path | None, pictures) -> list[dict]:
+    """The scenarios against one server: started with ``bundle`` (with its own redis-server), or ``--url``."""
     with ExitStack() as stack:
         images = stack.enter_context(ImageServer(pictures, port=args.image_port))
-        if args.url:
+        if bundle is None:
             base_url, server_pid = args.url.rstrip("/"), None
         else:
             redis = None if args.no_redis else stack.enter_context(RedisProcess())
             env = server_env(args, images.port, redis.url if redis else None)
-            print(f"starting genspot serve (bundle {args.bundle}) ...", file=sys.stderr, flush=True)
-            server = stack.enter_context(ServeProcess(args.bundle, env, log_path=args.server_log))
+            print(f"starting genspot serve (bundle {bundle}) ...", file=sys.stderr, flush=True)
+            server = stack.enter_context(ServeProcess(bundle, env, log_path=args.server_log))
             base_url, server_pid = server.url, server.process.pid
-        rows = asyncio.run(measure(args, base_url, images, server_pid))
-    result = {"conditions": conditions(args), "results": rows}
+        return asyncio.run(measure(args, base_url, images, server_pid))
+
+
+def print_tables(rows: list[dict]) -> None:
     measured = [row for row in rows if row["scenario"] != "flood"]
     if measured:
         print(markdown(measured))
@@ -194,6 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if row["scenario"] == "flood":
             print("\n" + flood_markdown(row))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    pictures = load_pictures(args.images)
+    targets = args.bundle or [None]
+    results = []
+    for bundle in targets:
+        rows = measure_target(args, bundle, pictures)
+        results.append({"target": str(bundle or args.url), "results": rows})
+        if len(targets) > 1:
+            print(f"\n### bundle {bundle}\n")
+        print_tables(rows)
+    result = {"conditions": conditions(args), "targets": results}
     print(f"\nconditions: {json.dumps(result['conditions'])}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -19,7 +19,8 @@ def test_every_scenario_runs_and_reports(tiny_bundle, tmp_path):
         "--pool", "4", "--burst-items", "5", "--burst-max-items", "2", "--json", str(out),
     ])
     assert code == 0
-    rows = {row["scenario"]: row for row in json.loads(out.read_text())["results"]}
+    (target,) = json.loads(out.read_text())["targets"]
+    rows = {row["scenario"]: row for row in target["results"]}
     assert set(rows) == {"cached", "uncached", "burst", "page"}
     for row in rows.values():
         assert row["errors"] == {} and row["ok_items"] == row["items"] > 0
@@ -33,6 +34,24 @@ def test_every_scenario_runs_and_reports(tiny_bundle, tmp_path):
         assert badges["on_screen"] == "3-3" and 0 < badges["first_badge_ms"] <= badges["last_on_screen_badge_ms"] <= badges["last_badge_ms"]
         assert 0 <= badges["pages_on_screen_first"] <= rows[name]["units"]
     assert rows["uncached"]["server"]["model_calls"] >= 1 and rows["uncached"]["server"]["page_faults_per_item"] >= 0
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_several_bundles_are_measured_one_after_the_other_in_one_run(tiny_bundle, slow_bundle, tmp_path, capsys):
+    out = tmp_path / "two.json"
+    code = main([
+        "--bundle", str(tiny_bundle), "--bundle", str(slow_bundle), "--scenarios", "page", "--units", "1",
+        "--burst-items", "5", "--burst-max-items", "2", "--json", str(out),
+    ])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["conditions"]["bundles"] == [str(tiny_bundle), str(slow_bundle)]
+    assert [t["target"] for t in report["targets"]] == [str(tiny_bundle), str(slow_bundle)]
+    for target in report["targets"]:
+        (row,) = target["results"]
+        assert row["scenario"] == "page" and row["ok_items"] == 5 and row["server"]["model_calls"] >= 1
+    printed = capsys.readouterr().out
+    assert printed.index(f"### bundle {tiny_bundle}") < printed.index(f"### bundle {slow_bundle}")
 
 
 def test_a_page_sends_the_images_on_screen_first_with_priorities():
@@ -57,7 +76,7 @@ def test_the_flood_scenario_times_another_clients_image_and_counts_abandoned_wor
         "--bundle", str(tiny_bundle), "--scenarios", "flood", "--seconds", "6", "--clients", "3", "--items", "4", "--json", str(out),
     ])
     assert code == 0
-    (row,) = json.loads(out.read_text())["results"]
+    ((row,),) = [target["results"] for target in json.loads(out.read_text())["targets"]]
     assert row["scenario"] == "flood" and row["probe_unloaded_ms"]["n"] == 5 and row["probe_loaded_ms"]["n"] >= 1
     assert row["probe_unloaded_ms"]["failed"] == row["probe_loaded_ms"]["failed"] == 0
     assert row["probe_ratio"] > 0 and row["rss_mb"]["peak"] > 50
