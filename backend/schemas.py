@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.params import KwargDefinition
 
-from genspot.backend.batcher import DEFAULT_PRIORITY
-from genspot.backend.frames import Animation
+from genspot.backend.model.batcher import DEFAULT_PRIORITY
+from genspot.backend.model.frames import Animation
 from genspot.backend.provenance import Provenance
 
 MAX_ITEMS = 64

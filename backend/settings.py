@@ -39,7 +39,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     graceful_shutdown_s: float = 10.0
     worker_start_timeout_s: int = 180
     # a connection's request headers must arrive within header_timeout_s of its first byte (or of
-    # the connection), its body within body_timeout_s of the headers; else it is closed (backend/connections.py)
+    # the connection), its body within body_timeout_s of the headers; else it is closed (backend/api/connections.py)
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
     # cache
@@ -47,10 +47,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_cluster: bool = False
     cache_ttl_s: int = 7 * 24 * 3600
     url_ttl_s: int = 3600
-    # how long a URL entry is used without asking its host; after that, a conditional request (backend/service.py)
+    # how long a URL entry is used without asking its host; after that, a conditional request (backend/pipeline/service.py)
     url_fresh_s: float = 60.0
     memory_cache_items: int = 10_000
-    # URL entries one URL keeps (page origins x User-Agents), and one client writes per rate-limit window (backend/url_entries.py)
+    # URL entries one URL keeps (page origins x User-Agents), and one client writes per rate-limit window (backend/cache/url_entries.py)
     url_variants_per_url: int = 8
     url_entries_per_client: int = 1000
     redis_timeout_ms: int = 200
@@ -72,13 +72,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # item waits for the running call, so it bounds their latency under a flood; None: batch_max_size alone decides
     batch_max_call_ms: float | None = 500.0
     # the same while two or more clients share the model (items waiting, or asked in the last 2 s): shorter calls
-    # for their turns; a lone client keeps batch_max_call_ms (backend/batcher.py). None: batch_max_call_ms always
+    # for their turns; a lone client keeps batch_max_call_ms (backend/model/batcher.py). None: batch_max_call_ms always
     batch_shared_call_ms: float | None = 150.0
     decode_threads: int = 4
-    # work waiting for decoding or the model, in all and per client (API key, else address): past it, 503 (backend/admission.py)
+    # work waiting for decoding or the model, in all and per client (API key, else address): past it, 503 (backend/pipeline/admission.py)
     queue_max_items: int = 256
     queue_max_items_per_client: int = 128
-    # seconds of waiting worth one step of priority, so nothing waits for ever behind more urgent work (backend/fair.py)
+    # seconds of waiting worth one step of priority, so nothing waits for ever behind more urgent work (backend/model/fair.py)
     priority_age_s: float = 1.0
     # fetching: the defaults are the fetcher's own (FetchSettings), see fetch_settings()
     fetch_connect_timeout_s: float = _FETCH.connect_timeout
@@ -88,10 +88,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     fetch_max_redirects: int = _FETCH.max_redirects
     fetch_max_connections: int = _FETCH.max_connections
     max_pixels: int = 40_000_000
-    # animated images: shown frames judged, and pixels decoded to reach them, at most per image (backend/frames.py)
+    # animated images: shown frames judged, and pixels decoded to reach them, at most per image (backend/model/frames.py)
     animation_max_frames: int = 8
     animation_max_pixels: int = 48_000_000
-    # pixels being decoded at once in a process, and decoded for one request in all (backend/dispatch.py)
+    # pixels being decoded at once in a process, and decoded for one request in all (backend/model/dispatch.py)
     max_pixels_in_flight: int = 40_000_000
     max_pixels_per_request: int = 256_000_000
     allowed_ports: tuple[int, ...] = _FETCH.allowed_ports
@@ -110,9 +110,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_request_bytes: int = 32 * MB
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = r"^(chrome|moz)-extension://[a-z0-9-]+$"
-    # refuse POSTs whose browser Origin is neither in cors_origins nor matches cors_origin_regex (backend/browser.py)
+    # refuse POSTs whose browser Origin is neither in cors_origins nor matches cors_origin_regex (backend/api/browser.py)
     check_origin: bool = True
-    # wrong-verdict reports (POST /v1/feedback, backend/feedback.py): JSON Lines file, reports per client per hour
+    # wrong-verdict reports (POST /v1/feedback, backend/api/feedback.py): JSON Lines file, reports per client per hour
     feedback_path: str = "~/.local/share/genspot/feedback.jsonl"
     feedback_per_client_per_hour: int = 20
 

@@ -18,10 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pseudo-label": ("genspot.training.pseudo_label", "label unlabelled images with a checkpoint"),
     "export": ("genspot.export.cli", "export a checkpoint to a TorchScript / TensorRT bundle"),
     "bench": ("genspot.export.bench", "measure a bundle's throughput against the paper's pipeline"),
-    "serve": ("genspot.backend.serve", "run the detection service"),
-    "scan": ("genspot.backend.scan", "run the detection pipeline on local files or URLs"),
-    "alt-text-check": ("genspot.backend.alt_text_check", "measure how far alt-texts move a bundle's verdicts"),
-    "feedback": ("genspot.backend.feedback_cli", "export wrong-verdict reports (POST /v1/feedback) as label candidates"),
+    "serve": ("genspot.backend.api.serve", "run the detection service"),
+    "scan": ("genspot.backend.pipeline.scan", "run the detection pipeline on local files or URLs"),
+    "alt-text-check": ("genspot.backend.pipeline.alt_text_check", "measure how far alt-texts move a bundle's verdicts"),
+    "feedback": ("genspot.backend.api.feedback_cli", "export wrong-verdict reports (POST /v1/feedback) as label candidates"),
 }
 
 

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from PIL import Image
 
-from genspot.backend.decode import open_image
 from genspot.backend.errors import GenspotError
+from genspot.backend.model.decode import open_image
 
 from ._c2pa import read_c2pa
 from ._limits import MAX_INPUT_BYTES

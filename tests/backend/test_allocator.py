@@ -26,8 +26,8 @@ SCRIPT = textwrap.dedent(
     f"""
     import asyncio, os, resource, sys, threading
     import torch
-    from genspot.backend.app import create_app_from_env
-    from genspot.backend.resources import open_service_resources
+    from genspot.backend.api.app import create_app_from_env
+    from genspot.backend.pipeline.resources import open_service_resources
     from tests.fixtures.service_app import service_settings
 
     def model_calls():

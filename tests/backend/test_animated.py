@@ -13,9 +13,9 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image, PngImagePlugin
 
-from genspot.backend.app import create_app
-from genspot.backend.decode import decode_picture
-from genspot.backend.frames import Animation, FrameBudget, shown_frames
+from genspot.backend.api.app import create_app
+from genspot.backend.model.decode import decode_picture
+from genspot.backend.model.frames import Animation, FrameBudget, shown_frames
 from genspot.backend.provenance import read_provenance
 
 from backend_helpers import b64

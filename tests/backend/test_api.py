@@ -12,8 +12,8 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image
 
-from genspot.backend import cache as cache_keys
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
+from genspot.backend.cache import store as cache_keys
 from genspot.backend.schemas import MAX_ITEMS
 from genspot.bundle import Bundle
 from tests.fixtures.service_app import asgi_client
@@ -181,7 +181,7 @@ def test_an_unexpected_error_fails_only_its_item(client, image_server, caplog, m
         return preprocess(bundle, picture)
 
     monkeypatch.setattr(Bundle, "preprocess", failing_for_the_odd_size)
-    with caplog.at_level(logging.ERROR, logger="genspot.backend.service"):
+    with caplog.at_level(logging.ERROR, logger="genspot.backend.pipeline.service"):
         odd, good = _detect(
             client, {"id": "odd", "image_b64": b64(_png(31, 17))}, {"id": "good", "url": image_server.url("photo.jpg", "t=internal")}
         )
@@ -217,7 +217,7 @@ def test_a_corrupt_url_cache_entry_is_a_miss(redis_client, redis_server, image_s
     url = image_server.url("photo.jpg", "t=corrupt")
     key = cache_keys.url_key(url, redis_client.app.state.resources.service.fetcher.request_variant(None))
     redis_server.client().set(key, planted)
-    with caplog.at_level(logging.WARNING, logger="genspot.backend.service"):
+    with caplog.at_level(logging.WARNING, logger="genspot.backend.pipeline.service"):
         (result,) = _detect(redis_client, {"url": url})
     _assert_ok(result, redis_client.get("/v1/model").json()["version"])
     metrics = redis_client.get("/metrics").text

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from genspot.backend.batcher import MicroBatcher
 from genspot.backend.errors import ModelError
-from genspot.backend.fair import Ticket
 from genspot.backend.metrics import Metrics
+from genspot.backend.model.batcher import MicroBatcher
+from genspot.backend.model.fair import Ticket
 from genspot.bundle import load_bundle
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 
 from backend_helpers import b64, metric_value
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from tests.fixtures.services import BackloggedHTTPServer
 
 from backend_helpers import b64

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from genspot.backend.decode import decode_image
 from genspot.backend.errors import ImageDecodeError, ImageTooLarge, ItemError, NotAnImage
+from genspot.backend.model.decode import decode_image
 
 PROVENANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "provenance"
 

@@ -13,8 +13,8 @@ import socket
 import httpcore
 import pytest
 
-import genspot.backend.app  # noqa: F401  (every module that could define an ItemError is loaded)
-import genspot.backend.scan  # noqa: F401
+import genspot.backend.api.app  # noqa: F401  (every module that could define an ItemError is loaded)
+import genspot.backend.pipeline.scan  # noqa: F401
 from genspot.backend.errors import INTERNAL_ERROR, ITEM_ERROR_CODES, FetchError, ItemError
 from genspot.backend.fetch import FetchSettings, SafeFetcher
 from genspot.backend.fetch._transport import HTTPCORE_ERRORS, _as_fetch_errors

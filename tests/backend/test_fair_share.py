@@ -16,7 +16,7 @@ import time
 import pytest
 from PIL import Image
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from genspot.bundle import load_bundle
 from tests.fixtures.service_app import asgi_client
 

@@ -11,8 +11,8 @@ import pytest
 from litestar.testing import TestClient
 
 from genspot import cli
-from genspot.backend.app import create_app
-from genspot.backend.feedback import FeedbackRequest, FeedbackStore, read_records
+from genspot.backend.api.app import create_app
+from genspot.backend.api.feedback import FeedbackRequest, FeedbackStore, read_records
 
 from backend_helpers import b64
 
@@ -70,7 +70,7 @@ def test_malformed_reports_are_refused(client, store_path, body, field):
 
 def test_only_json_bodies_within_16_kib_are_accepted(client, store_path):
     simple = client.post("/v1/feedback", content=json.dumps(report()), headers={"content-type": "text/plain"})
-    assert simple.status_code == 415 and "application/json" in simple.json()["detail"]  # backend/browser.py refuses it first
+    assert simple.status_code == 415 and "application/json" in simple.json()["detail"]  # backend/api/browser.py refuses it first
     huge = client.post("/v1/feedback", content=json.dumps(report(comment="x" * 20_000)), headers={"content-type": "application/json"})
     assert huge.status_code == 413
     assert not store_path.exists()

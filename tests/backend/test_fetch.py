@@ -297,8 +297,8 @@ def test_unsupported_content_encoding_is_fetch_failed(server):
 
 def test_html_is_fetched_and_left_to_the_decoder(server):
     """The fetcher does not trust Content-Type; the decoder rejects what is not an image."""
-    from genspot.backend.decode import decode_image
     from genspot.backend.errors import NotAnImage
+    from genspot.backend.model.decode import decode_image
 
     body = fetch(f"http://127.0.0.1:{server.port}/html", _settings(server.port)).data
     with pytest.raises(NotAnImage):

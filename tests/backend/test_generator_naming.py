@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from genspot.backend.provenance import Provenance, Signal
 from genspot.backend.schemas import Detection, Generator, Source, Thresholds
 from genspot.backend.verdict import DEFAULT_SOURCE_NAME_MIN_CONFIDENCE, decide, named_generator

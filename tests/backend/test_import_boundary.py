@@ -2,16 +2,23 @@
 
 Each check runs in a fresh interpreter, so what this test process has already imported
 (other tests load training and export) cannot hide an import, and it looks at everything
-loaded, however indirectly.
+loaded, however indirectly. Within the backend, imports go one way, down the request's path
+(docs/ARCHITECTURE.md): read from the source, lazy imports included.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+BACKEND = Path(__file__).resolve().parents[2] / "backend"
+LAYERS = ("errors", "metrics", "fetch", "settings", "model", "provenance", "schemas", "verdict", "cache", "pipeline", "api")
+"""The backend's folders and shared modules, each importing only those before it."""
 
 FORBIDDEN = (
     "genspot.training",
@@ -34,14 +41,14 @@ print(json.dumps(sorted(m for m in sys.modules if any(m == f or m.startswith(f +
 """
 
 ENTRY_POINTS = {
-    "app": "import genspot.backend.app",
-    "serve": "import genspot.backend.serve",
-    "scan": "import genspot.backend.scan",
+    "app": "import genspot.backend.api.app",
+    "serve": "import genspot.backend.api.serve",
+    "scan": "import genspot.backend.pipeline.scan",
 }
 
 _SERVING = """
 import asyncio
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from genspot.backend.settings import Settings
 
 async def serve_once():
@@ -69,3 +76,27 @@ def test_importing_the_service_loads_no_training_code(entry):
 def test_a_started_service_has_loaded_no_training_code(tiny_bundle):
     """Loading the bundle and opening every resource (the lifespan) stays inside the boundary too."""
     assert _loaded_forbidden(_SERVING.format(bundle=str(tiny_bundle))) == []
+
+
+def _part(module: str) -> str | None:
+    """The folder or top-level module of ``genspot.backend`` a dotted name is in (None: elsewhere, or the package itself)."""
+    parts = module.split(".")
+    return parts[2] if parts[:2] == ["genspot", "backend"] and len(parts) > 2 else None
+
+
+def test_backend_imports_go_one_way_down_the_request_path():
+    found = {path.relative_to(BACKEND).parts[0].removesuffix(".py") for path in BACKEND.iterdir() if path.name != "__init__.py"}
+    assert found - {"__pycache__"} == set(LAYERS), "every folder and shared module of backend/ has its place in LAYERS"
+    upward = []
+    for path in BACKEND.rglob("*.py"):
+        part = path.relative_to(BACKEND).parts[0].removesuffix(".py")
+        if part == "__init__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for target in {_part(name) for name in names} - {None, part}:
+                if LAYERS.index(target) > LAYERS.index(part):
+                    upward.append(f"{path.relative_to(BACKEND)} imports genspot.backend.{target}")
+    assert upward == [], "imports against the request path's direction"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 
 from backend_helpers import b64
 

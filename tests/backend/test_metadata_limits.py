@@ -13,8 +13,8 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image
 
-from genspot.backend.app import create_app
-from genspot.backend.decode import decode_picture, open_image
+from genspot.backend.api.app import create_app
+from genspot.backend.model.decode import decode_picture, open_image
 
 from backend_helpers import b64
 

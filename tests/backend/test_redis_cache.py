@@ -7,9 +7,9 @@ import time
 import pytest
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
-from genspot.backend.breaker import CircuitBreaker
-from genspot.backend.cache import RedisCache
+from genspot.backend.api.app import create_app
+from genspot.backend.cache.breaker import CircuitBreaker
+from genspot.backend.cache.store import RedisCache
 from tests.fixtures.services import free_port
 
 

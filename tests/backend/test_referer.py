@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from genspot.backend.fetch import referer_for
 
 IMAGE = "https://images.example/cat.jpg"

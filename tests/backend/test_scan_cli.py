@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from genspot.backend import scan
+from genspot.backend.pipeline import scan
 
 
 @pytest.fixture

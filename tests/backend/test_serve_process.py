@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from genspot.backend import serve
+from genspot.backend.api import serve
 
 from backend_helpers import metric_value
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 
 
 def _detect(client, item: dict, key: str | None = None) -> dict:

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from litestar.testing import TestClient
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from genspot.backend.verdict import DEFAULT_BAND, verdict_thresholds
 from genspot.formats import VerdictBand
 from genspot.training.config import ConfigError, VerdictConfig

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 from PIL import Image, PngImagePlugin
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from genspot.backend.provenance import C2paStatus, Provenance, Signal, read_provenance
 from genspot.backend.schemas import Detection, Source, Thresholds
 from genspot.backend.verdict import decide

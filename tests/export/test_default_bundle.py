@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genspot.backend.alt_text_check import main as alt_text_check
+from genspot.backend.pipeline.alt_text_check import main as alt_text_check
 from genspot.bundle import load_bundle
 from genspot.export.parity import TOLERANCES
 from genspot.training.checkpoint import load_checkpoint
@@ -44,7 +44,7 @@ def test_default_checkpoint_exports_with_the_makefile_dtype_and_predicts(default
 
 def test_make_serve_sends_alt_texts_only_where_they_cannot_decide(default_bundle: Path):
     """`make serve` leaves the alt-text policy on auto; the default bundle's p_ai cannot read them."""
-    from genspot.backend.serve import build_parser, settings_from_args
+    from genspot.backend.api.serve import build_parser, settings_from_args
 
     args = build_parser().parse_args(makefile_variable("SERVE_ARGS").split())
     assert settings_from_args(args).use_alt_text is None

@@ -253,7 +253,7 @@ def _rebinding(lookups: list[str]):
 
 def image_rows(bundle: str) -> list[tuple[str, str, str, str]]:
     """(case, expected, outcome, seconds) for every hostile host and file, through the real app."""
-    from genspot.backend.app import create_app
+    from genspot.backend.api.app import create_app
     from tests.fixtures.service_app import asgi_client
     from tests.reliability.drill import drill_settings
 

@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from tests.fixtures.service_app import service_settings
 
 EXAMPLES_PER_OPERATION = 40

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from tests.reliability.cases import HOSTILE_URLS, hostile_files
 from tests.fixtures.service_app import asgi_client
 from tests.reliability.drill import FETCH_TOTAL_S, drill_settings

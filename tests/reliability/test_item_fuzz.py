@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from genspot.backend.errors import ITEM_ERROR_CODES
 from tests.fixtures.service_app import asgi_client, service_settings
 

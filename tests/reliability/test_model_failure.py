@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from tests.fixtures.service_app import asgi_client
 from tests.reliability.drill import drill_settings
 

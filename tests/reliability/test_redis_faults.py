@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from genspot.backend.app import create_app
+from genspot.backend.api.app import create_app
 from tests.fixtures.service_app import UNLIMITED, asgi_client
 from tests.reliability.drill import Drill, drill_settings, post, summary
 from tests.reliability.hostile import static_responses

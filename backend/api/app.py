@@ -4,8 +4,8 @@ Settings are passed in, never read at import time. The lifespan opens the servic
 (bundle, cache, fetcher, batcher, metrics) onto ``app.state.resources`` and closes them on
 shutdown; handlers get them by dependency injection (``controllers.DEPENDENCIES``); from
 the server's SIGTERM on, requests that cannot finish in time are answered 503
-(:mod:`genspot.backend.shutdown`); a request whose client disconnects is cancelled
-(:mod:`genspot.backend.disconnect`).
+(:mod:`genspot.backend.api.shutdown`); a request whose client disconnects is cancelled
+(:mod:`genspot.backend.api.disconnect`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import genspot
-from genspot.backend.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
-from genspot.backend.allocator import keep_freed_memory
-from genspot.backend.browser import browser_guard
-from genspot.backend.controllers import DEPENDENCIES, DetectController, FeedbackController, HealthController
-from genspot.backend.disconnect import cancel_on_disconnect
-from genspot.backend.json_body import StrictJsonRequest
-from genspot.backend.problems import EXCEPTION_HANDLERS
-from genspot.backend.resources import open_service_resources
+from genspot.backend.api.access import API_KEY_HEADER, SCHEMA_PATH, schema_guard
+from genspot.backend.api.browser import browser_guard
+from genspot.backend.api.controllers import DEPENDENCIES, DetectController, FeedbackController, HealthController
+from genspot.backend.api.disconnect import cancel_on_disconnect
+from genspot.backend.api.json_body import StrictJsonRequest
+from genspot.backend.api.problems import EXCEPTION_HANDLERS
+from genspot.backend.api.shutdown import Drain
+from genspot.backend.model.allocator import keep_freed_memory
+from genspot.backend.pipeline.resources import open_service_resources
 from genspot.backend.settings import Settings
-from genspot.backend.shutdown import Drain
 from genspot.bundle import Bundle
 
 
@@ -106,7 +106,7 @@ def create_app(settings: Settings, bundle: Bundle | None = None) -> Litestar:
 def create_app_from_env() -> Litestar:
     """Factory for uvicorn worker processes: settings from ``GENSPOT_*`` (set by ``genspot serve``).
     The worker is a process of its own, so from here on it keeps the model's freed memory
-    (:mod:`genspot.backend.allocator`: a process-wide policy, never applied where the service
+    (:mod:`genspot.backend.model.allocator`: a process-wide policy, never applied where the service
     shares its process, as under a test client)."""
     keep_freed_memory()
     return create_app(Settings.from_env())

@@ -8,9 +8,9 @@ with its traceback, answered with code ``internal_error``). Identical work in fl
 same time (the same URL fetched the same way, the same image and caption) is done once.
 
 Work is shared fairly: an item that must be computed is admitted against the queue bounds
-(:mod:`genspot.backend.admission`: past them the request is refused with 503), then waits its
-client's turn for a decode thread (:mod:`genspot.backend.dispatch`, within the pixel budget)
-and for the model (:mod:`genspot.backend.batcher`), under one :class:`~genspot.backend.fair.Ticket`.
+(:mod:`genspot.backend.pipeline.admission`: past them the request is refused with 503), then waits its
+client's turn for a decode thread (:mod:`genspot.backend.model.dispatch`, within the pixel budget)
+and for the model (:mod:`genspot.backend.model.batcher`), under one :class:`~genspot.backend.model.fair.Ticket`.
 Work every requester has abandoned (a client that disconnected) is cancelled, not finished for
 nobody; asked again at a more urgent priority, queued work moves up.
 
@@ -19,7 +19,7 @@ hot-link placeholder never decides what another page's item gets. An entry is us
 download for ``url_fresh_s``; after that a host that gave an ETag or Last-Modified is asked
 with a conditional request (304: the entry stands, refreshed; 200: the new bytes replace it),
 and an entry without validators is downloaded again. How many entries one URL and one client
-may write is bounded (:mod:`genspot.backend.url_entries`).
+may write is bounded (:mod:`genspot.backend.cache.url_entries`).
 """
 
 from __future__ import annotations
@@ -36,17 +36,18 @@ from typing import TypeVar
 
 import msgspec
 
-from genspot.backend import cache as cache_keys
-from genspot.backend.admission import Admission, Overloaded
-from genspot.backend.batcher import DEFAULT_PRIORITY, MicroBatcher
-from genspot.backend.cache import Cache, CorruptEntry, UrlEntry
-from genspot.backend.decode import decode_picture, header_pixels, png_pixels
-from genspot.backend.dispatch import DecodeDispatcher
+from genspot.backend.cache import store as cache_keys
+from genspot.backend.cache.store import Cache, CorruptEntry, UrlEntry
+from genspot.backend.cache.url_entries import UrlEntryQuota
 from genspot.backend.errors import INTERNAL_ERROR, ImageDecodeError, ImageTooLarge, ItemError, UnsupportedUrl
-from genspot.backend.fair import LOCAL_CLIENT, Ticket
 from genspot.backend.fetch import FetchedImage, Validators
-from genspot.backend.frames import Animation, FrameBudget, shown_frames
 from genspot.backend.metrics import Metrics
+from genspot.backend.model.batcher import DEFAULT_PRIORITY, MicroBatcher
+from genspot.backend.model.decode import decode_picture, header_pixels, png_pixels
+from genspot.backend.model.dispatch import DecodeDispatcher
+from genspot.backend.model.fair import LOCAL_CLIENT, Ticket
+from genspot.backend.model.frames import Animation, FrameBudget, shown_frames
+from genspot.backend.pipeline.admission import Admission, Overloaded
 from genspot.backend.provenance import Provenance, Signal, read_provenance
 from genspot.backend.schemas import (
     Detection,
@@ -56,7 +57,6 @@ from genspot.backend.schemas import (
     ModelInfo,
 )
 from genspot.backend.settings import Settings
-from genspot.backend.url_entries import UrlEntryQuota
 from genspot.backend.verdict import (
     DEFAULT_SOURCE_NAME_MIN_CONFIDENCE,
     Decision,
@@ -80,7 +80,7 @@ _decode = msgspec.json.Decoder(Detection).decode
 class ItemInput:
     """One image to judge, however it arrived: ``url`` to download, or ``data`` already in hand.
     ``page_url``: the page showing the image, sent on as its origin in the download's Referer.
-    ``priority``: its place in the model's queue (lower first; see :mod:`genspot.backend.batcher`)."""
+    ``priority``: its place in the model's queue (lower first; see :mod:`genspot.backend.model.batcher`)."""
 
     id: str | None
     kind: str  # "url", "base64", "upload", "file": a metrics label
@@ -115,7 +115,7 @@ class _Flight:
 
 
 class DetectionService:
-    """Judges items; holds no HTTP knowledge. Built by :func:`genspot.backend.resources.open_service_resources`."""
+    """Judges items; holds no HTTP knowledge. Built by :func:`genspot.backend.pipeline.resources.open_service_resources`."""
 
     def __init__(
         self,
@@ -315,7 +315,7 @@ class DetectionService:
 
     def _prepare(self, data: bytes) -> tuple[Provenance | None, list, Animation | None]:
         """Worker thread: metadata first (it needs no pixels), then the model's input tensors: one
-        for a still image, one per sampled shown frame for an animation (:mod:`genspot.backend.frames`)."""
+        for a still image, one per sampled shown frame for an animation (:mod:`genspot.backend.model.frames`)."""
         provenance = _read_provenance(data)
         if provenance is not None:
             self.metrics.provenance.labels(provenance.verdict).inc()

@@ -18,8 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from genspot.backend.pipeline.service import ItemInput
 from genspot.backend.schemas import MAX_ITEMS
-from genspot.backend.service import ItemInput
 from genspot.backend.settings import Settings
 
 PROBES = ("", "a photo of a dog", "masterpiece, trending on artstation, octane render", "REUTERS/Staff photographer")
@@ -45,7 +45,7 @@ def labelled_images(folder: Path, split: str, limit: int | None) -> list[Path]:
 
 async def verdicts(paths: list[Path], probes: list[str], settings: Settings) -> dict[str, list[str]]:
     """Per probe alt-text, the verdict of each image (``error:CODE`` for an item that failed)."""
-    from genspot.backend.resources import open_service_resources
+    from genspot.backend.pipeline.resources import open_service_resources
 
     images = [path.read_bytes() for path in paths]
     found: dict[str, list[str]] = {}

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import msgspec
 from PIL import Image
 
-from genspot.backend.decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, open_image
 from genspot.backend.errors import GenspotError, ImageDecodeError, ImageTooLarge
+from genspot.backend.model.decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, open_image
 from genspot.imaging import to_rgb
 
 ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
@@ -46,7 +46,7 @@ class FrameBudget:
 def shown_frames(
     data: bytes, budget: FrameBudget, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE
 ) -> tuple[Animation, Iterator[Image.Image]] | None:
-    """None for a still image (its one frame is :func:`~genspot.backend.decode.decode_picture`'s);
+    """None for a still image (its one frame is :func:`~genspot.backend.model.decode.decode_picture`'s);
     for an animation, which shown frames are sampled, and those frames as RGB pictures, one at a
     time (a caller keeps only what it needs of each). Decoding stops at the last sampled frame; a
     frame that fails to decode ends the animation there (the first shown frame failing raises)."""

@@ -1,7 +1,7 @@
 """How many URL entries one URL and one client may write, so made-up page origins cannot flush the cache.
 
 URL entries are kept per URL and request variant, the page's origin among it
-(:mod:`genspot.backend.cache`), so one URL asked for with 11,000 made-up ``page_url`` origins
+(:mod:`genspot.backend.cache.store`), so one URL asked for with 11,000 made-up ``page_url`` origins
 would write 11,000 entries and push every other entry out of the in-process cache. Two bounds
 hold: each URL keeps its ``per_url`` most recently written variants (writing another deletes its
 oldest; tracked in each process, for the ``max_urls`` URLs written last), and each client writes
@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
-from genspot.backend.cache import Cache
-from genspot.backend.ratelimit import RateLimiter
+from genspot.backend.cache.ratelimit import RateLimiter
+from genspot.backend.cache.store import Cache
 
 
 class UrlEntryQuota:

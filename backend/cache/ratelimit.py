@@ -11,7 +11,7 @@ import hashlib
 import math
 import time
 
-from genspot.backend.cache import PREFIX, Cache, MemoryCache
+from genspot.backend.cache.store import PREFIX, Cache, MemoryCache
 
 
 class RateLimiter:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from genspot.backend.breaker import CircuitBreaker
+from genspot.backend.cache.breaker import CircuitBreaker
 from genspot.backend.fetch import Validators
 from genspot.backend.settings import Settings
 

@@ -1,7 +1,7 @@
 """Micro-batching: items from concurrent requests share one model call.
 
 One batcher per worker process. Items wait at most ``max_wait_s`` for company (or until
-``max_size`` are waiting) in a :class:`~genspot.backend.fair.FairQueue`: clients take turns
+``max_size`` are waiting) in a :class:`~genspot.backend.model.fair.FairQueue`: clients take turns
 (one client's flood cannot take all the model time), and within a client items go most urgent
 first (RFC 9218's urgency: the extension marks images in the viewport more urgent than those
 near it), urgency ageing with the wait so nothing starves. A batch starts with the least served
@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from genspot.backend.errors import ModelError
-from genspot.backend.fair import DEFAULT_AGE_S, LOCAL_CLIENT, FairQueue, Ticket
 from genspot.backend.metrics import Metrics
+from genspot.backend.model.fair import DEFAULT_AGE_S, LOCAL_CLIENT, FairQueue, Ticket
 
 log = logging.getLogger(__name__)
 Predict = Callable[[torch.Tensor, list[str | None]], tuple[np.ndarray, np.ndarray]]

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from genspot.backend.settings import Settings
 
 log = logging.getLogger(__name__)
-PROTOCOL = "genspot.backend.connections:TimedH11Protocol"
+PROTOCOL = "genspot.backend.api.connections:TimedH11Protocol"
 """uvicorn's ``http`` setting for this protocol (an import string: worker processes import it)."""
 
 

@@ -22,8 +22,8 @@ import msgspec
 from tqdm import tqdm
 
 from genspot.backend.errors import UnreadableFile
+from genspot.backend.pipeline.service import ItemInput
 from genspot.backend.schemas import MAX_ITEMS, DetectResponse, ErrorInfo, ItemResult
-from genspot.backend.service import ItemInput
 from genspot.backend.settings import Settings, SettingsError
 from genspot.imaging import IMAGE_SUFFIXES
 
@@ -86,7 +86,7 @@ async def scan(
 ) -> list[ItemResult]:
     """Every target's result, in the targets' order; ``on_result`` sees each one as it finishes.
     ``progress``: None shows the bar for more than one batch of targets, True always, False never."""
-    from genspot.backend.resources import open_service_resources
+    from genspot.backend.pipeline.resources import open_service_resources
 
     results: list[ItemResult | None] = [None] * len(targets)
     show = len(targets) > MAX_ITEMS if progress is None else progress

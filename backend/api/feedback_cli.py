@@ -1,6 +1,6 @@
 """``genspot feedback export``: the wrong-verdict reports as per-image label candidates.
 
-Reports are claims, stored ``unverified`` (see backend/feedback.py): the export is material
+Reports are claims, stored ``unverified`` (see backend/api/feedback.py): the export is material
 for a person to review, or for a pseudo-labelling run that weighs ``reporters`` and the
 votes, never a training set as is. Exit code 0, 2 for bad arguments or a missing store.
 """
@@ -13,7 +13,7 @@ import sys
 
 import msgspec
 
-from genspot.backend.feedback import label_candidates, read_records
+from genspot.backend.api.feedback import label_candidates, read_records
 from genspot.backend.settings import Settings, SettingsError
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -12,16 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from genspot.backend.admission import Admission
-from genspot.backend.batcher import MicroBatcher
-from genspot.backend.cache import Cache, open_cache
-from genspot.backend.dispatch import DecodeDispatcher
+from genspot.backend.cache.ratelimit import RateLimiter
+from genspot.backend.cache.store import Cache, open_cache
+from genspot.backend.cache.url_entries import UrlEntryQuota
 from genspot.backend.fetch import SafeFetcher
 from genspot.backend.metrics import Metrics
-from genspot.backend.ratelimit import RateLimiter
-from genspot.backend.service import DetectionService
+from genspot.backend.model.batcher import MicroBatcher
+from genspot.backend.model.dispatch import DecodeDispatcher
+from genspot.backend.pipeline.admission import Admission
+from genspot.backend.pipeline.service import DetectionService
 from genspot.backend.settings import Settings
-from genspot.backend.url_entries import UrlEntryQuota
 from genspot.bundle import Bundle, load_bundle
 
 log = logging.getLogger(__name__)

@@ -94,10 +94,10 @@ def _without_password(url: str) -> str:
 def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
-    from genspot.backend.connections import PROTOCOL
+    from genspot.backend.api.connections import PROTOCOL
 
     uvicorn.run(
-        "genspot.backend.app:create_app_from_env",
+        "genspot.backend.api.app:create_app_from_env",
         factory=True,
         http=PROTOCOL,  # uvicorn's h11 protocol with deadlines for request headers and bodies
         host=settings.host,
@@ -106,5 +106,5 @@ def _run_uvicorn(settings: Settings) -> None:
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
         timeout_worker_healthcheck=settings.worker_start_timeout_s,  # loading a model takes a while
-        proxy_headers=False,  # X-Forwarded-For is read by genspot.backend.access, only when trusted
+        proxy_headers=False,  # X-Forwarded-For is read by genspot.backend.api.access, only when trusted
     )

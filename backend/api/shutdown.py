@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from genspot.backend.problems import PROBLEM_JSON
+from genspot.backend.api.problems import PROBLEM_JSON
 from genspot.backend.schemas import Problem
 
 ANSWER_MARGIN_S = 0.5

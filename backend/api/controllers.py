@@ -20,14 +20,15 @@ from litestar.exceptions import ServiceUnavailableException, TooManyRequestsExce
 from litestar.handlers import BaseRouteHandler
 from litestar.params import Body
 
-from genspot.backend.access import API_KEY_HEADER, access_guard, client_address, client_identity
-from genspot.backend.admission import Overloaded
+from genspot.backend.api.access import API_KEY_HEADER, access_guard, client_address, client_identity
+from genspot.backend.api.feedback import FeedbackReceipt, FeedbackRequest, FeedbackStore
+from genspot.backend.api.problems import problem_responses
+from genspot.backend.cache.ratelimit import RateLimiter
 from genspot.backend.errors import RequestError
-from genspot.backend.feedback import FeedbackReceipt, FeedbackRequest, FeedbackStore
 from genspot.backend.metrics import Metrics
-from genspot.backend.problems import problem_responses
-from genspot.backend.ratelimit import RateLimiter
-from genspot.backend.resources import ServiceResources
+from genspot.backend.pipeline.admission import Overloaded
+from genspot.backend.pipeline.resources import ServiceResources
+from genspot.backend.pipeline.service import DetectionService, ItemInput
 from genspot.backend.schemas import (
     MAX_ITEMS,
     DetectRequest,
@@ -36,7 +37,6 @@ from genspot.backend.schemas import (
     ModelInfo,
     Readiness,
 )
-from genspot.backend.service import DetectionService, ItemInput
 from genspot.backend.settings import Settings
 
 
@@ -228,4 +228,4 @@ DEPENDENCIES = {
     "metrics": Provide(_metrics, sync_to_thread=False),
     "feedback_desk": Provide(_feedback_desk, sync_to_thread=False),
 }
-"""What handlers may ask for by name; :func:`genspot.backend.app.create_app` installs them app-wide."""
+"""What handlers may ask for by name; :func:`genspot.backend.api.app.create_app` installs them app-wide."""

@@ -1,6 +1,6 @@
 """The decode threads, shared fairly between clients and within a budget of pixels.
 
-Jobs reach the threads through a :class:`~genspot.backend.fair.FairQueue` instead of the thread
+Jobs reach the threads through a :class:`~genspot.backend.model.fair.FairQueue` instead of the thread
 pool's own first-come queue, so one client's hundred queued images do not hold up another
 client's one. A job also holds its image's pixels (width x height, from the header) while it
 runs, out of ``max_pixels_in_flight``: decoding keeps several copies of a picture at once (RGBA,
@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from genspot.backend.fair import DEFAULT_AGE_S, Entry, FairQueue, Ticket
+from genspot.backend.model.fair import DEFAULT_AGE_S, Entry, FairQueue, Ticket
 
 T = TypeVar("T")
 

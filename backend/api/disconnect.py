@@ -4,7 +4,7 @@ ASGI servers keep running a request after its client has gone; only ``receive()`
 ``http.disconnect``. Once the app has read the whole body, this middleware keeps listening on
 ``receive()`` and, at a disconnect before the response has started, cancels the request: its
 downloads and queued decoding and model work are dropped where no other request waits for
-them (:mod:`genspot.backend.service`), so a page closed mid-way costs no more model time.
+them (:mod:`genspot.backend.pipeline.service`), so a page closed mid-way costs no more model time.
 """
 
 from __future__ import annotations
