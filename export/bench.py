@@ -227,7 +227,7 @@ def onnxruntime_models(bundle_dir: Path, folder: Path) -> list[tuple[str, OnnxRu
     fp32 and ONNX Runtime's int8 dynamic quantisation of it, each checked against the eager
     checkpoint (the tolerance a bundle of that precision must meet) and against the bundle."""
     from genspot.export.tensorrt import source_checkpoint
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
 
     detector, meta = load_checkpoint(source_checkpoint(bundle_dir))
     bundle = load_bundle(bundle_dir, text_cache=False)
@@ -277,9 +277,9 @@ def bench_checkpoint(path: Path, seconds: float, runs: int) -> Timing:
 
 def same_backbone_checkpoint(folder: Path, image_size: int) -> Path:
     """A checkpoint with the reference's backbones (open_clip ViT-B-32, BERT-base shape), random weights."""
-    from genspot.training.checkpoint import save_checkpoint
+    from genspot.training.model.checkpoint import save_checkpoint
     from genspot.training.config import PACKAGED_TEXT_ENCODER, load_model_config
-    from genspot.training.model import create_model
+    from genspot.training.model.model import create_model
 
     paper = load_model_config("paper")
     config = dataclasses.replace(
@@ -297,7 +297,7 @@ def same_backbone_bundles(folder: Path, image_size: int) -> list[tuple[str, Path
     """(label, folder, parity summary) of fp32, bf16 and bf16 + int8 bundles of the same-backbone
     model; the bf16 ones only where the CPU has native bf16."""
     from genspot.export.torchscript import export_torchscript
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
 
     checkpoint = same_backbone_checkpoint(folder, image_size)
     loaded = load_checkpoint(checkpoint)

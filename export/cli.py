@@ -102,7 +102,7 @@ def _tensorrt(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from genspot.training.checkpoint import CheckpointError
+    from genspot.training.model.checkpoint import CheckpointError
 
     try:
         return _torchscript(args) if args.format == "torchscript" else _tensorrt(args)

@@ -80,7 +80,7 @@ class EagerCheckpoint:
     as the bundle, without export's batching, bf16 or padding to the longest caption."""
 
     def __init__(self, checkpoint: str | Path):
-        from genspot.training.checkpoint import load_checkpoint
+        from genspot.training.model.checkpoint import load_checkpoint
 
         self.model, meta = load_checkpoint(checkpoint)
         self.model.float().eval()

@@ -107,7 +107,7 @@ def export_tensorrt(checkpoint: Path, out: Path, parity_images: Path | None = No
         raise TensorRTUnavailable(missing)
     import torch_tensorrt
 
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
 
     detector, meta = load_checkpoint(checkpoint)
     image_size = checkpoint_image_size(meta)

@@ -55,7 +55,7 @@ def export_torchscript(
 ) -> ExportResult:
     """Export ``checkpoint`` to ``out``; raises :class:`ParityError` when the bundle drifts (on the
     probes, or on the real pictures of ``parity_images``)."""
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
 
     detector, meta = loaded or load_checkpoint(checkpoint)
     image_size = checkpoint_image_size(meta)

@@ -11,11 +11,11 @@ import sys
 
 # subcommand -> (module, one-line help). Each module exposes ``main(argv: list[str]) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("genspot.training.train", "train a detector on a labelled folder or CT2 parquet"),
-    "cv": ("genspot.training.crossval", "grouped cross-validation of a training recipe on the train split"),
-    "evaluate": ("genspot.training.evaluate", "evaluate a checkpoint: metrics, plots, predictions"),
-    "predict": ("genspot.training.submission", "predict with a checkpoint: a CT2 submission, or p_ai per image"),
-    "pseudo-label": ("genspot.training.pseudo_label", "label unlabelled images with a checkpoint"),
+    "train": ("genspot.training.loop.train", "train a detector on a labelled folder or CT2 parquet"),
+    "cv": ("genspot.training.evaluation.crossval", "grouped cross-validation of a training recipe on the train split"),
+    "evaluate": ("genspot.training.evaluation.evaluate", "evaluate a checkpoint: metrics, plots, predictions"),
+    "predict": ("genspot.training.ct2.submission", "predict with a checkpoint: a CT2 submission, or p_ai per image"),
+    "pseudo-label": ("genspot.training.ct2.pseudo_label", "label unlabelled images with a checkpoint"),
     "export": ("genspot.export.cli", "export a checkpoint to a TorchScript / TensorRT bundle"),
     "bench": ("genspot.export.bench", "measure a bundle's throughput against the paper's pipeline"),
     "serve": ("genspot.backend.api.serve", "run the detection service"),

@@ -8,13 +8,14 @@ loaded, however indirectly. Within the backend, imports go one way, down the req
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.import_order import imports_against_order
 
 BACKEND = Path(__file__).resolve().parents[2] / "backend"
 LAYERS = ("errors", "metrics", "fetch", "settings", "model", "provenance", "schemas", "verdict", "cache", "pipeline", "api")
@@ -78,25 +79,7 @@ def test_a_started_service_has_loaded_no_training_code(tiny_bundle):
     assert _loaded_forbidden(_SERVING.format(bundle=str(tiny_bundle))) == []
 
 
-def _part(module: str) -> str | None:
-    """The folder or top-level module of ``genspot.backend`` a dotted name is in (None: elsewhere, or the package itself)."""
-    parts = module.split(".")
-    return parts[2] if parts[:2] == ["genspot", "backend"] and len(parts) > 2 else None
-
-
 def test_backend_imports_go_one_way_down_the_request_path():
     found = {path.relative_to(BACKEND).parts[0].removesuffix(".py") for path in BACKEND.iterdir() if path.name != "__init__.py"}
     assert found - {"__pycache__"} == set(LAYERS), "every folder and shared module of backend/ has its place in LAYERS"
-    upward = []
-    for path in BACKEND.rglob("*.py"):
-        part = path.relative_to(BACKEND).parts[0].removesuffix(".py")
-        if part == "__init__":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            for target in {_part(name) for name in names} - {None, part}:
-                if LAYERS.index(target) > LAYERS.index(part):
-                    upward.append(f"{path.relative_to(BACKEND)} imports genspot.backend.{target}")
-    assert upward == [], "imports against the request path's direction"
+    assert imports_against_order(BACKEND, "genspot.backend", LAYERS) == [], "imports against the request path's direction"

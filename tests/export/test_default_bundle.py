@@ -14,7 +14,7 @@ from PIL import Image
 from genspot.backend.pipeline.alt_text_check import main as alt_text_check
 from genspot.bundle import load_bundle
 from genspot.export.parity import TOLERANCES
-from genspot.training.checkpoint import load_checkpoint
+from genspot.training.model.checkpoint import load_checkpoint
 from tests.fixtures.default_model import makefile_variable
 
 # The default model is CLIP-sized (its export converts and traces a ViT-B/16): not in `make test-fast`.

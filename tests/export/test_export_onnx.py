@@ -21,7 +21,7 @@ from genspot.export.torchscript import checkpoint_image_size
 
 @pytest.fixture(scope="module")
 def eager(tiny_checkpoint):
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
 
     return load_checkpoint(tiny_checkpoint)
 

@@ -16,7 +16,7 @@ from genspot.export.parity import eager_probabilities, probe_images
 
 @pytest.fixture(scope="module")
 def eager(tiny_checkpoint):
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
 
     return load_checkpoint(tiny_checkpoint)
 

@@ -84,7 +84,7 @@ def test_trt_program_has_one_shared_dynamic_batch_and_dynamic_tokens(tiny_checkp
     from genspot.export.tensorrt import BATCH_PROFILE, export_program
     from genspot.export.torchscript import checkpoint_image_size, trace_inputs
     from genspot.export.wrapper import ProbabilityModel
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(tiny_checkpoint)
     size, max_tokens = checkpoint_image_size(meta), meta.config["text"]["max_tokens"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genspot.training.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE, binary_nll, fit_temperature
-from genspot.training.metrics import expected_calibration_error
+from genspot.training.loop.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE, binary_nll, fit_temperature
+from genspot.training.loop.metrics import expected_calibration_error
 
 
 def _calibrated_sample(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +47,7 @@ def test_degenerate_inputs_keep_identity_or_clamp():
 
 def test_fit_calibration_is_one_temperature_over_both_views():
     """With captions and blanked, as the web has both; the inputs are untouched."""
-    from genspot.training.calibration import fit_calibration
+    from genspot.training.loop.calibration import fit_calibration
 
     logits, labels = _calibrated_sample(2000, seed=1)
     sharp, blurred = logits * 3.0, logits * 0.5
@@ -57,11 +57,11 @@ def test_fit_calibration_is_one_temperature_over_both_views():
 
 
 def test_validator_fit_calibration_leaves_the_model_as_it_was(tiny_checkpoint, synthetic_dataset):
-    from genspot.training.checkpoint import load_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
     from genspot.training.config import load_train_config
-    from genspot.training.data import load_samples
-    from genspot.training.distributed import TrainingProcess
-    from genspot.training.loop import Validator
+    from genspot.training.data.data import load_samples
+    from genspot.training.loop.distributed import TrainingProcess
+    from genspot.training.loop.loop import Validator
 
     model, meta = load_checkpoint(tiny_checkpoint)
     state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genspot.formats import CHECKPOINT_FORMAT
-from genspot.training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from genspot.training.model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from genspot.training.config import ModelConfig
 
 

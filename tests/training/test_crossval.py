@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from genspot.training.crossval import grouped_folds, main, train_samples_by_source
-from genspot.training.data import group_key
+from genspot.training.evaluation.crossval import grouped_folds, main, train_samples_by_source
+from genspot.training.data.data import group_key
 from tests.fixtures.data import write_synthetic_dataset
 from tests.training.test_train_cli import learnable_config
 

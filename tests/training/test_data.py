@@ -11,9 +11,9 @@ import torch
 import pytest
 from PIL import Image
 
-from genspot.training.augment import Augmenter, quantized
+from genspot.training.data.augment import Augmenter, quantized
 from genspot.training.config import AugmentConfig
-from genspot.training.data import (
+from genspot.training.data.data import (
     IMAGE_STORE_ENV,
     DataError,
     DetectorDataset,
@@ -22,7 +22,7 @@ from genspot.training.data import (
     load_samples,
     split_samples,
 )
-from genspot.training.losses import IGNORE_INDEX
+from genspot.training.data.losses import IGNORE_INDEX
 
 
 def test_labels_csv_folder_skips_corrupt_image_and_logs_it(synthetic_dataset, caplog):

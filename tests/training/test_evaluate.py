@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genspot.training.evaluate import main
+from genspot.training.evaluation.evaluate import main
 
 CONTRACT_COLUMNS = ["image", "p_ai", "pred_label_a", "pred_label_b"]
 

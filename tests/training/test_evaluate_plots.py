@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from genspot.training.metrics import reliability_bins
-from genspot.training.plots import confusion_counts, plot_confusion_matrix, plot_reliability
+from genspot.training.loop.metrics import reliability_bins
+from genspot.training.evaluation.plots import confusion_counts, plot_confusion_matrix, plot_reliability
 
 
 def _assert_drawn_png(path):

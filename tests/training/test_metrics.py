@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from genspot.training.metrics import auroc, bootstrap_interval, compute_metrics, expected_calibration_error, reliability_bins
+from genspot.training.loop.metrics import auroc, bootstrap_interval, compute_metrics, expected_calibration_error, reliability_bins
 
 LABEL_A = [1, 1, 1, 0, 0, 0, 1, 0]
 P_AI = [0.9, 0.8, 0.3, 0.2, 0.6, 0.1, 0.7, 0.4]

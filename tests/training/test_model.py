@@ -14,8 +14,8 @@ from genspot.training.config import (
     load_model_config,
     load_train_config,
 )
-from genspot.training.losses import IGNORE_INDEX, MultiTaskLoss
-from genspot.training.model import create_model, rebuildable_branches
+from genspot.training.data.losses import IGNORE_INDEX, MultiTaskLoss
+from genspot.training.model.model import create_model, rebuildable_branches
 
 LABELS_B = ["gen_a", "gen_b", "gen_c"]
 
@@ -190,7 +190,7 @@ def test_paper_random_is_the_paper_recipe_with_random_bert_base_shaped_weights()
     paper.json only in where the weights come from, and its text tower has BertConfig()'s shape."""
     from transformers import AutoConfig, BertConfig
 
-    from genspot.training.branches import resolve_text_source
+    from genspot.training.model.branches import resolve_text_source
 
     paper, shaped = load_model_config("paper"), load_model_config("paper_random")
     assert load_train_config("paper_random") == load_train_config("paper")

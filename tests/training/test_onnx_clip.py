@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from genspot.imaging import preprocess
-from genspot.training import onnx_clip
-from genspot.training.branches import BranchBuildError, ImageBranch
+from genspot.training.model import onnx_clip
+from genspot.training.model.branches import BranchBuildError, ImageBranch
 from genspot.training.config import ConfigError, ImageBranchConfig
 
 WEB = Path(__file__).resolve().parents[3] / "shared" / "data" / "web"

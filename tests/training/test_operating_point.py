@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genspot.training.operating_point import Band, Targets, choose_band, choose_naming_confidence, outcome_table
+from genspot.training.evaluation.operating_point import Band, Targets, choose_band, choose_naming_confidence, outcome_table
 
 
 def test_the_band_keeps_every_sizeable_source_under_its_false_ai_rate():

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genspot.training.data import IMAGE_STORE_ENV, load_samples
-from genspot.training.predict import Predictions
-from genspot.training.pseudo_label import main, pseudo_labels_b, select_balanced, task_a_confidence
+from genspot.training.data.data import IMAGE_STORE_ENV, load_samples
+from genspot.training.model.predict import Predictions
+from genspot.training.ct2.pseudo_label import main, pseudo_labels_b, select_balanced, task_a_confidence
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -59,7 +59,7 @@ def soft_checkpoint(learned_checkpoint, tmp_path_factory) -> Path:
     confidences near 1, and the keep rule needs some spread to be tested."""
     import torch
 
-    from genspot.training.checkpoint import read_checkpoint
+    from genspot.training.model.checkpoint import read_checkpoint
 
     payload = read_checkpoint(learned_checkpoint)
     payload["temperature"] = 8.0
@@ -71,7 +71,7 @@ def soft_checkpoint(learned_checkpoint, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def evaluated(soft_checkpoint, synthetic_dataset, tmp_path_factory) -> dict[str, dict]:
     """Per image, the evaluate command's predictions (to cross-check pseudo-label's choices)."""
-    from genspot.training.evaluate import main as evaluate
+    from genspot.training.evaluation.evaluate import main as evaluate
 
     out = tmp_path_factory.mktemp("eval")
     assert evaluate(["--checkpoint", str(soft_checkpoint), "--data", str(synthetic_dataset), "--out", str(out), "--quiet"]) == 0
@@ -139,7 +139,7 @@ def test_quota_on_a_folder_and_a_val_share_of_whole_caption_groups(soft_checkpoi
 
 
 def test_image_folder_round_trip_into_training(tiny_checkpoint, synthetic_dataset, tmp_path):
-    from genspot.training.train import main as train
+    from genspot.training.loop.train import main as train
 
     images = tmp_path / "web"
     for i, path in enumerate(sorted((synthetic_dataset / "images").glob("*_0[0-3].png"))):
@@ -213,7 +213,7 @@ def write_dev_slice(dev: Path, folder: Path, picks: dict[tuple[str, int], int], 
 def test_two_rounds_on_a_dev_slice_keep_both_classes_and_are_evaluated(dev_data_dir, tmp_path):
     """The default model's recipe (frozen CLIP: a model that reads real pictures), its backbones'
     features computed once and shared by every round through one cache."""
-    from genspot.training.train import main as train
+    from genspot.training.loop.train import main as train
 
     labelled = write_dev_slice(dev_data_dir, tmp_path / "labelled", {("train", 0): 12, ("train", 1): 12, ("val", 0): 8, ("val", 1): 8})
     pool = write_dev_slice(dev_data_dir, tmp_path / "pool", {("train", 0): 15, ("train", 1): 15}, skip=12)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from genspot.cli import main as genspot
-from genspot.training.data import CT2_LABEL_B
+from genspot.training.data.data import CT2_LABEL_B
 from tests.fixtures.ct2 import write_long, write_test_shards, write_train_wide
 
 TINY = ["--config", "tiny", "--epochs", "1", "--quiet"]
@@ -73,7 +73,7 @@ def test_train_wide_with_val_data_then_submission_for_the_test_split(ct2, wide_r
 
 
 def test_val_data_is_all_val_and_data_is_all_train(ct2, wide_run):
-    from genspot.training.checkpoint import read_checkpoint
+    from genspot.training.model.checkpoint import read_checkpoint
 
     payload = read_checkpoint(wide_run)
     assert payload["train_args"]["val_data"] == str(ct2["Defactify4_Validation"])

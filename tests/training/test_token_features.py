@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from genspot.training.branches import BranchBuildError, ImageBranch, feature_store_config
+from genspot.training.model.branches import BranchBuildError, ImageBranch, feature_store_config
 from genspot.training.config import ConfigError, ImageBranchConfig
 
 TOWER = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 4, "width": 32, "head_width": 16, "patch_size": 8}}
@@ -61,7 +61,7 @@ def test_bad_block_choices_are_named():
 
 def test_a_cache_that_only_served_reads_is_not_rewritten(tmp_path):
     """Runs reading one full cache side by side must not rewrite (and race on) its file."""
-    from genspot.training.features import FeatureStore
+    from genspot.training.model.features import FeatureStore
 
     path = tmp_path / "image-x.pt"
     store = FeatureStore(path)

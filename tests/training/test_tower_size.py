@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genspot.training.branches import BranchBuildError, ImageBranch
+from genspot.training.model.branches import BranchBuildError, ImageBranch
 from genspot.training.config import ConfigError, ImageBranchConfig
 
 TOWER = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8}}

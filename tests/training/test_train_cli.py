@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from genspot.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from genspot.training.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from genspot.training.config import load_model_config
-from genspot.training.data import load_samples
-from genspot.training.features import frozen_features
-from genspot.training.model import create_model
-from genspot.training.predict import predict
-from genspot.training.train import main
+from genspot.training.data.data import load_samples
+from genspot.training.model.features import frozen_features
+from genspot.training.model.model import create_model
+from genspot.training.model.predict import predict
+from genspot.training.loop.train import main
 from tests.fixtures.data import write_synthetic_dataset
 from tests.fixtures.models import learnable_config, write_config
 
@@ -140,9 +140,9 @@ def test_an_interrupted_run_leaves_a_checkpoint_marked_unfinished(tmp_path, synt
     """The file saved at epoch 1 of a run stopped in epoch 2 says ``finished: False`` and is refused
     by load_checkpoint, `genspot evaluate` and `genspot export` with a message naming it."""
     from genspot.export.cli import main as export_main
-    from genspot.training.checkpoint import CheckpointError
-    from genspot.training.evaluate import main as evaluate_main
-    from genspot.training.train import Trainer
+    from genspot.training.model.checkpoint import CheckpointError
+    from genspot.training.evaluation.evaluate import main as evaluate_main
+    from genspot.training.loop.train import Trainer
 
     epoch = Trainer.epoch
 

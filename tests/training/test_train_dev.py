@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from genspot.training.checkpoint import load_checkpoint
-from genspot.training.train import main
+from genspot.training.model.checkpoint import load_checkpoint
+from genspot.training.loop.train import main
 
 
 @pytest.mark.slow

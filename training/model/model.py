@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from genspot.text import CaptionTokenizer
-from genspot.training.branches import ImageBranch, TextBranch, load_caption_tokenizer
+from genspot.training.model.branches import ImageBranch, TextBranch, load_caption_tokenizer
 from genspot.training.config import ModelConfig
-from genspot.training.fusion import create_fusion
+from genspot.training.model.fusion import create_fusion
 
 # Branch order is fixed: fusion inputs and feature dicts follow it.
 BRANCH_NAMES = ("image", "text")

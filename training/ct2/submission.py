@@ -7,7 +7,7 @@ predictions, JSON Lines when OUT ends in ``.jsonl``):
 - ``submission``: the Defactify 4 (CT2) image task's answer, one line per test row in row order:
   ``index,Label_A,Label_B``. ``index`` is the row's position in the data (over its parquet files
   in sorted order, or the dataset's rows), ``Label_A`` 0 real / 1 AI-generated, ``Label_B`` the
-  dataset's generator ids (``genspot.training.data.CT2_LABEL_B``: 0 real, 1 SD 2.1, 2 SDXL,
+  dataset's generator ids (``genspot.training.data.data.CT2_LABEL_B``: 0 real, 1 SD 2.1, 2 SDXL,
   3 SD 3, 4 DALL-E 3, 5 Midjourney), 0 wherever task A says real. The checkpoint must have been
   trained on CT2's generators for the ids to exist. ``--no-header`` drops the header line.
 - ``csv`` / ``jsonl``: ``image, p_ai, verdict, source, p_source`` for any folder of images (or
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genspot.training.data import CT2_LABEL_B, REAL, DataError, Sample, load_samples
-from genspot.training.model_cli import add_model_arguments, head_b_confidence, load_model, probability, run_command, run_model, select_split, write_csv
-from genspot.training.predict import Predictions
+from genspot.training.data.data import CT2_LABEL_B, REAL, DataError, Sample, load_samples
+from genspot.training.evaluation.model_cli import add_model_arguments, head_b_confidence, load_model, probability, run_command, run_model, select_split, write_csv
+from genspot.training.model.predict import Predictions
 
 SUBMISSION_COLUMNS = ("index", "Label_A", "Label_B")
 PREDICTION_COLUMNS = ("image", "p_ai", "verdict", "source", "p_source")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genspot.text import CaptionTokenizer
-from genspot.training import onnx_clip
+from genspot.training.model import onnx_clip
 from genspot.training.config import ImageBranchConfig, TextBranchConfig
 
 PACKAGE_PREFIX = onnx_clip.PACKAGE_PREFIX

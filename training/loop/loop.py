@@ -13,15 +13,15 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from genspot.training import calibration, metrics
-from genspot.training.augment import Augmenter
+from genspot.training.loop import calibration, metrics
+from genspot.training.data.augment import Augmenter
 from genspot.training.config import TrainConfig
-from genspot.training.data import DetectorDataset, Sample, collate
-from genspot.training.distributed import TrainingProcess, barrier
-from genspot.training.features import FrozenFeatures, autocast, frozen_features
-from genspot.training.losses import MultiTaskLoss
-from genspot.training.model import GenspotDetector
-from genspot.training.predict import Predictions, predict
+from genspot.training.data.data import DetectorDataset, Sample, collate
+from genspot.training.loop.distributed import TrainingProcess, barrier
+from genspot.training.model.features import FrozenFeatures, autocast, frozen_features
+from genspot.training.data.losses import MultiTaskLoss
+from genspot.training.model.model import GenspotDetector
+from genspot.training.model.predict import Predictions, predict
 
 
 def class_balance(samples: list[Sample]) -> float:

@@ -40,8 +40,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from genspot.imaging import IMAGE_SUFFIXES, preprocess, resize_and_crop, to_rgb, to_tensor
-from genspot.training.augment import Augmenter, jpeg_recompressed
-from genspot.training.losses import IGNORE_INDEX
+from genspot.training.data.augment import Augmenter, jpeg_recompressed
+from genspot.training.data.losses import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 

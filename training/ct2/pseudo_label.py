@@ -18,7 +18,7 @@ referenced by absolute path, nothing copied; images from parquet or a dataset, w
 the image store, a cache, are written to OUT/images/). ``--val-share F`` marks a share F of the
 kept images, whole caption groups stratified by pseudo-class, ``split=val``: training then
 validates on them too. When the input has labels they are used only to report the accuracy of
-what was kept (OUT/summary.json). ``--rounds``: see :mod:`genspot.training.pseudo_rounds`.
+what was kept (OUT/summary.json). ``--rounds``: see :mod:`genspot.training.ct2.pseudo_rounds`.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from genspot.training.data import Sample, load_samples, split_samples
-from genspot.training.metrics import REAL
-from genspot.training.model_cli import add_model_arguments, head_b_confidence, load_model, probability, run_command, run_model, select_split, write_csv
-from genspot.training.predict import Predictions
+from genspot.training.data.data import Sample, load_samples, split_samples
+from genspot.training.loop.metrics import REAL
+from genspot.training.evaluation.model_cli import add_model_arguments, head_b_confidence, load_model, probability, run_command, run_model, select_split, write_csv
+from genspot.training.model.predict import Predictions
 
 log = logging.getLogger("genspot.pseudo_label")
 
@@ -202,7 +202,7 @@ def add_keep_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from genspot.training.pseudo_rounds import add_round_arguments
+    from genspot.training.ct2.pseudo_rounds import add_round_arguments
 
     parser = argparse.ArgumentParser(prog="genspot pseudo-label", description=__doc__.split("\n\n")[0])
     add_model_arguments(parser)
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genspot.training.pseudo_rounds import check_round_arguments, format_rounds, run_rounds
+    from genspot.training.ct2.pseudo_rounds import check_round_arguments, format_rounds, run_rounds
 
     parser = build_parser()
     args = parser.parse_args(argv)

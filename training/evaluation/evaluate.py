@@ -1,9 +1,9 @@
 """`genspot evaluate`: score a checkpoint on a labelled dataset and write a report folder.
 
 REPORT_DIR gets ``predictions.csv`` (one row per image), ``metrics.json`` (task A and B, see
-:mod:`genspot.training.metrics`), ``confusion_matrix.png`` (task B, 'real' included) and
+:mod:`genspot.training.loop.metrics`), ``confusion_matrix.png`` (task B, 'real' included) and
 ``reliability.png`` (task A calibration). Probabilities use the checkpoint's temperature.
-The model-running helpers it shares with other commands are in :mod:`genspot.training.model_cli`.
+The model-running helpers it shares with other commands are in :mod:`genspot.training.evaluation.model_cli`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genspot.training.data import Sample, load_samples
-from genspot.training.metrics import REAL, bootstrap_interval, compute_metrics, reliability_bins
-from genspot.training.model_cli import (
+from genspot.training.data.data import Sample, load_samples
+from genspot.training.loop.metrics import REAL, bootstrap_interval, compute_metrics, reliability_bins
+from genspot.training.evaluation.model_cli import (
     add_model_arguments,
     head_b_confidence,
     jpeg_quality,
@@ -28,9 +28,9 @@ from genspot.training.model_cli import (
     select_split,
     write_csv,
 )
-from genspot.training.operating_point import Band, format_table, named_guess_candidates, outcome_table
-from genspot.training.plots import plot_confusion_matrix, plot_reliability
-from genspot.training.predict import Predictions
+from genspot.training.evaluation.operating_point import Band, format_table, named_guess_candidates, outcome_table
+from genspot.training.evaluation.plots import plot_confusion_matrix, plot_reliability
+from genspot.training.model.predict import Predictions
 
 log = logging.getLogger("genspot.evaluate")
 

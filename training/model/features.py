@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from genspot.text import caption_hash
-from genspot.training.branches import backbone_key, feature_store_config
-from genspot.training.data import DetectorDataset, Sample, collate
-from genspot.training.model import GenspotDetector
+from genspot.training.model.branches import backbone_key, feature_store_config
+from genspot.training.data.data import DetectorDataset, Sample, collate
+from genspot.training.model.model import GenspotDetector
 
 
 def autocast(device: torch.device, bf16: bool):

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from genspot.probability import calibrated_probability
-from genspot.training.data import DetectorDataset, Sample, collate
-from genspot.training.features import FrozenFeatures, autocast
-from genspot.training.model import GenspotDetector
+from genspot.training.data.data import DetectorDataset, Sample, collate
+from genspot.training.model.features import FrozenFeatures, autocast
+from genspot.training.model.model import GenspotDetector
 
 
 @dataclass(frozen=True)

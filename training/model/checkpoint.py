@@ -21,7 +21,7 @@ import torch
 from genspot.formats import CHECKPOINT_FORMAT, CheckpointMeta, FormatError, decode_checkpoint_meta
 from genspot.text import CaptionTokenizer
 from genspot.training.config import ModelConfig
-from genspot.training.model import GenspotDetector, create_model, rebuildable_branches
+from genspot.training.model.model import GenspotDetector, create_model, rebuildable_branches
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointMeta", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
 

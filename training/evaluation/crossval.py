@@ -23,16 +23,16 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedGroupKFold
 
-from genspot.training import metrics
-from genspot.training.checkpoint import stored_state_dict
+from genspot.training.loop import metrics
+from genspot.training.model.checkpoint import stored_state_dict
 from genspot.training.config import ConfigError
-from genspot.training.curves import plot_cv_curves
-from genspot.training.data import DataError, Sample, generator_names, group_key, load_samples, split_samples
-from genspot.training.features import FrozenFeatures
-from genspot.training.distributed import TrainingProcess, distributed_runtime, log_to_run_dir
-from genspot.training.loop import Trainer, Validator, prepare_frozen_features
-from genspot.training.model import create_model
-from genspot.training.operating_point import (
+from genspot.training.loop.curves import plot_cv_curves
+from genspot.training.data.data import DataError, Sample, generator_names, group_key, load_samples, split_samples
+from genspot.training.model.features import FrozenFeatures
+from genspot.training.loop.distributed import TrainingProcess, distributed_runtime, log_to_run_dir
+from genspot.training.loop.loop import Trainer, Validator, prepare_frozen_features
+from genspot.training.model.model import create_model
+from genspot.training.evaluation.operating_point import (
     Targets,
     choose_band,
     choose_naming_confidence,
@@ -40,7 +40,7 @@ from genspot.training.operating_point import (
     named_guess_candidates,
     outcome_table,
 )
-from genspot.training.train import build_parser as build_train_parser, resolve_configs
+from genspot.training.loop.train import build_parser as build_train_parser, resolve_configs
 
 log = logging.getLogger("genspot.cv")
 

@@ -14,11 +14,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from genspot.training.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint
-from genspot.training.data import DataError, Sample
-from genspot.training.features import frozen_features
-from genspot.training.model import GenspotDetector
-from genspot.training.predict import Predictions, predict
+from genspot.training.model.checkpoint import CheckpointError, CheckpointMeta, load_checkpoint
+from genspot.training.data.data import DataError, Sample
+from genspot.training.model.features import frozen_features
+from genspot.training.model.model import GenspotDetector
+from genspot.training.model.predict import Predictions, predict
 
 log = logging.getLogger("genspot.model_cli")
 

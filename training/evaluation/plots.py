@@ -66,7 +66,7 @@ def plot_confusion_matrix(
 def plot_reliability(bins: dict, ece: float, path: str | Path, title: str = "Task A reliability") -> Path:
     """Bars of accuracy per confidence bin against the diagonal, with the count histogram below.
 
-    ``bins`` is :func:`genspot.training.metrics.reliability_bins` output.
+    ``bins`` is :func:`genspot.training.loop.metrics.reliability_bins` output.
     """
     edges = np.asarray(bins["edges"])
     centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)

@@ -8,9 +8,9 @@ features on disk and trains the rest (fusion and heads); ``--mode finetune`` tra
 process trains a shard (DDP); only rank 0 validates and writes.
 
 This module is the command: its options, the configs they give, and the run's order. The parts
-live in :mod:`~genspot.training.distributed` (process set-up, logging),
-:mod:`~genspot.training.train_data` (samples), :mod:`~genspot.training.loop` (``Trainer``,
-``Validator``) and :mod:`~genspot.training.calibration`.
+live in :mod:`~genspot.training.loop.distributed` (process set-up, logging),
+:mod:`~genspot.training.data.train_data` (samples), :mod:`~genspot.training.loop.loop` (``Trainer``,
+``Validator``) and :mod:`~genspot.training.loop.calibration`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from genspot.training.checkpoint import save_checkpoint, stored_state_dict
+from genspot.training.model.checkpoint import save_checkpoint, stored_state_dict
 from genspot.training.config import (
     DEFAULT_CONFIG,
     ConfigError,
@@ -34,12 +34,12 @@ from genspot.training.config import (
     load_train_config,
     with_overrides,
 )
-from genspot.training.curves import plot_training_curves
-from genspot.training.data import DataError, generator_names
-from genspot.training.distributed import TrainingProcess, barrier, distributed_runtime, log_to_run_dir
-from genspot.training.loop import Trainer, Validator, prepare_frozen_features
-from genspot.training.model import create_model
-from genspot.training.train_data import load_data
+from genspot.training.loop.curves import plot_training_curves
+from genspot.training.data.data import DataError, generator_names
+from genspot.training.loop.distributed import TrainingProcess, barrier, distributed_runtime, log_to_run_dir
+from genspot.training.loop.loop import Trainer, Validator, prepare_frozen_features
+from genspot.training.model.model import create_model
+from genspot.training.data.train_data import load_data
 
 __all__ = ["build_parser", "calibrate", "distributed_runtime", "main", "prepare_frozen_features", "resolve_configs",
            "Trainer", "Validator"]

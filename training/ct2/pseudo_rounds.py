@@ -1,7 +1,7 @@
 """`genspot pseudo-label --rounds N`: pseudo-label, retrain, evaluate, N times over.
 
 Round r labels the unlabelled pool with the previous round's checkpoint (round 1: --checkpoint)
-into OUT/round{r}/ (the keep rule of :mod:`genspot.training.pseudo_label`), trains a new model
+into OUT/round{r}/ (the keep rule of :mod:`genspot.training.ct2.pseudo_label`), trains a new model
 from scratch on --data plus those pseudo-labels (OUT/round{r}/run/: `genspot train --config
 CONFIG --pseudo-labels OUT/round{r}` and --train-args), and evaluates it on a held-out labelled set
 (--eval-data, all of it, such as CT2's official validation set; default the val split of --data;
@@ -21,9 +21,9 @@ import shlex
 from pathlib import Path
 
 from genspot.training.config import DEFAULT_CONFIG
-from genspot.training.data import DataError, load_samples
-from genspot.training.evaluate import evaluate
-from genspot.training.model_cli import select_split
+from genspot.training.data.data import DataError, load_samples
+from genspot.training.evaluation.evaluate import evaluate
+from genspot.training.evaluation.model_cli import select_split
 
 log = logging.getLogger("genspot.pseudo_label")
 
@@ -69,7 +69,7 @@ def evaluate_round(args: argparse.Namespace, checkpoint: Path, out: Path) -> dic
 
 
 def train_round(args: argparse.Namespace, pseudo_dir: Path, run_dir: Path) -> Path:
-    from genspot.training.train import main as train
+    from genspot.training.loop.train import main as train
 
     argv = ["--data", str(args.data), "--out", str(run_dir), "--config", args.config, "--pseudo-labels", str(pseudo_dir),
             "--device", args.device, *shlex.split(args.train_args)]
@@ -92,7 +92,7 @@ def overlap_with_held_out(args: argparse.Namespace) -> int:
 
 
 def run_rounds(args: argparse.Namespace) -> dict:
-    from genspot.training.pseudo_label import pseudo_label
+    from genspot.training.ct2.pseudo_label import pseudo_label
 
     overlap = overlap_with_held_out(args)
     if overlap:

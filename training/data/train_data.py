@@ -9,7 +9,7 @@ import logging
 import random
 
 from genspot.training.config import TrainConfig
-from genspot.training.data import DataError, Sample, load_samples, split_samples
+from genspot.training.data.data import DataError, Sample, load_samples, split_samples
 
 log = logging.getLogger("genspot.train")
 

@@ -1,0 +1,1 @@
+"""Evaluation and selection: `genspot evaluate`, grouped CV (`genspot cv`), the operating point, plots."""

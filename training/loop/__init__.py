@@ -1,0 +1,1 @@
+"""The training loop: `genspot train`, its processes and epochs, metrics, temperature calibration, curves."""

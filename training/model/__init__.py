@@ -1,0 +1,1 @@
+"""The detector: CLIP tower, image and text branches, fusion, checkpoint format, frozen features, prediction."""
