@@ -39,7 +39,7 @@ class Duel:
     def ratio_interval(self) -> tuple[float, float]:
         """The 5th and 95th percentiles of the per-round ratios."""
         ratios = self.ratios()
-        return ratios[int(0.05 * (len(ratios) - 1))], ratios[int(round(0.95 * (len(ratios) - 1)))]
+        return ratios[round(0.05 * (len(ratios) - 1))], ratios[round(0.95 * (len(ratios) - 1))]
 
 
 def _inputs(bundle: Bundle, pictures: Path, batch: int):

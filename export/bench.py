@@ -440,14 +440,14 @@ def main(argv: list[str]) -> int:
 
 
 def _main_against(args: argparse.Namespace, batches: list[int]) -> int:
-    from genspot.export.alternate import duel, format_duel
+    from genspot.export.alternate import MIN_ROUNDS, duel, format_duel
 
     if args.bundle is None or args.pictures is None or len(batches) != 1:
         print("genspot bench: --against needs --bundle, --pictures DIR and one --batch size", file=sys.stderr)
         return 2
     print(environment("start"))
     try:
-        result = duel(args.bundle, args.against, args.pictures, batches[0], args.seconds, max(args.runs, 20))
+        result = duel(args.bundle, args.against, args.pictures, batches[0], args.seconds, max(args.runs, MIN_ROUNDS))
     except ValueError as exc:
         print(f"genspot bench: {exc}", file=sys.stderr)
         return 2
