@@ -174,6 +174,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         env = {}
         for name, value in msgspec.structs.asdict(self).items():
             if value is None:
+                if name in _OPTIONAL_FIELDS:  # "none" for a field whose default is something
+                    env[env_name(name)] = ""
                 continue
             if isinstance(value, tuple):
                 value = ",".join(map(str, value))

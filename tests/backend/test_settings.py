@@ -36,6 +36,8 @@ def test_round_trip_through_the_environment():
     settings = Settings(redis_url="redis://r:6379/0", api_keys=("k",), allow_loopback=True, batch_max_wait_ms=2.5,
                         use_alt_text=False)
     assert Settings.from_env(settings.to_env()) == settings
+    unbounded = Settings(batch_max_call_ms=None, batch_shared_call_ms=None)  # off, where the defaults bound calls
+    assert Settings.from_env(unbounded.to_env()) == unbounded
 
 
 @pytest.mark.parametrize(
