@@ -171,7 +171,7 @@ def _ai_signal(ai: list[_Action], active_label: str | None, active_tool: str | N
     origin = max(ai, key=lambda a: (source_type_term(a.source_type) == "trainedAlgorithmicMedia", a.depth))
     statement = origin.statement(active_label)
     generator = statement.software_agent or maker_claimed_in(statement.description)
-    origin_tool = _tool(origin.manifest)
+    origin_tool = statement.claim_generator
     if origin.manifest_label != active_label and active_tool and active_tool != origin_tool:
         generator = f"{generator} -> {active_tool}" if generator else active_tool
     terms = ", ".join(sorted({source_type_term(a.source_type) for a in ai}))
