@@ -29,7 +29,28 @@ def test_chosen_blocks_and_token_stats_are_columns_of_the_full_feature():
     assert everything.shape == (3, 4 * 3 * 32)
     assert chosen.output_dim == 2 * 3 * 32
     assert torch.equal(chosen(image), everything[:, chosen.store_columns()])
-    assert torch.equal(full(image), everything[:, full.store_columns()]), "class tokens alone: the former layout"
+    # class tokens alone: the former layout (the last block's class token computed by itself)
+    torch.testing.assert_close(full(image), everything[:, full.store_columns()], rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_the_last_chosen_block_computes_its_class_token_alone():
+    full, cut = branch(), branch(blocks=(0, 2))
+    cut.load_state_dict(full.state_dict())
+    seen = {}
+
+    def count_tokens(index):
+        def hook(_module, args):
+            seen[index] = args[0].shape[1]
+
+        return hook
+
+    for index, block in enumerate(cut.visual.transformer.resblocks):
+        block.mlp.register_forward_pre_hook(count_tokens(index))
+    image = torch.rand(3, 3, 32, 32)
+    everything = full.features(image, list(range(full.depth)), True)
+    torch.testing.assert_close(cut(image), everything[:, cut.store_columns()], rtol=1e-5, atol=1e-5)
+    assert seen == {0: 17, 1: 17, 2: 1}, "blocks 0-1 see every token, block 2 only the class token, block 3 never runs"
 
 
 @torch.no_grad()

@@ -48,7 +48,8 @@ class ImageBranch(nn.Module):
     the tower's final LayerNorm, concatenated ([N, blocks * width]): earlier blocks keep low-level
     traces that the last one, trained for semantics, has let go (cf. RINE, Koutlis & Papadopoulos,
     2024). ``token_stats`` adds each block's patch-token mean and standard deviation after the
-    LayerNorm ([N, blocks * 3 * width]); the tower runs only up to the last chosen block."""
+    LayerNorm ([N, blocks * 3 * width]); the tower runs only up to the last chosen block, and without
+    token statistics that block computes its class token alone."""
 
     def __init__(self, config: ImageBranchConfig, load_weights: bool = True):
         super().__init__()
@@ -64,6 +65,8 @@ class ImageBranch(nn.Module):
             raise BranchBuildError(f"image.blocks {list(config.blocks)}: the tower has blocks 0-{self.depth - 1}")
         self.blocks = list(config.blocks) or list(range(self.depth))
         self.token_stats = config.token_stats
+        if self.every_layer and not getattr(self.visual.transformer, "batch_first", True):
+            raise BranchBuildError("pooled \"layers\" needs a batch-first open_clip tower")
         size = self.visual.image_size
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         preprocess_cfg = getattr(self.visual, "preprocess_cfg", None) or {}
@@ -101,17 +104,35 @@ class ImageBranch(nn.Module):
         return [3 * self.width * b + i for b in self.blocks for i in range(parts * self.width)]
 
     def _block_tokens(self, image: torch.Tensor, blocks: list[int], token_stats: bool) -> torch.Tensor:
-        visual = self.visual
+        visual, last = self.visual, blocks[-1]
+        if token_stats or last == 0:
+            taken = blocks
+        else:  # the last block's patch tokens are never read: only its class token is computed
+            taken = sorted({*blocks[:-1], last - 1})
         found = visual.forward_intermediates(
-            image, indices=blocks, stop_early=True, intermediates_only=True, output_fmt="NLC", output_extra_tokens=True
+            image, indices=taken, stop_early=True, intermediates_only=True, output_fmt="NLC", output_extra_tokens=True
         )
+        tokens = dict(zip(taken, zip(found["image_intermediates_prefix"], found["image_intermediates"])))
+        if last not in tokens:
+            before = torch.cat(tokens[last - 1], dim=1)
+            tokens[last] = (class_token_of_block(visual.transformer.resblocks[last], before), None)
         parts = []
-        for prefix, patches in zip(found["image_intermediates_prefix"], found["image_intermediates"]):
+        for block in blocks:
+            prefix, patches = tokens[block]
             parts.append(visual.ln_post(prefix[:, 0]))
             if token_stats:
                 normed = visual.ln_post(patches)
                 parts += [normed.mean(dim=1), normed.std(dim=1, unbiased=False)]
         return torch.cat(parts, dim=1)
+
+
+def class_token_of_block(block: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The class token ([N, 1, D]) that open_clip's ``ResidualAttentionBlock`` outputs for ``tokens``
+    ([N, L, D], batch first), computed for that token alone: its query against every token's keys
+    and values, then its MLP. Same arithmetic as the whole block, about a sixth of its work."""
+    normed = block.ln_1(tokens)
+    cls = tokens[:, :1] + block.ls_1(block.attention(q_x=normed[:, :1], k_x=normed, v_x=normed))
+    return cls + block.ls_2(block.mlp(block.ln_2(cls)))
 
 
 def _build_visual(config: ImageBranchConfig, load_weights: bool) -> nn.Module:
