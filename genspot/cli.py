@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("genspot.training.loop.train", "train a detector on a labelled folder or CT2 parquet"),
     "cv": ("genspot.training.evaluation.crossval", "grouped cross-validation of a training recipe on the train split"),
+    "aligned-fakes": ("genspot.training.data.aligned", "reconstruct real train photos through an autoencoder: extra AI examples"),
     "evaluate": ("genspot.training.evaluation.evaluate", "evaluate a checkpoint: metrics, plots, predictions"),
     "predict": ("genspot.training.ct2.submission", "predict with a checkpoint: a CT2 submission, or p_ai per image"),
     "pseudo-label": ("genspot.training.ct2.pseudo_label", "label unlabelled images with a checkpoint"),

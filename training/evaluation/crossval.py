@@ -8,7 +8,10 @@ predictions of all folds are pooled per source (each ``--data`` given) into task
 (captions blanked) and AUROC with percentile-bootstrap intervals, and task-B macro-F1 (captions
 as given). RUN_DIR gets ``cv.json`` (the pooled figures per epoch, each image's last-epoch out-of-fold
 prediction, and the operating point they support: ``operating_point``) and ``cv.png``. Takes
-the same options as `genspot train`, plus ``--folds``.
+the same options as `genspot train`, plus ``--folds`` and ``--extra-train``: images made from
+train images (``genspot aligned-fakes``) that train in every fold not holding out their group and
+are never scored, so a fake never trains a fold that scores its twin, and the figures and the
+operating point stay those of the original data.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ def build_parser():
     parser = build_train_parser()
     parser.prog, parser.description = "genspot cv", __doc__.split("\n\n")[0]
     parser.add_argument("--folds", type=int, default=5, help="number of grouped folds (default 5)")
+    parser.add_argument("--extra-train", nargs="+", default=[], metavar="DIR",
+                        help="labels.csv folders of images made from --data's train images (`genspot aligned-fakes`), "
+                        "each with its original's group: trained on in every fold that does not hold out that group, never scored")
     return parser
 
 
@@ -62,6 +68,30 @@ def grouped_folds(samples: list[Sample], sources: np.ndarray, folds: int, seed: 
     strata = [f"{source}:{s.label_a}" for s, source in zip(samples, sources)]
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [held for _, held in splitter.split(np.zeros(len(samples)), strata, [group_key(s) for s in samples])]
+
+
+def load_extra_train(folders: list[str], samples: list[Sample], progress: bool) -> list[Sample]:
+    """The extra train images; each must carry the group of a train image (its original's), or
+    nothing would keep it off the fold that scores its original."""
+    extra = [s for folder in folders for s in load_samples(folder, progress=progress)]
+    known = {group_key(s) for s in samples}
+    strays = [s for s in extra if s.split not in (None, "train") or group_key(s) not in known]
+    if strays:
+        raise DataError(
+            f"{len(strays)} extra train image(s) are not train images of a group of --data's train split "
+            f"(e.g. {strays[0].key}: split {strays[0].split}, group {group_key(strays[0])!r})"
+        )
+    return extra
+
+
+def extra_in_folds(extra: list[Sample], samples: list[Sample], folds: list[np.ndarray]) -> list[np.ndarray]:
+    """Per fold, the indices of the extra images it trains on: those whose group it does not hold out."""
+    groups = [group_key(s) for s in extra]
+    chosen = []
+    for held in folds:
+        held_groups = {group_key(samples[i]) for i in held}
+        chosen.append(np.array([i for i, group in enumerate(groups) if group not in held_groups], dtype=int))
+    return chosen
 
 
 def subset(frozen: FrozenFeatures | None, index: np.ndarray) -> FrozenFeatures | None:
@@ -90,10 +120,15 @@ def cross_validate(args, process: TrainingProcess) -> dict:
     sources = np.array([i for i, part in enumerate(by_source) for _ in part])
     if args.folds < 2 or len(samples) < args.folds:
         raise DataError(f"need at least 2 folds and as many training samples (got {args.folds} folds, {len(samples)} samples)")
-    labels_b = generator_names(samples)
+    extra = load_extra_train(args.extra_train, samples, progress)
+    labels_b = generator_names(samples + extra)
     folds = grouped_folds(samples, sources, args.folds, train_config.seed)
+    extra_folds = extra_in_folds(extra, samples, folds)
     log.info("config %s: %d train samples from %d source(s), %d grouped folds of %s", model_config.name,
              len(samples), len(by_source), len(folds), ", ".join(str(len(f)) for f in folds))
+    if extra:
+        log.info("%d extra train images, never scored; each fold trains on %s of them", len(extra),
+                 ", ".join(str(len(f)) for f in extra_folds))
     cache_dir = args.cache_dir or args.out / "feature-cache"
     epochs = train_config.epochs
     p_ai = np.zeros((epochs, len(samples)))
@@ -103,12 +138,13 @@ def cross_validate(args, process: TrainingProcess) -> dict:
     torch.manual_seed(train_config.seed)
     model = create_model(model_config, labels_b).to(process.device)  # built once: backbones are the folds' costliest part
     untrained = stored_state_dict(model)  # what training changes; each fold starts from it
-    frozen, _ = prepare_frozen_features(model, samples, [], cache_dir, process, train_config, progress)
-    for number, held in enumerate(folds, start=1):
+    everything = samples + extra  # extra images after the scored ones: held-out indices stay valid
+    frozen, _ = prepare_frozen_features(model, everything, [], cache_dir, process, train_config, progress)
+    for number, (held, extra_fitted) in enumerate(zip(folds, extra_folds), start=1):
         torch.manual_seed(train_config.seed)
         model.load_state_dict(untrained, strict=False)
-        fitted = np.setdiff1d(np.arange(len(samples)), held)
-        fit_samples, held_samples = [samples[i] for i in fitted], [samples[i] for i in held]
+        fitted = np.concatenate([np.setdiff1d(np.arange(len(samples)), held), len(samples) + extra_fitted])
+        fit_samples, held_samples = [everything[i] for i in fitted], [samples[i] for i in held]
         trainer = Trainer(model, fit_samples, subset(frozen, fitted), train_config, process, progress=False)
         validator = Validator(model, held_samples, subset(frozen, held), train_config, process, progress=False)
         for epoch in range(epochs):
@@ -135,6 +171,8 @@ def cross_validate(args, process: TrainingProcess) -> dict:
         "data": [str(spec) for spec in args.data],
         "folds": len(folds),
         "fold_sizes": [len(f) for f in folds],
+        "extra_train": [str(folder) for folder in args.extra_train],
+        "extra_train_per_fold": [len(f) for f in extra_folds],
         "seconds": round(time.monotonic() - started, 1),
         "epochs": per_epoch,
         "operating_point": operating_point(oof),
@@ -172,6 +210,9 @@ def operating_point(oof: list[dict], targets: Targets = Targets()) -> dict:
 def summary(report: dict) -> str:
     last = report["epochs"][-1]
     lines = [f"{report['config']}: {report['folds']}-fold grouped CV on train, out-of-fold figures at epoch {last['epoch']}"]
+    if report["extra_train"]:
+        lines.append(f"  extra train images from {', '.join(report['extra_train'])} (never scored): "
+                     f"{', '.join(map(str, report['extra_train_per_fold']))} per fold")
     for spec in report["data"]:
         row, interval = last[spec], last[spec]["interval"]
         lines.append(
