@@ -52,7 +52,7 @@ $(BUNDLE)/manifest.json: $(CHECKPOINT) | $(STAMP)
 # The committed default checkpoint, rebuilt from data: the clip config (its recipe, epoch count and
 # verdict band chosen by `genspot cv` on the train splits, model card) on dev + web, then copied into
 # training/weights. The frozen towers' features are cached in FEATURE_CACHE (the first run computes
-# them: 15-25 minutes on a 2-core AVX-512-BF16 EPYC; `genspot cv` and `genspot evaluate --cache-dir` reuse them).
+# them: 15-25 minutes on a 2-core EPYC; `genspot cv` and `genspot evaluate --cache-dir` reuse them).
 DATA_DIR ?= ../shared/data
 WEIGHTS_RUN ?= runs/default
 FEATURE_CACHE ?= runs/features
