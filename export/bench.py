@@ -16,15 +16,16 @@ fixed length): the paper's own encoders, and with ``--reference-checkpoint`` the
 bundle was exported from (the same encoders as the bundle), which is then the ratios' baseline.
 ``--same-backbones`` adds bundles with the reference's backbones (ViT-B/32 + BERT-base, random
 weights) in fp32, bf16 and bf16 + int8 linears, so each optimisation step is measured on the
-same work. ``--onnxruntime`` adds the bundle's graph exported to ONNX from its checkpoint and
-run by ONNX Runtime (``export/onnx.py``: fp32, and int8 dynamic), an alternative runtime
-outside the bundle contract, with its parity against the eager checkpoint and the bundle.
+same work. ``--onnxruntime`` adds the bundle's checkpoint exported as an ONNX bundle
+(``export/onnx.py``: fp32) and ONNX Runtime's int8 dynamic quantisation of its graphs (outside
+the bundle contract), with their parity against the eager checkpoint and the bundle.
 ``--against`` instead times two bundles call for call on real pictures (``export/alternate.py``):
 the way to state one bundle's speed-up over another.
 
 Distance to the limit. Each row's FLOPs per image are counted with
 ``torch.utils.flop_counter.FlopCounterMode`` on one call (matmuls, convolutions and attention,
-2 FLOPs per multiply-add); the bench also times a large matmul in bf16 (fp32 where the CPU has
+2 FLOPs per multiply-add; an ONNX bundle's on the checkpoint it came from, run in torch, where
+that checkpoint is on the machine, else not counted: "-"); the bench also times a large matmul in bf16 (fp32 where the CPU has
 no native bf16), and each row's ``% peak`` is its FLOPs x median images/s over that matmul's
 fastest call (the peak).
 The machine, threads and load average (at the start and at the end) are printed with the table.
@@ -49,8 +50,9 @@ from tqdm import tqdm
 
 from genspot.bundle import Bundle, load_bundle
 from genspot.export.hardware import cpu_bf16_reason, cpu_description
-from genspot.export.onnx import OnnxRuntimeModel, export_onnx, quantize_int8
+from genspot.export.onnx import export_onnx, quantize_bundle
 from genspot.export.parity import TOLERANCES, ParityReport, check_parity, compare, probe_batches, probe_images
+from genspot.export.wrapper import ProbabilityModel
 
 # Alt-texts of web-like lengths (empty ones included): the bench cycles through them.
 ALT_TEXTS = (
@@ -192,9 +194,8 @@ def captions_for(count: int, distinct: bool) -> list[str]:
     return [ALT_TEXTS[i % len(ALT_TEXTS)] + (f" #{i}" if distinct else "") for i in range(count)]
 
 
-def _bundle_row(bundles: tuple[Bundle | OnnxRuntimeModel, Bundle], batch: int, label: str, seconds: float, runs: int) -> Timing:
-    """One batch size of ``Bundle.predict``: timed on ``bundles[0]`` (a bundle, or its graph in ONNX
-    Runtime), FLOPs counted on ``bundles[1]``."""
+def _bundle_row(bundles: tuple[Bundle, Bundle], batch: int, label: str, seconds: float, runs: int) -> Timing:
+    """One batch size of ``Bundle.predict``: timed on ``bundles[0]``, FLOPs counted on ``bundles[1]``."""
     timed, counter = bundles
     images = probe_images(batch, timed.image_size, torch.Generator().manual_seed(batch))
     distinct = timed.text_cache is None
@@ -211,9 +212,11 @@ def bench_bundle(path: Path, batches: list[int], seconds: float, runs: int, labe
     repeated alt-texts whose text features come from the bundle's cache. Every row loads the
     bundle afresh, since a TorchScript module's speed at one shape depends on the shapes it ran
     before; FLOPs are counted on a second copy, so the counting cannot change the timed one."""
+    counted = _torch_graph(path)
 
     def fresh(text_cache: bool) -> tuple[Bundle, Bundle]:
-        return load_bundle(path, text_cache=text_cache), load_bundle(path, text_cache=text_cache)
+        counter = load_bundle(path, text_cache=text_cache)
+        return load_bundle(path, text_cache=text_cache), counter if counted is None else dataclasses.replace(counter, module=counted)
 
     rows = [_bundle_row(fresh(False), batch, label, seconds, runs) for batch in batches]
     cached = fresh(True)
@@ -222,20 +225,37 @@ def bench_bundle(path: Path, batches: list[int], seconds: float, runs: int, labe
     return rows
 
 
-def onnxruntime_models(bundle_dir: Path, folder: Path) -> list[tuple[str, OnnxRuntimeModel, str]]:
-    """(label, model, parity summary) of the bundle's checkpoint exported to ONNX in ``folder``,
-    fp32 and ONNX Runtime's int8 dynamic quantisation of it, each checked against the eager
-    checkpoint (the tolerance a bundle of that precision must meet) and against the bundle."""
+def _torch_graph(path: Path) -> ProbabilityModel | None:
+    """For an ONNX bundle, whose graphs run outside torch, the same graphs in torch (its checkpoint
+    in fp32 eager) to count FLOPs on; None for other bundles, or when the checkpoint is not here."""
     from genspot.export.tensorrt import source_checkpoint
     from genspot.training.model.checkpoint import load_checkpoint
 
-    detector, meta = load_checkpoint(source_checkpoint(bundle_dir))
+    if load_bundle(path, text_cache=False).spec.kind != "onnx":
+        return None
+    try:
+        detector, meta = load_checkpoint(source_checkpoint(path))
+    except FileNotFoundError:
+        return None
+    return ProbabilityModel(detector, meta.temperature).eval()
+
+
+def onnxruntime_models(bundle_dir: Path, folder: Path) -> list[tuple[str, Bundle, str]]:
+    """(label, bundle, parity summary) of the bundle's checkpoint exported as an ONNX bundle in
+    ``folder`` (fp32) and of ONNX Runtime's int8 dynamic quantisation of its graphs, each checked
+    against the eager checkpoint (the tolerance a bundle of that precision must meet) and against
+    the bundle."""
+    from genspot.export.tensorrt import source_checkpoint
+    from genspot.training.model.checkpoint import load_checkpoint
+
+    checkpoint = source_checkpoint(bundle_dir)
+    detector, meta = load_checkpoint(checkpoint)
     bundle = load_bundle(bundle_dir, text_cache=False)
-    fp32 = export_onnx(detector, meta, folder / "model.onnx")
-    variants = [("fp32", fp32, "float32"), ("int8 dynamic", quantize_int8(fp32, folder / "model.int8.onnx"), "int8")]
+    fp32 = export_onnx(checkpoint, folder / "onnx-fp32", loaded=(detector, meta)).bundle_dir
+    variants = [("fp32", fp32, "float32"), ("int8 dynamic", quantize_bundle(fp32, folder / "onnx-int8"), "int8")]
     models = []
     for name, path, precision in tqdm(variants, desc="checking ONNX Runtime models", file=sys.stderr):
-        model = OnnxRuntimeModel(path, bundle.tokenizer, bundle.image_size)
+        model = load_bundle(path, text_cache=False)
         eager = check_parity(
             detector, meta.temperature, detector.tokenizer, [model.predict], bundle.image_size, TOLERANCES[precision]
         )
@@ -332,10 +352,10 @@ def format_rows(rows: list[Timing], references: list[Timing], peak: Timing) -> s
     lines = [header + (f"  {'x base (wall)':>13}  {'x base (CPU)':>12}" if baseline else "")]
     for row in rows:
         spread = f"{row.min_ms:.1f}-{row.max_ms:.1f}"
+        counted = (f"{row.flops_per_image / 1e9:>9.3g}", f"{100 * row.peak_fraction(peak_flops):>5.3g}%") if row.flops_per_image else ("-", "-")
         line = (
             f"{row.label:<{width}}  {row.captions:<10}  {row.batch:>5}  {row.warmup_calls:>7}  {row.median_ms:>9.1f}"
-            f"  {spread:>15}  {row.images_per_s:>9.2f}  {row.cpu_ms_per_image:>10.1f}  {row.flops_per_image / 1e9:>9.3g}"
-            f"  {100 * row.peak_fraction(peak_flops):>5.3g}%"
+            f"  {spread:>15}  {row.images_per_s:>9.2f}  {row.cpu_ms_per_image:>10.1f}  {counted[0]:>9}  {counted[1]:>6}"
         )
         if baseline:
             wall = row.images_per_s / baseline.images_per_s

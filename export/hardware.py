@@ -1,4 +1,5 @@
-"""What this machine can run: bf16 on the CPU, CUDA and Torch-TensorRT for `export trt`.
+"""What this machine can run: bf16 on the CPU (and so which CPU bundle is fastest), CUDA and
+Torch-TensorRT for `export trt`.
 
 bf16 is only worth exporting for CPUs with native bf16 matrix instructions (AVX-512-BF16
 or AMX); elsewhere it is emulated and slower than fp32, so it is refused rather than
@@ -64,6 +65,14 @@ def resolve_cpu_dtype(requested: str, cpuinfo: Path | None = None) -> torch.dtyp
             raise ValueError(reason)
         return torch.bfloat16
     raise ValueError(f"unknown dtype {requested!r}; choose fp32, bf16 or auto")
+
+
+def resolve_cpu_bundle(requested_dtype: str, cpuinfo: Path | None = None) -> tuple[str, torch.dtype]:
+    """``(kind, dtype)`` of the fastest exact CPU bundle for ``fp32`` | ``bf16`` | ``auto``: TorchScript
+    where that resolves to bf16 (native bf16), else ONNX Runtime fp32, which ran fp32 faster than
+    TorchScript on both EPYCs measured (docs/PERFORMANCE.md)."""
+    dtype = resolve_cpu_dtype(requested_dtype, cpuinfo)
+    return ("torchscript", dtype) if dtype == torch.bfloat16 else ("onnx", torch.float32)
 
 
 def tensorrt_missing() -> str | None:

@@ -19,8 +19,6 @@ from genspot.bundle import (
     DTYPES,
     FORMAT,
     MANIFEST_FILE,
-    MODEL_FILE,
-    TOKENIZER_FILE,
 )
 from genspot.formats import CheckpointMeta
 from genspot.training.config import ModelConfig
@@ -92,6 +90,7 @@ def backbones(config: ModelConfig) -> dict[str, Any]:
 def build_manifest(
     *,
     kind: str,
+    files: dict[str, str],
     detector: torch.nn.Module,
     meta: CheckpointMeta,
     image_size: int,
@@ -108,7 +107,7 @@ def build_manifest(
     manifest = {
         "format": FORMAT,
         "kind": kind,
-        "files": {"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
+        "files": files,
         "model_version": model_version(weights_sha256, dtype, quantization),
         "weights_sha256": weights_sha256,
         "labels": list(meta.labels_b),

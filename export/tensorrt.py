@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from genspot.bundle import MANIFEST_FILE
+from genspot.bundle import MANIFEST_FILE, MODEL_FILE
 from genspot.export.hardware import tensorrt_missing
 from genspot.export.parity import TOLERANCES
 from genspot.export.torchscript import checkpoint_image_size, trace_inputs
@@ -118,9 +118,13 @@ def export_tensorrt(checkpoint: Path, out: Path, parity_images: Path | None = No
     with torch.no_grad():
         compiled = compile_tensorrt(export_program(wrapper, example, max_tokens), image_size, max_tokens)
 
+    def save_model(folder: Path) -> dict[str, str]:
+        torch_tensorrt.save(compiled, str(folder / MODEL_FILE), output_format="torchscript", arg_inputs=list(example))
+        return {"model": MODEL_FILE}
+
     return write_bundle(
         out,
-        lambda path: torch_tensorrt.save(compiled, str(path), output_format="torchscript", arg_inputs=list(example)),
+        save_model,
         checkpoint=checkpoint,
         detector=detector,
         meta=meta,

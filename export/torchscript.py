@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from genspot.bundle import MODEL_FILE
 from genspot.export.manifest import DTYPE_NAMES
 from genspot.export.parity import TOLERANCES, Tolerance, probe_batches
 from genspot.export.wrapper import ProbabilityModel
@@ -65,10 +66,11 @@ def export_torchscript(
         tolerance = TOLERANCES["int8" if quantization else DTYPE_NAMES[dtype]]
     traced = trace_model(wrapper, trace_inputs(detector.tokenizer, image_size))
 
-    def save_model(path: Path) -> None:
+    def save_model(folder: Path) -> dict[str, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice; TorchScript is the format
-            torch.jit.save(traced, str(path))
+            torch.jit.save(traced, str(folder / MODEL_FILE))
+        return {"model": MODEL_FILE}
 
     return write_bundle(
         out,

@@ -112,7 +112,8 @@ class ProbabilityModel(nn.Module):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.detector.branches[TEXT](input_ids, attention_mask).float()
 
-    def forward_with_text(self, image: torch.Tensor, text_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_text(self, image: torch.Tensor, text_features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities from the image and the text branch's features (unused without a text branch)."""
         features = {name: self.detector.branches[name](image) for name in self.pixel_branches}
         if self.has_text:
             features[TEXT] = text_features

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from genspot.bundle import MODEL_FILE, TOKENIZER_FILE, load_bundle
+from genspot.bundle import TOKENIZER_FILE, load_bundle
 from genspot.export.manifest import build_manifest, weights_hash, write_manifest
 from genspot.export.parity import ParityError, ParityReport, Tolerance, check_parity, picture_batches
 from genspot.formats import CheckpointMeta
@@ -64,7 +64,7 @@ def install_bundle(staging: Path, out: Path) -> None:
 
 def write_bundle(
     out: Path,
-    save_model: Callable[[Path], None],
+    save_model: Callable[[Path], dict[str, str]],
     *,
     checkpoint: Path,
     detector: torch.nn.Module,
@@ -73,8 +73,9 @@ def write_bundle(
     parity_images: Path | None = None,
     **manifest_fields: Any,
 ) -> ExportResult:
-    """Stage ``model.ts`` (via ``save_model``), tokenizer and manifest; check parity (on the real
-    pictures of ``parity_images`` too, where given); install at ``out``.
+    """Stage the model (``save_model`` writes its files into the staging folder and returns them as
+    the manifest's ``files`` entries), tokenizer and manifest; check parity (on the real pictures of
+    ``parity_images`` too, where given); install at ``out``.
 
     ``manifest_fields`` go to :func:`genspot.export.manifest.build_manifest` (kind, dtype, device, ...).
     Raises :class:`ParityError` (``out`` untouched) when the bundle drifts beyond ``tolerance``.
@@ -82,9 +83,10 @@ def write_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
         staging = Path(tmp)
-        save_model(staging / MODEL_FILE)
+        model_files = save_model(staging)
         (staging / TOKENIZER_FILE).write_text(meta.tokenizer_json, encoding="utf-8")
         manifest = build_manifest(
+            files={**model_files, "tokenizer": TOKENIZER_FILE},
             detector=detector,
             meta=meta,
             weights_sha256=weights_hash(detector),

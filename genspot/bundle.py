@@ -1,9 +1,10 @@
-"""Load and run an exported detector bundle (``model.ts`` + ``manifest.json`` + ``tokenizer.json``).
+"""Load and run an exported detector bundle (``model.ts`` or ``model.onnx``, ``manifest.json``,
+``tokenizer.json``).
 
 This is the only way the backend touches the model, so it imports nothing but torch,
-tokenizers and genspot's core preprocessing: no training code, no transformers, no
-open_clip. The format is documented in ``docs/bundle.md``; its fields and defaults are
-:class:`genspot.formats.BundleManifest`.
+tokenizers and genspot's core preprocessing (and onnxruntime, for ONNX bundles only): no
+training code, no transformers, no open_clip. The format is documented in ``docs/bundle.md``;
+its fields and defaults are :class:`genspot.formats.BundleManifest`.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from genspot.text import CaptionTokenizer, caption_hash
 __all__ = ["ALT_TEXT_FULL", "ALT_TEXT_SOURCE_ONLY", "ALT_TEXT_UNUSED", "FORMAT", "SUPPORTED_FORMATS", "Bundle", "BundleError",
            "load_bundle", "read_manifest"]
 MODEL_FILE = "model.ts"
+ONNX_MODEL_FILE = "model.onnx"
+ONNX_TEXT_FILE = "text.onnx"
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
-KINDS = ("torchscript", "tensorrt")
+KINDS = ("torchscript", "tensorrt", "onnx")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TEXT_CACHE_SIZE = 4096
-
 
 
 class BundleError(Exception):
@@ -74,6 +76,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 def _resolve_device(spec: BundleManifest, device: str | torch.device) -> torch.device:
     """The device to run on; a TensorRT bundle runs only on the GPU model it was built for."""
     device = torch.device(device)
+    if spec.kind == "onnx" and device.type != "cpu":
+        raise BundleError(f"ONNX bundles run on the CPU (ONNX Runtime's CPU provider), not on {device}; serve with --device cpu")
     if spec.kind != "tensorrt":
         return device
     built = spec.tensorrt
@@ -96,10 +100,18 @@ def _resolve_device(spec: BundleManifest, device: str | torch.device) -> torch.d
     return device
 
 
-def _load_module(path: Path, device: torch.device) -> torch.jit.ScriptModule:
-    model_path = path / MODEL_FILE
-    if not model_path.is_file():
-        raise BundleError(f"incomplete bundle: {model_path} is missing")
+def _required_file(path: Path) -> Path:
+    if not path.is_file():
+        raise BundleError(f"incomplete bundle: {path} is missing")
+    return path
+
+
+def _load_module(path: Path, spec: BundleManifest, device: torch.device):
+    """The detector's entry points (``forward``, and ``encode_text`` / ``forward_with_text`` where
+    ``spec.text_cache``): a TorchScript module, or an ONNX bundle's graphs in ONNX Runtime."""
+    if spec.kind == "onnx":
+        return _load_onnx(path, spec)
+    model_path = _required_file(path / MODEL_FILE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice; TorchScript is the format
@@ -109,10 +121,21 @@ def _load_module(path: Path, device: torch.device) -> torch.jit.ScriptModule:
     return module.eval()
 
 
+def _load_onnx(path: Path, spec: BundleManifest):
+    model_path = _required_file(path / ONNX_MODEL_FILE)
+    text_path = _required_file(path / ONNX_TEXT_FILE) if spec.text_cache else None
+    from genspot.onnx_model import OnnxModel
+
+    try:
+        return OnnxModel(model_path, text_path)
+    except ImportError as exc:
+        raise BundleError(f"ONNX bundles need onnxruntime ({exc}): pip install onnxruntime") from exc
+    except Exception as exc:  # onnxruntime's errors (InvalidProtobuf, Fail, ...) share no base class but Exception
+        raise BundleError(f"cannot load {model_path.parent}'s ONNX graphs: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+
+
 def _load_tokenizer(path: Path, max_tokens: int) -> CaptionTokenizer:
-    tokenizer_path = path / TOKENIZER_FILE
-    if not tokenizer_path.is_file():
-        raise BundleError(f"incomplete bundle: {tokenizer_path} is missing")
+    tokenizer_path = _required_file(path / TOKENIZER_FILE)
     try:
         return CaptionTokenizer.from_file(tokenizer_path, max_tokens)
     except Exception as exc:  # tokenizers raises a bare Exception on malformed files
@@ -148,12 +171,13 @@ class _TextFeatureCache:
 
 @dataclass
 class Bundle:
-    """A loaded bundle: preprocessing, tokenisation and the TorchScript detector on one device.
+    """A loaded bundle: preprocessing, tokenisation and the detector on one device (a TorchScript
+    module, or :class:`genspot.onnx_model.OnnxModel` with the same entry points).
     ``manifest`` is ``manifest.json`` as written; ``spec`` its typed view."""
 
     path: Path
     manifest: dict[str, Any]
-    module: torch.jit.ScriptModule
+    module: Any
     tokenizer: CaptionTokenizer
     device: torch.device
     text_cache: _TextFeatureCache | None = None
@@ -249,7 +273,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", text_cache
     manifest = read_manifest(path)
     spec = decode_manifest(manifest, str(path / MANIFEST_FILE))
     resolved = _resolve_device(spec, device)
-    module = _load_module(path, resolved)
+    module = _load_module(path, spec, resolved)
     tokenizer = _load_tokenizer(path, spec.max_text_tokens)
     cache = _TextFeatureCache(TEXT_CACHE_SIZE) if text_cache and spec.text_cache else None
     return Bundle(path, manifest, module, tokenizer, resolved, cache)

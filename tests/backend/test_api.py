@@ -55,6 +55,20 @@ def test_url_items_get_verdicts_in_order(client, image_server):
         assert result["cached"] is False
 
 
+def test_an_onnx_bundle_answers_as_the_torchscript_bundle_of_its_checkpoint(service_settings, tiny_onnx_bundle, image_server):
+    items = [{"id": name, "url": image_server.url(name, "t=onnx"), "alt_text": "a picture"} for name in OK_FILES]
+    answers = []
+    for bundle in (service_settings.bundle, tiny_onnx_bundle):
+        with TestClient(create_app(msgspec.structs.replace(service_settings, bundle=str(bundle)))) as client:
+            assert client.get("/v1/model").json()["version"].endswith("-float32")
+            answers.append(_detect(client, *items))
+    for torchscript, onnx in zip(*answers):  # the same fp32 graphs in two runtimes
+        _assert_ok(onnx, torchscript["model_version"])
+        assert onnx["verdict"] == torchscript["verdict"] and abs(onnx["ai_probability"] - torchscript["ai_probability"]) <= 1e-5
+        assert [s["label"] for s in onnx["sources"]] == [s["label"] for s in torchscript["sources"]]
+        assert max(abs(a["probability"] - b["probability"]) for a, b in zip(onnx["sources"], torchscript["sources"])) <= 1e-5
+
+
 def test_base64_and_data_url_items_match_the_url_answer(client, image_server):
     data, _ = image_server.files["photo.jpg"]
     by_url, by_b64, by_data_url = _detect(

@@ -20,17 +20,20 @@ from genspot.bundle import ALT_TEXT_FULL, BundleError, load_bundle
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_loading_and_predicting_imports_no_training_code(tiny_bundle: Path):
+def test_loading_and_predicting_imports_no_training_code(tiny_bundle: Path, tiny_onnx_bundle: Path):
+    """Neither kind pulls in training or export code; onnxruntime is imported for ONNX bundles only."""
     script = textwrap.dedent(
         f"""
         import sys
         from PIL import Image
         import torch
         from genspot.bundle import load_bundle
-        bundle = load_bundle({str(tiny_bundle)!r})
-        image = bundle.preprocess(Image.new("RGB", (300, 200), (200, 30, 60)))
-        p_ai, p_source = bundle.predict(torch.stack([image, image]), ["a red card", ""])
-        assert p_ai.shape == (2,) and p_source.shape == (2, len(bundle.labels)), (p_ai.shape, p_source.shape)
+        for path in ({str(tiny_bundle)!r}, {str(tiny_onnx_bundle)!r}):
+            bundle = load_bundle(path)
+            image = bundle.preprocess(Image.new("RGB", (300, 200), (200, 30, 60)))
+            p_ai, p_source = bundle.predict(torch.stack([image, image]), ["a red card", ""])
+            assert p_ai.shape == (2,) and p_source.shape == (2, len(bundle.labels)), (p_ai.shape, p_source.shape)
+            print(bundle.spec.kind, "ONNXRUNTIME", "onnxruntime" in sys.modules)
         banned = sorted(m for m in sys.modules if m.split(".")[0] in ("transformers", "open_clip")
                         or m.startswith(("genspot.training", "genspot.export")))
         print("BANNED", banned)
@@ -39,6 +42,7 @@ def test_loading_and_predicting_imports_no_training_code(tiny_bundle: Path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "BANNED []" in result.stdout
+    assert "torchscript ONNXRUNTIME False" in result.stdout and "onnx ONNXRUNTIME True" in result.stdout
 
 
 def test_bundle_surface(tiny_bundle: Path):
@@ -105,6 +109,28 @@ def test_broken_bundles_raise_bundle_error(tiny_bundle: Path, tmp_path: Path, br
     with pytest.raises(BundleError) as info:
         load_bundle(copy)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda p: (p / "model.onnx").unlink(), "model.onnx is missing"),
+        (lambda p: (p / "text.onnx").unlink(), "text.onnx is missing"),
+        (lambda p: (p / "model.onnx").write_bytes(b"garbage"), "cannot load"),
+        (lambda p: shutil.copyfile(p / "text.onnx", p / "model.onnx"), "model.onnx takes ['input_ids', 'attention_mask']"),
+    ],
+)
+def test_broken_onnx_bundles_raise_bundle_error(tiny_onnx_bundle: Path, tmp_path: Path, breakage, message: str):
+    copy = _copy(tiny_onnx_bundle, tmp_path)
+    breakage(copy)
+    with pytest.raises(BundleError) as info:
+        load_bundle(copy)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_onnx_bundle_refuses_a_gpu(tiny_onnx_bundle: Path):
+    with pytest.raises(BundleError, match="ONNX bundles run on the CPU"):
+        load_bundle(tiny_onnx_bundle, device="cuda")
 
 
 def test_tensorrt_bundle_for_another_gpu_is_refused(tiny_bundle: Path, tmp_path: Path, monkeypatch):

@@ -1,9 +1,11 @@
-"""export/onnx.py: the bundle's graph exported to ONNX gives the eager model's probabilities in
-ONNX Runtime at any batch size and caption length; its int8 quantisation really quantises;
-`genspot bench --onnxruntime` times both next to the bundle. Nothing here depends on speed."""
+"""`genspot export onnx`: an ONNX bundle holds the manifest a TorchScript bundle of the same
+checkpoint holds, answers as it does (any batch size and caption length, its text cache, real
+pictures), and `genspot bench` times it, counts its FLOPs in torch and quantises its graphs.
+Nothing here depends on speed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -12,11 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+from genspot.bundle import load_bundle
 from genspot.export import bench
-from genspot.export.bench import main as bench_main
-from genspot.export.onnx import OnnxRuntimeModel, export_onnx, quantize_int8
-from genspot.export.parity import TOLERANCES, check_parity, eager_probabilities, probe_images
-from genspot.export.torchscript import checkpoint_image_size
+from genspot.export.bench import bench_bundle, main as bench_main
+from genspot.export.onnx import quantize_bundle
+from genspot.export.parity import eager_probabilities, picture_batches, probe_images
+from genspot.export.writer import ExportResult
+
+# Fields that differ by nature between two exports of one checkpoint.
+PER_EXPORT = {"kind", "files", "parity", "created", "onnxruntime"}
 
 
 @pytest.fixture(scope="module")
@@ -26,50 +32,79 @@ def eager(tiny_checkpoint):
     return load_checkpoint(tiny_checkpoint)
 
 
-@pytest.fixture(scope="module")
-def onnx_file(eager, tmp_path_factory) -> Path:
-    detector, meta = eager
-    return export_onnx(detector, meta, tmp_path_factory.mktemp("onnx") / "model.onnx")
-
-
-def test_onnx_graph_passes_the_fp32_bundle_parity_check(eager, onnx_file: Path):
-    detector, meta = eager
-    image_size = checkpoint_image_size(meta)
-    model = OnnxRuntimeModel(onnx_file, detector.tokenizer, image_size)
-    report = check_parity(detector, meta.temperature, detector.tokenizer, [model.predict], image_size, TOLERANCES["float32"])
-    assert report.ok and report.samples == 10, report.describe()
+def test_bundle_has_its_graphs_and_the_torchscript_bundles_manifest(tiny_onnx_bundle: Path, tiny_bundle: Path):
+    assert sorted(p.name for p in tiny_onnx_bundle.iterdir()) == ["manifest.json", "model.onnx", "text.onnx", "tokenizer.json"]
+    manifest = json.loads((tiny_onnx_bundle / "manifest.json").read_text())
+    reference = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert manifest["kind"] == "onnx" and manifest["dtype"] == "float32" and manifest["device"] == "cpu"
+    assert manifest["files"] == {"model": "model.onnx", "text": "text.onnx", "tokenizer": "tokenizer.json"}
+    assert manifest["onnxruntime"] and manifest["text_cache"] is True
+    assert manifest["parity"]["max_delta_p_ai"] <= 1e-4 and manifest["parity"]["samples"] == 10
+    assert set(manifest) - PER_EXPORT == set(reference) - PER_EXPORT
+    assert {k: v for k, v in manifest.items() if k not in PER_EXPORT} == {k: v for k, v in reference.items() if k not in PER_EXPORT}
+    assert (tiny_onnx_bundle / "tokenizer.json").read_text() == (tiny_bundle / "tokenizer.json").read_text()
 
 
 @pytest.mark.parametrize("batch", [1, 5])
-def test_batch_and_caption_length_are_dynamic(eager, onnx_file: Path, batch: int):
+def test_batch_and_caption_length_are_dynamic(tiny_onnx_bundle: Path, eager, batch: int):
     detector, meta = eager
-    model = OnnxRuntimeModel(onnx_file, detector.tokenizer, checkpoint_image_size(meta))
-    images = probe_images(batch, model.image_size, torch.Generator().manual_seed(batch))
-    captions = [("word " * (7 * i)).strip() for i in range(batch)]  # traced with 2 samples; here 0 .. past the token limit
-    p_ai, p_source = model.predict(images, captions)
+    bundle = load_bundle(tiny_onnx_bundle, text_cache=False)
+    images = probe_images(batch, bundle.image_size, torch.Generator().manual_seed(batch))
+    captions = [("word " * (7 * i)).strip() for i in range(batch)]  # exported with 2 samples; here 0 .. past the token limit
+    p_ai, p_source = bundle.predict(images, captions)
     expected_ai, expected_source = eager_probabilities(detector, meta.temperature, detector.tokenizer, images, captions)
     assert p_ai.shape == (batch,) and p_source.shape == (batch, len(meta.labels_b))
     np.testing.assert_allclose(p_ai, expected_ai, atol=1e-4)
     np.testing.assert_allclose(p_source, expected_source, atol=1e-4)
 
 
-def test_int8_quantisation_replaces_the_float_matmuls(eager, onnx_file: Path):
+def test_text_cache_gives_the_same_answers_and_is_reused(tiny_onnx_bundle: Path):
+    plain = load_bundle(tiny_onnx_bundle, text_cache=False)
+    cached = load_bundle(tiny_onnx_bundle)
+    images = probe_images(5, plain.image_size, torch.Generator().manual_seed(0))
+    captions = ["same alt", "", "same alt", "other", None]
+    for _ in range(2):  # second round: every caption served from the cache
+        np.testing.assert_allclose(cached.predict(images, captions)[1], plain.predict(images, captions)[1], atol=1e-6)
+    assert len(cached.text_cache._entries) == 3  # "same alt", "" (None normalises to it), "other"
+
+
+def test_onnx_and_torchscript_bundles_agree_on_real_pictures(tiny_onnx_bundle: Path, tiny_bundle: Path, dev_data_dir: Path):
+    onnx, torchscript = load_bundle(tiny_onnx_bundle), load_bundle(tiny_bundle)
+    batches = picture_batches(dev_data_dir / "images", onnx.preprocess, limit=16)
+    assert sum(len(captions) for _, captions in batches) == 16
+    for images, captions in batches:
+        for got, want in zip(onnx.predict(images, captions), torchscript.predict(images, captions)):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_int8_quantisation_replaces_the_float_matmuls(tiny_onnx_bundle: Path, tmp_path: Path):
     import onnx
 
-    detector, meta = eager
-    quantized = quantize_int8(onnx_file, onnx_file.with_name("model.int8.onnx"))
-    ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
-    assert ops["DynamicQuantizeLinear"] > 0 and ops["MatMulInteger"] > 0
-    assert ops["MatMul"] < Counter(node.op_type for node in onnx.load(str(onnx_file)).graph.node)["MatMul"]
-    model = OnnxRuntimeModel(quantized, detector.tokenizer, checkpoint_image_size(meta))
-    images = probe_images(3, model.image_size, torch.Generator().manual_seed(0))
-    p_ai, p_source = model.predict(images, ["a cat", "", "a photo of a mountain lake at dawn"])
+    quantized = quantize_bundle(tiny_onnx_bundle, tmp_path / "int8")
+    for graph in ("model.onnx", "text.onnx"):
+        ops = Counter(node.op_type for node in onnx.load(str(quantized / graph)).graph.node)
+        floats = Counter(node.op_type for node in onnx.load(str(tiny_onnx_bundle / graph)).graph.node)
+        assert ops["DynamicQuantizeLinear"] > 0 and ops["MatMulInteger"] > 0 and ops["MatMul"] < floats["MatMul"], graph
+    bundle = load_bundle(quantized)
+    images = probe_images(3, bundle.image_size, torch.Generator().manual_seed(0))
+    p_ai, p_source = bundle.predict(images, ["a cat", "", "a photo of a mountain lake at dawn"])
     assert np.all((0 <= p_ai) & (p_ai <= 1)) and np.allclose(p_source.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_bench_times_the_onnxruntime_models_beside_the_bundle(tiny_bundle: Path, onnx_file: Path, monkeypatch, capsys):
-    # the export itself is tested above (and takes most of the time): the bench gets a copy of its file
-    monkeypatch.setattr(bench, "export_onnx", lambda detector, meta, path: Path(shutil.copyfile(onnx_file, path)))
+def test_bench_counts_an_onnx_bundles_flops_on_its_checkpoint(tiny_onnx_bundle: Path, tiny_bundle: Path):
+    onnx_rows = bench_bundle(tiny_onnx_bundle, [2], 0.0, 2, "onnx")
+    torchscript_rows = bench_bundle(tiny_bundle, [2], 0.0, 2, "torchscript")
+    assert [row.captions for row in onnx_rows] == ["distinct", "cached"]
+    assert [row.flops_per_image for row in onnx_rows] == [row.flops_per_image for row in torchscript_rows]
+    assert all(row.flops_per_image > 0 for row in onnx_rows)
+
+
+def test_bench_times_the_onnxruntime_models_beside_the_bundle(tiny_bundle: Path, tiny_onnx_bundle: Path, monkeypatch, capsys):
+    # the export itself is tested above: the bench gets a copy of the session's ONNX bundle
+    def copy(checkpoint, out, loaded=None):
+        return ExportResult(Path(shutil.copytree(tiny_onnx_bundle, out)), {}, None)
+
+    monkeypatch.setattr(bench, "export_onnx", copy)
     args = ["--bundle", str(tiny_bundle), "--batch", "1,2", "--no-reference", "--onnxruntime", "--seconds", "0", "--runs", "2",
             "--gemm-size", "64"]
     assert bench_main(args) == 0

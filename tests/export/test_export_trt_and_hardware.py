@@ -38,6 +38,36 @@ def test_dtype_resolution(tmp_path: Path):
         hardware.resolve_cpu_dtype("bf16", without)
 
 
+def test_auto_bundle_is_bf16_torchscript_with_native_bf16_else_fp32_onnx(tmp_path: Path, monkeypatch, capsys):
+    import genspot.export.onnx as onnx
+    import genspot.export.torchscript as torchscript
+    from genspot.export.parity import ParityReport
+    from genspot.export.writer import ExportResult
+
+    (tmp_path / "bf16").mkdir()
+    with_bf16, without = _cpuinfo(tmp_path / "bf16", "avx512_bf16"), _cpuinfo(tmp_path, "avx2")
+    assert hardware.resolve_cpu_bundle("auto", with_bf16) == ("torchscript", torch.bfloat16)
+    assert hardware.resolve_cpu_bundle("auto", without) == ("onnx", torch.float32)
+    assert hardware.resolve_cpu_bundle("fp32", with_bf16) == ("onnx", torch.float32)
+    calls = []
+
+    def exporter(kind):
+        def export(checkpoint, out, *args, **kwargs):
+            calls.append((kind, *args))
+            return ExportResult(out, {"model_version": "x"}, ParityReport(0.0, 0.0, 1e-4, 10))
+
+        return export
+
+    monkeypatch.setattr(onnx, "export_onnx", exporter("onnx"))
+    monkeypatch.setattr(torchscript, "export_torchscript", exporter("torchscript"))
+    for cpuinfo in (with_bf16, without):
+        monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
+        assert export_main(["auto", "--checkpoint", "model.pt", "--out", str(tmp_path / "b")]) == 0
+    assert calls == [("torchscript", torch.bfloat16), ("onnx",)]
+    assert export_main(["auto", "--checkpoint", "model.pt", "--out", str(tmp_path / "b"), "--dtype", "bf16"]) == 2
+    assert "lacks native bf16" in capsys.readouterr().err
+
+
 def test_cli_refuses_bf16_on_a_cpu_without_it(tiny_checkpoint: Path, tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setattr(hardware, "CPUINFO", _cpuinfo(tmp_path, "avx2"))
     code = export_main(["torchscript", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "b"), "--dtype", "bf16"])
