@@ -90,38 +90,26 @@ def _drop(path: Path, field: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "breakage, message",
+    "kind, breakage, message",
     [
-        (lambda p: shutil.rmtree(p), "does not exist"),
-        (lambda p: (p / "manifest.json").unlink(), "manifest.json is missing"),
-        (lambda p: (p / "manifest.json").write_text("{not json"), "unreadable manifest"),
-        (lambda p: (p / "model.ts").unlink(), "model.ts is missing"),
-        (lambda p: (p / "model.ts").write_bytes(b"garbage"), "cannot load"),
-        (lambda p: (p / "tokenizer.json").unlink(), "tokenizer.json is missing"),
-        (lambda p: _edit_manifest(p, format="genspot-bundle/99"), "unsupported bundle format 'genspot-bundle/99'"),
-        (lambda p: _edit_manifest(p, dtype="int4"), "unknown dtype 'int4'"),
-        (lambda p: _drop(p, "labels"), "missing field(s) labels"),
+        ("tiny_bundle", lambda p: shutil.rmtree(p), "does not exist"),
+        ("tiny_bundle", lambda p: (p / "manifest.json").unlink(), "manifest.json is missing"),
+        ("tiny_bundle", lambda p: (p / "manifest.json").write_text("{not json"), "unreadable manifest"),
+        ("tiny_bundle", lambda p: (p / "model.ts").unlink(), "model.ts is missing"),
+        ("tiny_bundle", lambda p: (p / "model.ts").write_bytes(b"garbage"), "cannot load"),
+        ("tiny_bundle", lambda p: (p / "tokenizer.json").unlink(), "tokenizer.json is missing"),
+        ("tiny_bundle", lambda p: _edit_manifest(p, format="genspot-bundle/99"), "unsupported bundle format 'genspot-bundle/99'"),
+        ("tiny_bundle", lambda p: _edit_manifest(p, dtype="int4"), "unknown dtype 'int4'"),
+        ("tiny_bundle", lambda p: _drop(p, "labels"), "missing field(s) labels"),
+        ("tiny_onnx_bundle", lambda p: (p / "model.onnx").unlink(), "model.onnx is missing"),
+        ("tiny_onnx_bundle", lambda p: (p / "text.onnx").unlink(), "text.onnx is missing"),
+        ("tiny_onnx_bundle", lambda p: (p / "model.onnx").write_bytes(b"garbage"), "cannot load"),
+        ("tiny_onnx_bundle", lambda p: shutil.copyfile(p / "text.onnx", p / "model.onnx"),
+         "model.onnx takes ['input_ids', 'attention_mask']"),
     ],
 )
-def test_broken_bundles_raise_bundle_error(tiny_bundle: Path, tmp_path: Path, breakage, message: str):
-    copy = _copy(tiny_bundle, tmp_path)
-    breakage(copy)
-    with pytest.raises(BundleError) as info:
-        load_bundle(copy)
-    assert message in str(info.value) and "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "breakage, message",
-    [
-        (lambda p: (p / "model.onnx").unlink(), "model.onnx is missing"),
-        (lambda p: (p / "text.onnx").unlink(), "text.onnx is missing"),
-        (lambda p: (p / "model.onnx").write_bytes(b"garbage"), "cannot load"),
-        (lambda p: shutil.copyfile(p / "text.onnx", p / "model.onnx"), "model.onnx takes ['input_ids', 'attention_mask']"),
-    ],
-)
-def test_broken_onnx_bundles_raise_bundle_error(tiny_onnx_bundle: Path, tmp_path: Path, breakage, message: str):
-    copy = _copy(tiny_onnx_bundle, tmp_path)
+def test_broken_bundles_raise_bundle_error(kind: str, request, tmp_path: Path, breakage, message: str):
+    copy = _copy(request.getfixturevalue(kind), tmp_path)
     breakage(copy)
     with pytest.raises(BundleError) as info:
         load_bundle(copy)
