@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("genspot.training.evaluation.evaluate", "evaluate a checkpoint: metrics, plots, predictions"),
     "predict": ("genspot.training.ct2.submission", "predict with a checkpoint: a CT2 submission, or p_ai per image"),
     "pseudo-label": ("genspot.training.ct2.pseudo_label", "label unlabelled images with a checkpoint"),
-    "export": ("genspot.export.cli", "export a checkpoint to a TorchScript / TensorRT bundle"),
+    "export": ("genspot.export.cli", "export a checkpoint to a TorchScript / ONNX / TensorRT bundle"),
     "bench": ("genspot.export.bench", "measure a bundle's throughput against the paper's pipeline"),
     "serve": ("genspot.backend.api.serve", "run the detection service"),
     "scan": ("genspot.backend.pipeline.scan", "run the detection pipeline on local files or URLs"),
