@@ -53,6 +53,7 @@ from genspot.export.hardware import cpu_bf16_reason, cpu_description
 from genspot.export.onnx import export_onnx, quantize_bundle
 from genspot.export.parity import TOLERANCES, ParityReport, check_parity, compare, probe_batches, probe_images
 from genspot.export.wrapper import ProbabilityModel
+from genspot.imaging import input_channels
 
 # Alt-texts of web-like lengths (empty ones included): the bench cycles through them.
 ALT_TEXTS = (
@@ -197,7 +198,7 @@ def captions_for(count: int, distinct: bool) -> list[str]:
 def _bundle_row(bundles: tuple[Bundle, Bundle], batch: int, label: str, seconds: float, runs: int) -> Timing:
     """One batch size of ``Bundle.predict``: timed on ``bundles[0]``, FLOPs counted on ``bundles[1]``."""
     timed, counter = bundles
-    images = probe_images(batch, timed.image_size, torch.Generator().manual_seed(batch))
+    images = probe_images(batch, timed.image_size, torch.Generator().manual_seed(batch), timed.input_channels)
     distinct = timed.text_cache is None
     captions = captions_for(batch, distinct)
 
@@ -257,17 +258,18 @@ def onnxruntime_models(bundle_dir: Path, folder: Path) -> list[tuple[str, Bundle
     for name, path, precision in tqdm(variants, desc="checking ONNX Runtime models", file=sys.stderr):
         model = load_bundle(path, text_cache=False)
         eager = check_parity(
-            detector, meta.temperature, detector.tokenizer, [model.predict], bundle.image_size, TOLERANCES[precision]
+            detector, meta.temperature, detector.tokenizer, [model.predict], bundle.image_size, TOLERANCES[precision],
+            channels=bundle.input_channels,
         )
         tolerance = TOLERANCES[precision].looser(TOLERANCES[bundle.spec.dtype])
-        against = compare(bundle.predict, [model.predict], probe_batches(bundle.image_size), tolerance)
+        against = compare(bundle.predict, [model.predict], probe_batches(bundle.image_size, channels=bundle.input_channels), tolerance)
         models.append((f"ONNX Runtime {name}", model, f"{eager.describe()}; against {bundle_dir.name}: {against.describe()}"))
     return models
 
 
-def _one_by_one(pipeline, image_size: int, label: str, captions: str, seconds: float, runs: int) -> Timing:
+def _one_by_one(pipeline, image_size: int, label: str, captions: str, seconds: float, runs: int, channels: int = 3) -> Timing:
     """A reference pipeline's row: one image per call, cycling through 8 images."""
-    images = probe_images(8, image_size, torch.Generator().manual_seed(0))
+    images = probe_images(8, image_size, torch.Generator().manual_seed(0), channels)
     samples = itertools.cycle(zip(images, captions_for(8, distinct=True)))
 
     def one_image() -> None:
@@ -292,7 +294,8 @@ def bench_checkpoint(path: Path, seconds: float, runs: int) -> Timing:
     pipeline = EagerCheckpoint(path)
     label = f"paper's way, same encoders: {path.name} fp32 eager, 1 by 1"
     tokens = f"{pipeline.tokenizer.padding['length']} tokens"
-    return _one_by_one(pipeline, pipeline.model.config.image_size, label, tokens, seconds, runs)
+    config = pipeline.model.config
+    return _one_by_one(pipeline, config.image_size, label, tokens, seconds, runs, input_channels(config.resize_policy))
 
 
 def same_backbone_checkpoint(folder: Path, image_size: int) -> Path:

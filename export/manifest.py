@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from genspot import __version__, imaging
+from genspot import __version__
 from genspot.bundle import (
     ALT_TEXT_FULL,
     ALT_TEXT_SOURCE_ONLY,
@@ -113,7 +113,7 @@ def build_manifest(
         "labels": list(meta.labels_b),
         "display_names": display_names(list(meta.labels_b)),
         "image_size": int(image_size),
-        "resize_policy": imaging.RESIZE_POLICY,
+        "resize_policy": detector.config.resize_policy,
         "input_range": [0.0, 1.0],
         "normalization": branch_normalization(detector),
         "max_text_tokens": int(detector.config.text.max_tokens),

@@ -89,7 +89,7 @@ def export_onnx(
     detector, meta = loaded or load_checkpoint(checkpoint)
     image_size = checkpoint_image_size(meta)
     wrapper = ProbabilityModel(detector, meta.temperature, torch.float32)
-    example = trace_inputs(detector.tokenizer, image_size)
+    example = trace_inputs(detector)
     return write_bundle(
         out,
         lambda folder: export_graphs(wrapper, example, int(detector.config.text.max_tokens), folder),

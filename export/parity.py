@@ -105,30 +105,31 @@ class ParityReport:
         }
 
 
-def probe_images(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """``count`` images [count, 3, size, size] in [0, 1], cycling noise / smooth / 2x-upsampled."""
+def probe_images(count: int, size: int, generator: torch.Generator, channels: int = 3) -> torch.Tensor:
+    """``count`` images [count, channels, size, size] in [0, 1], cycling noise / smooth / 2x-upsampled
+    (three channels per view of a multi-view input)."""
     images = []
     for index in range(count):
         kind = index % 3
         if kind == 0:
-            image = torch.rand(3, size, size, generator=generator)
+            image = torch.rand(channels, size, size, generator=generator)
         elif kind == 1:
-            coarse = torch.rand(1, 3, 4, 4, generator=generator)
+            coarse = torch.rand(1, channels, 4, 4, generator=generator)
             image = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[0]
         else:
-            half = torch.rand(1, 3, size // 2, size // 2, generator=generator)
+            half = torch.rand(1, channels, size // 2, size // 2, generator=generator)
             image = F.interpolate(half, size=(size, size), mode="nearest")[0]
         images.append(image.clamp(0, 1))
     return torch.stack(images)
 
 
-def probe_batches(image_size: int, seed: int = 0) -> list[tuple[torch.Tensor, list[str]]]:
+def probe_batches(image_size: int, seed: int = 0, channels: int = 3) -> list[tuple[torch.Tensor, list[str]]]:
     """The probe set: one batch per size in ``PROBE_BATCH_SIZES``, captions rotating through the probes."""
     generator = torch.Generator().manual_seed(seed)
     batches, offset = [], 0
     for size in PROBE_BATCH_SIZES:
         captions = [PROBE_CAPTIONS[(offset + i) % len(PROBE_CAPTIONS)] for i in range(size)]
-        batches.append((probe_images(size, image_size, generator), captions))
+        batches.append((probe_images(size, image_size, generator, channels), captions))
         offset += size
     return batches
 
@@ -198,9 +199,10 @@ def check_parity(
     image_size: int,
     tolerance: Tolerance | float,
     pictures: list[tuple[torch.Tensor, list[str]]] = (),
+    channels: int = 3,
 ) -> ParityReport:
     """Compare every predictor (bundle entry points) against the eager model on the probe batches
     and on ``pictures`` (batches from :func:`picture_batches`)."""
     reference = functools.partial(eager_probabilities, model, temperature, tokenizer)
     count = sum(len(captions) for _, captions in pictures)
-    return compare(reference, predictors, probe_batches(image_size) + list(pictures), tolerance, count)
+    return compare(reference, predictors, probe_batches(image_size, channels=channels) + list(pictures), tolerance, count)

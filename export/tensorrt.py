@@ -43,7 +43,7 @@ def source_checkpoint(bundle_dir: Path) -> Path:
     return Path(recorded)
 
 
-def _profile_inputs(image_size: int, max_tokens: int, opt_tokens: int) -> list:
+def _profile_inputs(image_shape: tuple[int, ...], max_tokens: int, opt_tokens: int) -> list:
     """Optimisation profiles: batch min/opt/max shared by image, input_ids and attention_mask."""
     import torch_tensorrt
 
@@ -54,7 +54,7 @@ def _profile_inputs(image_size: int, max_tokens: int, opt_tokens: int) -> list:
         return torch_tensorrt.Input(**shapes, dtype=dtype)
 
     return [
-        spec(lambda key: (3, image_size, image_size), torch.float32),
+        spec(lambda key: image_shape, torch.float32),
         spec(lambda key: (tokens[key],), torch.int64),
         spec(lambda key: (tokens[key],), torch.int64),
     ]
@@ -87,14 +87,14 @@ def export_program(wrapper: ProbabilityModel, example: tuple[torch.Tensor, ...],
     )
 
 
-def compile_tensorrt(exported: torch.export.ExportedProgram, image_size: int, max_tokens: int):
+def compile_tensorrt(exported: torch.export.ExportedProgram, image_shape: tuple[int, ...], max_tokens: int):
     """``torch_tensorrt.compile(ir="dynamo")`` of the exported program with the batch profile."""
     import torch_tensorrt
 
     return torch_tensorrt.compile(
         exported,
         ir="dynamo",
-        inputs=_profile_inputs(image_size, max_tokens, opt_tokens=min(32, max_tokens)),
+        inputs=_profile_inputs(image_shape, max_tokens, opt_tokens=min(32, max_tokens)),
         use_explicit_typing=True,  # fp16 comes from the .half() backbones, layer by layer
         min_block_size=1,
     )
@@ -114,9 +114,9 @@ def export_tensorrt(checkpoint: Path, out: Path, parity_images: Path | None = No
     max_tokens = int(detector.config.text.max_tokens)
     device = torch.device("cuda")
     wrapper = ProbabilityModel(detector, meta.temperature, torch.float16).to(device).eval()
-    example = tuple(t.to(device) for t in trace_inputs(detector.tokenizer, image_size))
+    example = tuple(t.to(device) for t in trace_inputs(detector))
     with torch.no_grad():
-        compiled = compile_tensorrt(export_program(wrapper, example, max_tokens), image_size, max_tokens)
+        compiled = compile_tensorrt(export_program(wrapper, example, max_tokens), tuple(example[0].shape[1:]), max_tokens)
 
     def save_model(folder: Path) -> dict[str, str]:
         torch_tensorrt.save(compiled, str(folder / MODEL_FILE), output_format="torchscript", arg_inputs=list(example))

@@ -13,7 +13,7 @@ from genspot.export.parity import TOLERANCES, Tolerance, probe_batches
 from genspot.export.wrapper import ProbabilityModel
 from genspot.export.writer import ExportResult, write_bundle
 from genspot.formats import CheckpointMeta
-from genspot.imaging import DEFAULT_IMAGE_SIZE
+from genspot.imaging import DEFAULT_IMAGE_SIZE, input_channels
 
 INT8 = "int8-dynamic-linear"
 
@@ -23,10 +23,12 @@ def checkpoint_image_size(meta: CheckpointMeta) -> int:
     return int(meta.config.get("image_size") or DEFAULT_IMAGE_SIZE)
 
 
-def trace_inputs(tokenizer, image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Example inputs for tracing: two samples, one caption padded, so masking is traced as data."""
-    images, _ = probe_batches(image_size)[1]
-    input_ids, attention_mask = tokenizer(["", "a photo of a dog running on the beach at sunset"])
+def trace_inputs(detector) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Example inputs for tracing: two samples of the detector's input shape, one caption padded, so
+    masking is traced as data."""
+    config = detector.config
+    images, _ = probe_batches(config.image_size, channels=input_channels(config.resize_policy))[1]
+    input_ids, attention_mask = detector.tokenizer(["", "a photo of a dog running on the beach at sunset"])
     return images[:2], input_ids, attention_mask
 
 
@@ -64,7 +66,7 @@ def export_torchscript(
     quantization = INT8 if int8 and wrapper.quantize_backbones() else None
     if tolerance is None:
         tolerance = TOLERANCES["int8" if quantization else DTYPE_NAMES[dtype]]
-    traced = trace_model(wrapper, trace_inputs(detector.tokenizer, image_size))
+    traced = trace_model(wrapper, trace_inputs(detector))
 
     def save_model(folder: Path) -> dict[str, str]:
         with warnings.catch_warnings():

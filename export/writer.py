@@ -49,6 +49,7 @@ def parity_against_bundle(
         int(bundles[0].image_size),
         tolerance,
         pictures,
+        bundles[0].input_channels,
     )
 
 

@@ -213,6 +213,11 @@ class Bundle:
         return self.spec.image_size
 
     @property
+    def input_channels(self) -> int:
+        """Channels of ``preprocess``'s tensor: three per view of the manifest's resize policy."""
+        return imaging.input_channels(self.spec.resize_policy)
+
+    @property
     def dtype(self) -> torch.dtype:
         return DTYPES[self.spec.dtype]
 
@@ -230,8 +235,9 @@ class Bundle:
         Safe to call from several threads at once. Images are float32 in [0, 1]; the model
         casts to its own dtype inside. Uses cached text features where the bundle allows.
         """
-        if images.ndim != 4 or images.shape[1:] != (3, self.image_size, self.image_size):
-            raise ValueError(f"expected images [N, 3, {self.image_size}, {self.image_size}], got {list(images.shape)}")
+        shape = (self.input_channels, self.image_size, self.image_size)
+        if images.ndim != 4 or images.shape[1:] != shape:
+            raise ValueError(f"expected images [N, {', '.join(map(str, shape))}], got {list(images.shape)}")
         if images.shape[0] != len(captions):
             raise ValueError(f"{images.shape[0]} images but {len(captions)} captions")
         if images.shape[0] == 0:

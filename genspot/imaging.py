@@ -1,6 +1,7 @@
 """Image preprocessing shared by training, export and serving.
 
-The detector takes a batch of RGB images as float tensors in [0, 1], shape [N, 3, S, S];
+The detector takes a batch of RGB images as float tensors in [0, 1], shape [N, 3, S, S] (three
+channels per view where its resize policy stacks several views of each picture);
 each branch normalises (and, for the CLIP branch, resizes) inside the model. This module is
 the single definition of how a decoded picture becomes that tensor, so the training data
 pipeline and the backend produce identical inputs for identical pictures.
@@ -19,7 +20,13 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".
 """File endings read as pictures when a folder is given (training's image folders, ``genspot scan``):
 formats Pillow opens here. The service judges only web formats; a scanned TIFF is answered ``not_an_image``."""
 RESIZE_POLICY = "shorter_side_bicubic_center_crop"
-RESIZE_POLICIES = (RESIZE_POLICY,)
+NATIVE_VIEW = "native_center_crop"
+# A policy names the views of a picture the model reads, joined by "+", stacked on the channel axis:
+# [3 * views, S, S]. The whole picture resized, and a centre crop near its own resolution.
+RESIZE_POLICIES = (RESIZE_POLICY, NATIVE_VIEW, f"{RESIZE_POLICY}+{NATIVE_VIEW}")
+# The native view first scales pictures down to this shorter side, as the training sets were
+# prepared, so a crop covers a like share of a phone photo and of a training picture.
+NATIVE_SHORTER_SIDE = 512
 # Up to this many times the crop (a few MB), a resize is done whole: exactly Pillow's own output.
 _WHOLE_RESIZE_LIMIT = 8
 _BICUBIC_SUPPORT = 2.0  # source pixels Pillow's bicubic kernel reaches on each side at scale 1
@@ -87,6 +94,35 @@ def _crop_source(length: int, new_length: int, size: int) -> tuple[int, int, flo
     return lo, hi, start - lo, end - lo
 
 
+def native_centre_crop(image: Image.Image, size: int = DEFAULT_IMAGE_SIZE) -> Image.Image:
+    """The centre ``size`` x ``size`` pixels at the picture's own resolution, where pixel-level traces
+    of generation survive that a whole-picture resize erases. Pictures whose shorter side exceeds
+    ``NATIVE_SHORTER_SIDE`` are first scaled down to it; ones smaller than ``size`` are scaled up."""
+    shorter = min(image.size)
+    if shorter < size:
+        return resize_and_crop(image, size)
+    if shorter > NATIVE_SHORTER_SIDE:
+        image = resize_and_crop(image, NATIVE_SHORTER_SIDE)
+    width, height = image.size
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+VIEWS = {RESIZE_POLICY: resize_and_crop, NATIVE_VIEW: native_centre_crop}
+
+
+def policy_views(policy: str) -> list[str]:
+    """The views a resize policy stacks, in channel order."""
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; known: {', '.join(RESIZE_POLICIES)}")
+    return policy.split("+")
+
+
+def input_channels(policy: str) -> int:
+    """Channels of the model's input tensor under ``policy``: three per view."""
+    return 3 * len(policy_views(policy))
+
+
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float32 tensor [3, H, W] in [0, 1]."""
     array = np.asarray(image, dtype=np.uint8)
@@ -94,8 +130,8 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def preprocess(image: Image.Image, size: int = DEFAULT_IMAGE_SIZE, policy: str = RESIZE_POLICY) -> torch.Tensor:
-    """One decoded picture -> the model's input tensor [3, size, size]."""
-    if policy not in RESIZE_POLICIES:
-        raise ValueError(f"unknown resize policy {policy!r}; known: {', '.join(RESIZE_POLICIES)}")
-    return to_tensor(resize_and_crop(to_rgb(image), size))
+    """One decoded picture -> the model's input tensor [3 * views, size, size]."""
+    views = policy_views(policy)
+    picture = to_rgb(image)
+    return torch.cat([to_tensor(VIEWS[view](picture, size)) for view in views])
 

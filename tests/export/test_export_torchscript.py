@@ -114,3 +114,31 @@ def test_known_generators_get_display_names_and_others_keep_their_id():
     from genspot.export.manifest import display_names
 
     assert display_names(["sdxl", "blocky_gan", "gpt_4o"]) == {"sdxl": "Stable Diffusion XL", "gpt_4o": "GPT-4o"}
+
+
+def test_a_two_view_checkpoint_exports_its_resize_policy_and_answers_as_its_eager_model(synthetic_dataset, tmp_path: Path):
+    """The input tensor stacks the views (whole picture resized, native centre crop): the manifest
+    names the policy, the bundle preprocesses by it, and the graph reads both views."""
+    from PIL import Image
+
+    from genspot.imaging import NATIVE_VIEW, RESIZE_POLICY
+    from genspot.training.loop.train import main as train
+    from genspot.training.model.checkpoint import load_checkpoint
+    from tests.fixtures.models import write_config
+
+    policy = f"{RESIZE_POLICY}+{NATIVE_VIEW}"
+    config = write_config(tmp_path / "views.json", image_size=48, resize_policy=policy)
+    assert train(["--data", str(synthetic_dataset), "--out", str(tmp_path / "run"), "--config", str(config), "--epochs", "1", "--quiet"]) == 0
+    out = tmp_path / "bundle"
+    assert export_main(["torchscript", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--out", str(out)]) == 0
+    bundle = load_bundle(out, text_cache=False)
+    assert bundle.manifest["resize_policy"] == policy and bundle.input_channels == 6
+    rng = np.random.default_rng(0)
+    pictures = [Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)) for _ in range(3)]
+    images = torch.stack([bundle.preprocess(p) for p in pictures])
+    assert images.shape == (3, 6, 48, 48)
+    model, meta = load_checkpoint(tmp_path / "run" / "model.pt")
+    expected_ai, _ = eager_probabilities(model, meta.temperature, model.tokenizer, images, ["", "a", "b"])
+    np.testing.assert_allclose(bundle.predict(images, ["", "a", "b"])[0], expected_ai, atol=1e-4)
+    crops_swapped = torch.cat([images[:, 3:], images[:, :3]], dim=1)
+    assert np.abs(bundle.predict(crops_swapped, ["", "a", "b"])[0] - expected_ai).max() > 1e-4, "both views reach the head"

@@ -119,7 +119,7 @@ def test_trt_program_has_one_shared_dynamic_batch_and_dynamic_tokens(tiny_checkp
     model, meta = load_checkpoint(tiny_checkpoint)
     size, max_tokens = checkpoint_image_size(meta), meta.config["text"]["max_tokens"]
     wrapper = ProbabilityModel(model, meta.temperature, torch.float32)
-    program = export_program(wrapper, trace_inputs(model.tokenizer, size), max_tokens)
+    program = export_program(wrapper, trace_inputs(model), max_tokens)
     ranges = sorted((int(r.lower), int(r.upper)) for r in program.range_constraints.values())
     assert ranges == sorted([(BATCH_PROFILE["min"], BATCH_PROFILE["max"]), (2, max_tokens)])  # one batch symbol, one token symbol
     captions = ["", "a long caption " * 20, "x", "y", "z"]
@@ -129,6 +129,6 @@ def test_trt_program_has_one_shared_dynamic_batch_and_dynamic_tokens(tiny_checkp
     expected_ai, expected_source = eager_probabilities(model, meta.temperature, model.tokenizer, images, captions)
     assert torch.allclose(p_ai, torch.from_numpy(expected_ai), atol=1e-4)
     assert torch.allclose(p_source, torch.from_numpy(expected_source), atol=1e-4)
-    half = export_program(ProbabilityModel(model, meta.temperature, torch.float16), trace_inputs(model.tokenizer, size), max_tokens)
+    half = export_program(ProbabilityModel(model, meta.temperature, torch.float16), trace_inputs(model), max_tokens)
     dtypes = {str(node.meta["val"].dtype) for node in half.graph.nodes if hasattr(node.meta.get("val"), "dtype")}
     assert {"torch.float16", "torch.float32"} <= dtypes  # fp16 backbones, float32 resize / heads

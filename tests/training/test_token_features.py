@@ -97,3 +97,15 @@ def test_a_cache_that_only_served_reads_is_not_rewritten(tmp_path):
     again.add(["c"], torch.zeros(1, 3))
     again.save()
     assert FeatureStore(path).keys == ["a", "b", "c"] and written
+
+
+@torch.no_grad()
+def test_views_stacked_on_channels_run_the_tower_each_and_concatenate_in_order():
+    single = branch(blocks=(1, 3))
+    torch.manual_seed(0)
+    config = ImageBranchConfig(enabled=True, model_name="tiny-vit", pretrained=None, pooled="layers", model_cfg=TOWER, blocks=(1, 3))
+    two = ImageBranch(config, views=2).eval()
+    two.load_state_dict(single.state_dict())
+    whole, crop = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    assert two.output_dim == 2 * single.output_dim
+    torch.testing.assert_close(two(torch.cat([whole, crop], dim=1)), torch.cat([single(whole), single(crop)], dim=1))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from genspot.imaging import NATIVE_VIEW, RESIZE_POLICY
 from genspot.training.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from genspot.training.config import load_model_config
 from genspot.training.data.data import load_samples
@@ -91,8 +93,11 @@ def test_pseudo_label_folders_are_added_to_training(tmp_path, synthetic_dataset)
     assert "added 6 pseudo-labelled samples" in log and "(6 to val)" in log and "18 train / 12 val" in log
 
 
-def test_feature_cache_is_reused(tmp_path, synthetic_dataset):
-    model = create_model(load_model_config("tiny"), ["blocky_gan", "stripe_diffusion"]).eval()
+@pytest.mark.parametrize("policy", [RESIZE_POLICY, f"{RESIZE_POLICY}+{NATIVE_VIEW}"])
+def test_feature_cache_is_reused(tmp_path, synthetic_dataset, policy):
+    # 48 px from 64 px pictures: the native centre crop differs from the whole picture resized
+    config = dataclasses.replace(load_model_config("tiny"), resize_policy=policy, image_size=48)
+    model = create_model(config, ["blocky_gan", "stripe_diffusion"]).eval()
     samples = load_samples(synthetic_dataset, progress=False)
     first = frozen_features(model, samples, tmp_path, progress=False)
     files = sorted(tmp_path.glob("*.pt"))
@@ -109,7 +114,7 @@ def test_feature_cache_is_reused(tmp_path, synthetic_dataset):
 def predict_input(model, sample):
     from genspot.imaging import preprocess
 
-    return preprocess(sample.open_image(), model.config.image_size)
+    return preprocess(sample.open_image(), model.config.image_size, model.config.resize_policy)
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from genspot.imaging import IMAGE_SUFFIXES, preprocess, resize_and_crop, to_rgb, to_tensor
+from genspot.imaging import IMAGE_SUFFIXES, RESIZE_POLICY, VIEWS, policy_views, preprocess, to_rgb, to_tensor
 from genspot.training.data.augment import Augmenter, jpeg_recompressed
 from genspot.training.data.losses import IGNORE_INDEX
 
@@ -392,7 +392,7 @@ NO_PIXELS = torch.zeros(3, 0, 0)  # the image of a sample whose model reads only
 
 
 class DetectorDataset(Dataset):
-    """Samples -> dicts of ``image`` [3, S, S], ``caption``, ``label_a``, ``label_b`` (class index or
+    """Samples -> dicts of ``image`` [3 * views, S, S], ``caption``, ``label_a``, ``label_b`` (class index or
     IGNORE_INDEX for real/unknown generators), ``index``. Augments when given an ``Augmenter``;
     ``jpeg_quality`` re-encodes every picture first (robustness evaluation); ``pixels=False``
     gives an empty ``image`` without decoding (a model reading only cached features)."""
@@ -406,8 +406,10 @@ class DetectorDataset(Dataset):
         blank_captions: bool = False,
         jpeg_quality: int | None = None,
         pixels: bool = True,
+        resize_policy: str = RESIZE_POLICY,
     ):
         self.samples = samples
+        self.views = policy_views(resize_policy)
         self.jpeg_quality, self.pixels = jpeg_quality, pixels
         self.class_index = {name: i for i, name in enumerate(labels_b)}
         self.image_size = image_size
@@ -436,9 +438,9 @@ class DetectorDataset(Dataset):
         if self.jpeg_quality is not None:
             picture = jpeg_recompressed(picture, self.jpeg_quality)
         if self.augmenter is None:
-            return preprocess(picture, self.image_size)
+            return preprocess(picture, self.image_size, "+".join(self.views))
         picture = self.augmenter.picture(picture)
-        return self.augmenter.tensor(to_tensor(resize_and_crop(picture, self.image_size)))
+        return torch.cat([self.augmenter.tensor(to_tensor(VIEWS[v](picture, self.image_size))) for v in self.views])
 
 
 def collate(items: list[dict]) -> dict:

@@ -49,9 +49,11 @@ class ImageBranch(nn.Module):
     traces that the last one, trained for semantics, has let go (cf. RINE, Koutlis & Papadopoulos,
     2024). ``token_stats`` adds each block's patch-token mean and standard deviation after the
     LayerNorm ([N, blocks * 3 * width]); the tower runs only up to the last chosen block, and without
-    token statistics that block computes its class token alone."""
+    token statistics that block computes its class token alone. An input of several views stacked on
+    the channel axis ([N, 3 * views, S, S], ``genspot.imaging.preprocess``) runs the tower on each
+    and concatenates their features in view order."""
 
-    def __init__(self, config: ImageBranchConfig, load_weights: bool = True):
+    def __init__(self, config: ImageBranchConfig, load_weights: bool = True, views: int = 1):
         super().__init__()
         from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
@@ -74,14 +76,20 @@ class ImageBranch(nn.Module):
         std = preprocess_cfg.get("std", OPENAI_DATASET_STD)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.views = views
         with torch.no_grad():
-            self.output_dim = int(self(torch.zeros(1, 3, self.input_size, self.input_size)).shape[-1])
+            self.output_dim = int(self(torch.zeros(1, 3 * views, self.input_size, self.input_size)).shape[-1])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.features(image, self.blocks, self.token_stats)
+        if self.views == 1:
+            return self.features(image, self.blocks, self.token_stats)
+        n, _, height, width = image.shape  # one tower pass over every view of every picture
+        features = self.features(image.reshape(n * self.views, 3, height, width), self.blocks, self.token_stats)
+        return features.reshape(n, -1)
 
     def features(self, image: torch.Tensor, blocks: list[int], token_stats: bool) -> torch.Tensor:
-        """The branch's output for any choice of blocks (feature caches ask for all of them)."""
+        """The branch's output on one view ([N, 3, S, S]) for any choice of blocks (feature caches ask
+        for all of them; other poolings ignore the choice)."""
         if image.shape[-1] != self.input_size or image.shape[-2] != self.input_size:
             image = F.interpolate(
                 image, size=(self.input_size, self.input_size), mode="bicubic", align_corners=False, antialias=True
@@ -94,7 +102,7 @@ class ImageBranch(nn.Module):
     def store_features(self, image: torch.Tensor) -> torch.Tensor:
         """What a feature cache holds for ``image`` (``feature_store_config``): every block with its
         token statistics for pooled "layers", else the branch's own output."""
-        return self.features(image, list(range(self.depth)), True) if self.every_layer else self(image)
+        return self.features(image, list(range(self.depth)), self.every_layer)
 
     def store_columns(self) -> list[int] | None:
         """Where this branch's features sit in a row of ``feature_store_config``'s features (None: all)."""

@@ -1,7 +1,7 @@
 """On-disk cache of frozen-backbone features, so frozen-mode training runs only the small parts.
 
-Keys: backbone (``backbone_key`` of its config) + image content digest + input size for the
-image branch; backbone + caption hash for the text branch (plus the empty caption, needed by
+Keys: backbone (``backbone_key`` of its config) + image content digest + input size (+ the view,
+for views other than the whole picture resized) for the image branch; backbone + caption hash for the text branch (plus the empty caption, needed by
 caption dropout and blank-caption evaluation). One file per backbone:
 ``CACHE_DIR/<branch>-<backbone_key>.pt`` = ``{"keys": [...], "features": Tensor[M, D]}``;
 missing entries are computed and appended. Image features are of the clean picture: in
@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from genspot.imaging import RESIZE_POLICY, policy_views
 from genspot.text import caption_hash
 from genspot.training.model.branches import backbone_key, feature_store_config
 from genspot.training.data.data import DetectorDataset, Sample, collate
@@ -80,17 +81,19 @@ class FrozenFeatures:
         return cached
 
 
-def image_keys(samples: list[Sample], image_size: int) -> list[str]:
-    return [f"{s.digest}-{image_size}" for s in samples]
+def image_keys(samples: list[Sample], image_size: int, view: str = RESIZE_POLICY) -> list[str]:
+    """Cache keys of one view of each picture (the whole-picture view keeps its original keys)."""
+    suffix = "" if view == RESIZE_POLICY else f"-{view}"
+    return [f"{s.digest}-{image_size}{suffix}" for s in samples]
 
 
 @torch.no_grad()
-def _fill_image_store(store, model, samples, keys, batch_size, device, bf16, progress) -> None:
+def _fill_image_store(store, model, samples, keys, view, batch_size, device, bf16, progress) -> None:
     todo = [(s, k) for s, k in zip(samples, keys) if k not in store.index]
     unique = list({k: s for s, k in todo}.items())
     if not unique:
         return
-    dataset = DetectorDataset([s for _, s in unique], model.labels_b, model.config.image_size)
+    dataset = DetectorDataset([s for _, s in unique], model.labels_b, model.config.image_size, resize_policy=view)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     branch = model.branches["image"]
     for batch in tqdm(loader, desc="caching image features", unit="batch", disable=not progress):
@@ -130,14 +133,16 @@ def frozen_features(
     frozen = model.frozen_branches()
     if "image" in frozen:
         store = FeatureStore(cache_dir / f"image-{backbone_key(feature_store_config(model.config.image))}.pt")
-        keys = image_keys(samples, model.config.image_size)
-        _fill_image_store(store, model, samples, keys, batch_size, device, bf16, progress)
-        if write:
-            store.save()
-        image = store.rows(keys)
         columns = model.branches["image"].store_columns()
-        if columns is not None:
-            image = image[:, columns]
+        views = []
+        for view in policy_views(model.config.resize_policy):  # concatenated as the branch does
+            keys = image_keys(samples, model.config.image_size, view)
+            _fill_image_store(store, model, samples, keys, view, batch_size, device, bf16, progress)
+            if write:
+                store.save()
+            rows = store.rows(keys)
+            views.append(rows if columns is None else rows[:, columns])
+        image = torch.cat(views, dim=1)
     if "text" in frozen:
         text = FeatureStore(cache_dir / f"text-{backbone_key(model.config.text)}.pt")
         _fill_text_store(text, model, [s.caption for s in samples], batch_size, device, bf16, progress)

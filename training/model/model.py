@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genspot.imaging import policy_views
 from genspot.text import CaptionTokenizer
 from genspot.training.model.branches import ImageBranch, TextBranch, load_caption_tokenizer
 from genspot.training.config import ModelConfig
@@ -43,7 +44,8 @@ class GenspotDetector(nn.Module):
         self.labels_b = list(labels_b)
         self.branches = nn.ModuleDict()
         if config.image.enabled:
-            self.branches["image"] = ImageBranch(config.image, load_weights)
+            views = len(policy_views(config.resize_policy))
+            self.branches["image"] = ImageBranch(config.image, load_weights, views)
         if config.text.enabled:
             self.branches["text"] = TextBranch(config.text, load_weights)
         self.branch_names = [name for name in BRANCH_NAMES if name in self.branches]
