@@ -123,3 +123,19 @@ def test_extra_train_images_of_a_group_outside_train_are_refused(tmp_path):
     twins = write_twins(tmp_path / "twins", val_only[:1])
     with pytest.raises(DataError, match="not train images of a group"):
         load_extra_train([str(twins)], train, progress=False)
+
+
+def test_sources_holding_both_classes_get_their_own_auroc():
+    rng = np.random.default_rng(0)
+
+    def rows(source, n_ai, n_real, separable):
+        labels = [1] * n_ai + [0] * n_real
+        scores = [0.9 if y else 0.1 for y in labels] if separable else list(rng.uniform(size=len(labels)))
+        return [{"source": source, "label_a": y, "p_ai": p} for y, p in zip(labels, scores)]
+
+    oof = rows("quiz", 20, 25, False) + rows("clean", 30, 30, True) + rows("few", 19, 40, True) + rows("ai-only", 50, 0, True)
+    found = crossval.mixed_sources(oof)
+    assert sorted(found) == ["clean", "quiz"], "at least 20 of each class"
+    assert found["clean"]["auroc"] == 1.0 and (found["clean"]["n_ai"], found["clean"]["n_real"]) == (30, 30)
+    low, high = found["quiz"]["interval"]
+    assert low < found["quiz"]["auroc"] < high < 1.0

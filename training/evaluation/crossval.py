@@ -176,6 +176,7 @@ def cross_validate(args, process: TrainingProcess) -> dict:
         "seconds": round(time.monotonic() - started, 1),
         "epochs": per_epoch,
         "operating_point": operating_point(oof),
+        "mixed_sources": mixed_sources(oof),
         "out_of_fold": oof,
     }
 
@@ -207,6 +208,26 @@ def operating_point(oof: list[dict], targets: Targets = Targets()) -> dict:
     }
 
 
+MIXED_SOURCE_MIN = 20  # pictures of each class a source needs for its own AUROC
+
+
+def mixed_sources(oof: list[dict]) -> dict[str, dict]:
+    """AUROC with its interval for each source holding both classes (at least ``MIXED_SOURCE_MIN``
+    of each): there only the real-vs-AI cue can help, where the pooled AUROC also rewards telling
+    sources apart."""
+    found = {}
+    for source in sorted({r["source"] for r in oof}):
+        rows = [r for r in oof if r["source"] == source]
+        label_a = np.array([r["label_a"] for r in rows])
+        n_ai = int(label_a.sum())
+        if min(n_ai, len(rows) - n_ai) < MIXED_SOURCE_MIN:
+            continue
+        p_ai = np.array([r["p_ai"] for r in rows])
+        found[source] = {"n_ai": n_ai, "n_real": len(rows) - n_ai, "auroc": metrics.auroc(label_a, p_ai),
+                         "interval": metrics.bootstrap_interval(label_a, p_ai)["auroc"]}
+    return found
+
+
 def summary(report: dict) -> str:
     last = report["epochs"][-1]
     lines = [f"{report['config']}: {report['folds']}-fold grouped CV on train, out-of-fold figures at epoch {last['epoch']}"]
@@ -220,6 +241,9 @@ def summary(report: dict) -> str:
             f"[{interval['macro_f1'][0]:.3f}, {interval['macro_f1'][1]:.3f}], AUROC {row['task_a_auroc']:.3f} "
             f"[{interval['auroc'][0]:.3f}, {interval['auroc'][1]:.3f}], task-B macro-F1 {row['task_b_macro_f1']:.3f}"
         )
+    for source, row in report["mixed_sources"].items():
+        lines.append(f"  mixed source {source} ({row['n_ai']} ai, {row['n_real']} real): AUROC {row['auroc']:.3f} "
+                     f"[{row['interval'][0]:.3f}, {row['interval'][1]:.3f}]")
     point = report["operating_point"]
     lines.append(
         f"operating point: ai from p_ai {point['ai_from']:.2f}, real below {point['real_below']:.2f} "
