@@ -47,7 +47,7 @@ BUNDLE_DTYPE ?= auto
 PARITY_IMAGES ?= $(wildcard ../shared/data/dev/images)
 bundle: $(BUNDLE)/manifest.json
 
-$(BUNDLE)/manifest.json: $(CHECKPOINT) | $(STAMP)
+$(BUNDLE)/manifest.json: $(CHECKPOINT) export/generator_names.json | $(STAMP)
 	@echo "make: exporting $(CHECKPOINT) to $(BUNDLE) ($(BUNDLE_KIND), $(BUNDLE_DTYPE)); the first time this also converts the CLIP tower"
 	$(BIN)/genspot export $(BUNDLE_KIND) --checkpoint $(CHECKPOINT) --out $(BUNDLE) $(if $(filter onnx,$(BUNDLE_KIND)),,--dtype $(BUNDLE_DTYPE)) $(if $(PARITY_IMAGES),--parity-images $(PARITY_IMAGES))
 

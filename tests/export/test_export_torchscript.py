@@ -116,6 +116,16 @@ def test_known_generators_get_display_names_and_others_keep_their_id():
     assert display_names(["sdxl", "blocky_gan", "gpt_4o"]) == {"sdxl": "Stable Diffusion XL", "gpt_4o": "GPT-4o"}
 
 
+def test_every_generator_of_the_default_model_has_a_display_name():
+    """Badges name the generator for people: no label of the shipped model may show as its id."""
+    from genspot.export.manifest import display_names
+    from genspot.training.model.checkpoint import read_checkpoint
+    from tests.fixtures.default_model import REPO, makefile_variable
+
+    labels = read_checkpoint(REPO / makefile_variable("CHECKPOINT"))["labels_b"]
+    assert sorted(set(labels) - set(display_names(labels))) == []
+
+
 def test_a_two_view_checkpoint_exports_its_resize_policy_and_answers_as_its_eager_model(synthetic_dataset, tmp_path: Path):
     """The input tensor stacks the views (whole picture resized, native centre crop): the manifest
     names the policy, the bundle preprocesses by it, and the graph reads both views."""
