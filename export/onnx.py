@@ -22,7 +22,7 @@ import torch
 
 from genspot.bundle import ONNX_MODEL_FILE, ONNX_TEXT_FILE
 from genspot.export.parity import TOLERANCES
-from genspot.export.torchscript import checkpoint_image_size, trace_inputs
+from genspot.export.torchscript import trace_inputs
 from genspot.export.wrapper import ProbabilityModel
 from genspot.export.writer import ExportResult, write_bundle
 from genspot.formats import CheckpointMeta
@@ -87,7 +87,6 @@ def export_onnx(
     from genspot.training.model.checkpoint import load_checkpoint
 
     detector, meta = loaded or load_checkpoint(checkpoint)
-    image_size = checkpoint_image_size(meta)
     wrapper = ProbabilityModel(detector, meta.temperature, torch.float32)
     example = trace_inputs(detector)
     return write_bundle(
@@ -99,7 +98,6 @@ def export_onnx(
         tolerance=TOLERANCES["float32"],
         parity_images=parity_images,
         kind="onnx",
-        image_size=image_size,
         dtype=torch.float32,
         device="cpu",
         quantization=None,

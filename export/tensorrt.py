@@ -19,7 +19,7 @@ import torch
 from genspot.bundle import MANIFEST_FILE, MODEL_FILE
 from genspot.export.hardware import tensorrt_missing
 from genspot.export.parity import TOLERANCES
-from genspot.export.torchscript import checkpoint_image_size, trace_inputs
+from genspot.export.torchscript import trace_inputs
 from genspot.export.wrapper import ProbabilityModel
 from genspot.export.writer import ExportResult, write_bundle
 
@@ -110,7 +110,6 @@ def export_tensorrt(checkpoint: Path, out: Path, parity_images: Path | None = No
     from genspot.training.model.checkpoint import load_checkpoint
 
     detector, meta = load_checkpoint(checkpoint)
-    image_size = checkpoint_image_size(meta)
     max_tokens = int(detector.config.text.max_tokens)
     device = torch.device("cuda")
     wrapper = ProbabilityModel(detector, meta.temperature, torch.float16).to(device).eval()
@@ -131,7 +130,6 @@ def export_tensorrt(checkpoint: Path, out: Path, parity_images: Path | None = No
         tolerance=TOLERANCES["float16"],
         parity_images=parity_images,
         kind="tensorrt",
-        image_size=image_size,
         dtype=torch.float16,
         device="cuda",
         quantization=None,

@@ -13,14 +13,9 @@ from genspot.export.parity import TOLERANCES, Tolerance, probe_batches
 from genspot.export.wrapper import ProbabilityModel
 from genspot.export.writer import ExportResult, write_bundle
 from genspot.formats import CheckpointMeta
-from genspot.imaging import DEFAULT_IMAGE_SIZE, input_channels
+from genspot.imaging import input_channels
 
 INT8 = "int8-dynamic-linear"
-
-
-def checkpoint_image_size(meta: CheckpointMeta) -> int:
-    """The input size S the checkpoint was trained at (its model config's ``image_size``)."""
-    return int(meta.config.get("image_size") or DEFAULT_IMAGE_SIZE)
 
 
 def trace_inputs(detector) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -61,7 +56,6 @@ def export_torchscript(
     from genspot.training.model.checkpoint import load_checkpoint
 
     detector, meta = loaded or load_checkpoint(checkpoint)
-    image_size = checkpoint_image_size(meta)
     wrapper = ProbabilityModel(detector, meta.temperature, dtype)
     quantization = INT8 if int8 and wrapper.quantize_backbones() else None
     if tolerance is None:
@@ -83,7 +77,6 @@ def export_torchscript(
         tolerance=tolerance,
         parity_images=parity_images,
         kind="torchscript",
-        image_size=image_size,
         dtype=dtype,
         device="cpu",
         quantization=quantization,

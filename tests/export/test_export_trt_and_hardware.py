@@ -112,12 +112,12 @@ def test_trt_program_has_one_shared_dynamic_batch_and_dynamic_tokens(tiny_checkp
     """The torch.export step Torch-TensorRT compiles runs here on the CPU (TensorRT itself cannot)."""
     from genspot.export.parity import eager_probabilities, probe_images
     from genspot.export.tensorrt import BATCH_PROFILE, export_program
-    from genspot.export.torchscript import checkpoint_image_size, trace_inputs
+    from genspot.export.torchscript import trace_inputs
     from genspot.export.wrapper import ProbabilityModel
     from genspot.training.model.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(tiny_checkpoint)
-    size, max_tokens = checkpoint_image_size(meta), meta.config["text"]["max_tokens"]
+    size, max_tokens = model.config.image_size, meta.config["text"]["max_tokens"]
     wrapper = ProbabilityModel(model, meta.temperature, torch.float32)
     program = export_program(wrapper, trace_inputs(model), max_tokens)
     ranges = sorted((int(r.lower), int(r.upper)) for r in program.range_constraints.values())
