@@ -48,7 +48,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from tqdm import tqdm
 
-from genspot.bundle import Bundle, load_bundle
+from genspot.bundle import Bundle, load_bundle, read_manifest
 from genspot.export.hardware import cpu_bf16_reason, cpu_description
 from genspot.export.onnx import export_onnx, quantize_bundle
 from genspot.export.parity import TOLERANCES, ParityReport, check_parity, compare, probe_batches, probe_images
@@ -232,7 +232,7 @@ def _torch_graph(path: Path) -> ProbabilityModel | None:
     from genspot.export.tensorrt import source_checkpoint
     from genspot.training.model.checkpoint import load_checkpoint
 
-    if load_bundle(path, text_cache=False).spec.kind != "onnx":
+    if read_manifest(path)["kind"] != "onnx":
         return None
     try:
         detector, meta = load_checkpoint(source_checkpoint(path))
