@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,6 +110,9 @@ def test_feature_cache_is_reused(tmp_path, synthetic_dataset, policy):
     with torch.no_grad():
         direct = model.branches["image"](torch.stack([predict_input(model, s) for s in samples[:2]]))
     torch.testing.assert_close(first.image[:2], direct, rtol=1e-4, atol=1e-5)
+    # the full model reads the pictures as the cache did (every view), cached or not
+    uncached = predict(model, samples, progress=False)
+    np.testing.assert_allclose(predict(model, samples, frozen=first, progress=False).p_ai, uncached.p_ai, rtol=1e-4, atol=1e-5)
 
 
 def predict_input(model, sample):

@@ -409,12 +409,17 @@ class DetectorDataset(Dataset):
         resize_policy: str = RESIZE_POLICY,
     ):
         self.samples = samples
-        self.views = policy_views(resize_policy)
+        self.resize_policy, self.views = resize_policy, policy_views(resize_policy)
         self.jpeg_quality, self.pixels = jpeg_quality, pixels
         self.class_index = {name: i for i, name in enumerate(labels_b)}
         self.image_size = image_size
         self.augmenter = augmenter
         self.blank_captions = blank_captions
+
+    @classmethod
+    def for_model(cls, model, samples: list[Sample], **options) -> "DetectorDataset":
+        """The dataset ``model`` reads: its generator labels, input size and resize policy."""
+        return cls(samples, model.labels_b, model.config.image_size, resize_policy=model.config.resize_policy, **options)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -438,7 +443,7 @@ class DetectorDataset(Dataset):
         if self.jpeg_quality is not None:
             picture = jpeg_recompressed(picture, self.jpeg_quality)
         if self.augmenter is None:
-            return preprocess(picture, self.image_size, "+".join(self.views))
+            return preprocess(picture, self.image_size, self.resize_policy)
         picture = self.augmenter.picture(picture)
         return torch.cat([self.augmenter.tensor(to_tensor(VIEWS[v](picture, self.image_size))) for v in self.views])
 

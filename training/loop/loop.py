@@ -68,7 +68,7 @@ class Trainer:
         self.model, self.frozen, self.config, self.process, self.progress = model, frozen, config, process, progress
         augmenter = Augmenter(config.augment, random.Random(config.seed + process.rank))
         pixels = frozen is None or model.reads_pixels_when_cached()
-        dataset = DetectorDataset(samples, model.labels_b, model.config.image_size, augmenter, pixels=pixels)
+        dataset = DetectorDataset.for_model(model, samples, augmenter=augmenter, pixels=pixels)
         sampler = DistributedSampler(dataset, process.world_size, process.rank, seed=config.seed) if process.world_size > 1 else None
         self.loader = DataLoader(
             dataset, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,

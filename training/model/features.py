@@ -93,7 +93,7 @@ def _fill_image_store(store, model, samples, keys, view, batch_size, device, bf1
     unique = list({k: s for s, k in todo}.items())
     if not unique:
         return
-    dataset = DetectorDataset([s for _, s in unique], model.labels_b, model.config.image_size, resize_policy=view)
+    dataset = DetectorDataset([s for _, s in unique], model.labels_b, model.config.image_size, resize_policy=view)  # one view
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     branch = model.branches["image"]
     for batch in tqdm(loader, desc="caching image features", unit="batch", disable=not progress):

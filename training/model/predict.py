@@ -61,8 +61,8 @@ def predict(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    dataset = DetectorDataset(samples, model.labels_b, model.config.image_size, blank_captions=blank_captions,
-                              jpeg_quality=jpeg_quality, pixels=frozen is None or model.reads_pixels_when_cached())
+    dataset = DetectorDataset.for_model(model, samples, blank_captions=blank_captions, jpeg_quality=jpeg_quality,
+                                        pixels=frozen is None or model.reads_pixels_when_cached())
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     logits_a, logits_b = [], []
     for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress, leave=False):
