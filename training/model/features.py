@@ -1,8 +1,9 @@
 """On-disk cache of frozen-backbone features, so frozen-mode training runs only the small parts.
 
 Keys: backbone (``backbone_key`` of its config) + image content digest + input size (+ the view,
-for views other than the whole picture resized) for the image branch; backbone + caption hash for the text branch (plus the empty caption, needed by
-caption dropout and blank-caption evaluation). One file per backbone:
+for views other than the whole picture resized) for the image branch; backbone + caption hash
+for the text branch (plus the empty caption, needed by caption dropout and blank-caption
+evaluation). One file per backbone:
 ``CACHE_DIR/<branch>-<backbone_key>.pt`` = ``{"keys": [...], "features": Tensor[M, D]}``;
 missing entries are computed and appended. Image features are of the clean picture: in
 frozen mode augmentations reach only the branches that train.
